@@ -1,0 +1,1 @@
+"""The ``cuecap`` command line: thin adapters over the engine's modules."""

@@ -1,0 +1,52 @@
+"""Entry point of ``cuecap``; subcommands are imported only when used.
+
+Lazy loading keeps ``cuecap --help`` and quick commands fast: a command that
+never touches video never imports PyAV.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+# command name -> "module:attribute" of its click command or group
+COMMANDS: dict[str, str] = {
+    "run": "engine.cli.run:run",
+    "check": "engine.cli.run:check",
+    "replay": "engine.cli.run:replay",
+    "schema": "engine.cli.run:schema",
+    "sim": "engine.cli.sim:sim",
+    "record": "engine.cli.record:record",
+    "log": "engine.cli.log:log",
+    "shot": "engine.cli.shot:shot",
+    "graph": "engine.cli.graph:graph",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are loaded from ``COMMANDS`` on first use."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module_name, attr = self.lazy[cmd_name].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.version_option(package_name="cuecap")
+def main(verbose: int, quiet: bool) -> None:
+    """cuecap: record the interesting periods of event streams, take bounded, retried shots."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

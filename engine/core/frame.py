@@ -1,0 +1,146 @@
+"""Frames: one message of an event stream, exactly as received.
+
+A frame keeps the raw bytes (what recordings store), the receive time from the
+engine's clock, and a per-source sequence number. The message type is read off
+the first byte without decoding; the full protobuf decode happens lazily and at
+most once per frame, however many detectors, rules and writers look at it. A
+recorder that only writes bytes never pays for decoding camera frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from engine.proto.purpledrop_pb2 import PurpleDropEvent
+
+# Field number -> oneof member name of PurpleDropEvent.msg.
+KINDS: dict[int, str] = {
+    field.number: field.name for field in PurpleDropEvent.DESCRIPTOR.oneofs_by_name["msg"].fields
+}
+KIND_NAMES: frozenset[str] = frozenset(KINDS.values())
+# Message types that carry a Timestamp field called ``timestamp``.
+TIMESTAMPED_KINDS: frozenset[str] = frozenset(
+    field.name
+    for field in PurpleDropEvent.DESCRIPTOR.oneofs_by_name["msg"].fields
+    if "timestamp" in field.message_type.fields_by_name
+)
+_WIRE_LEN = 2  # length-delimited wire type: every oneof member is a message
+# First byte of a frame -> kind, for the one-byte tags of fields 1..15.
+_TAG_KIND: dict[int, str] = {(number << 3) | _WIRE_LEN: name for number, name in KINDS.items()}
+
+
+def peek_kind(raw: bytes) -> str | None:
+    """The message type of a serialized ``PurpleDropEvent``, from its first tag byte.
+
+    Returns None for an empty event or bytes that do not start like one. This
+    is a cheap classification, not a validation: ``Frame.event`` decodes fully.
+    """
+    if not raw:
+        return None
+    return _TAG_KIND.get(raw[0])
+
+
+class FrameDecodeError(ValueError):
+    """The bytes of a frame are not a valid ``PurpleDropEvent``."""
+
+
+class Frame:
+    """One received message: raw bytes, receive time, sequence number, source name."""
+
+    __slots__ = ("_error", "_event", "_kind", "raw", "seq", "source", "time")
+
+    def __init__(self, raw: bytes, time: float, seq: int, source: str = "") -> None:
+        self.raw = raw
+        self.time = time
+        self.seq = seq
+        self.source = source
+        self._kind: str | None | bool = False  # False: not peeked yet
+        self._event: PurpleDropEvent | None = None
+        self._error: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Frame(seq={self.seq}, time={self.time:.6f}, kind={self.kind!r}, "
+            f"size={len(self.raw)}, source={self.source!r})"
+        )
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def kind(self) -> str | None:
+        """Message type (``"electrode_state"``, ``"image"``...), or None if unknown."""
+        kind = self._kind
+        if kind is False:
+            kind = self._kind = peek_kind(self.raw)
+        return kind  # type: ignore[return-value]
+
+    @property
+    def event(self) -> PurpleDropEvent:
+        """The decoded event (decoded once). Raises ``FrameDecodeError`` if invalid."""
+        event = self._event
+        if event is None:
+            if self._error is not None:
+                raise FrameDecodeError(self._error)
+            event = PurpleDropEvent()
+            try:
+                event.ParseFromString(self.raw)
+            except DecodeError as exc:
+                self._error = f"frame {self.seq} ({len(self.raw)} bytes) is not a PurpleDropEvent: {exc}"
+                raise FrameDecodeError(self._error) from None
+            self._event = event
+        return event
+
+    @property
+    def valid(self) -> bool:
+        """True when the bytes decode to a ``PurpleDropEvent`` with a message set."""
+        try:
+            event = self.event
+        except FrameDecodeError:
+            return False
+        return event.WhichOneof("msg") is not None
+
+    @property
+    def message(self) -> Any:
+        """The inner message (e.g. the ``ActiveCapacitance``), or None."""
+        kind = self.kind
+        if kind is None:
+            return None
+        return getattr(self.event, kind)
+
+    @property
+    def timestamp(self) -> float | None:
+        """The server's own timestamp in epoch seconds, for the types that carry one."""
+        kind = self.kind
+        if kind not in TIMESTAMPED_KINDS:
+            return None
+        message = self.message
+        if not message.HasField("timestamp"):
+            return None
+        stamp = message.timestamp
+        return stamp.seconds + stamp.nanos * 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A stretch where a source delivered nothing because it was disconnected.
+
+    Sources yield it between frames after a reconnect, so recorders can note
+    the hole in their manifest and rules can react to it.
+    """
+
+    source: str
+    start: float
+    end: float
+    reason: str
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+StreamItem = Frame | Gap

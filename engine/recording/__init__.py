@@ -1,0 +1,1 @@
+"""The recording format: PurpleDrop ``pdrecord`` records, with an index and manifest beside."""

@@ -1,0 +1,39 @@
+"""Names and layouts of the recording files.
+
+``NAME.bin`` holds PurpleDrop ``pdrecord`` records: ``<I`` length then the raw
+protobuf bytes, exactly as received, no header, so PurpleDrop's own reader
+still reads our files. Beside it:
+
+- ``NAME.bin.idx``: an 8-byte magic, then one ``<Qd`` (byte offset of the
+  record, receive time in epoch seconds) per record;
+- ``NAME.bin.json``: the manifest (who recorded, from where, when, how many,
+  why it started and stopped, the gaps).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+RECORD_HEADER = struct.Struct("<I")
+INDEX_MAGIC = b"CUEIDX\x00\x01"
+INDEX_ENTRY = struct.Struct("<Qd")
+MANIFEST_FORMAT = "cuecap-recording/1"
+MAX_RECORD = 0xFFFFFFFF
+
+
+def index_path(path: str | Path) -> Path:
+    return Path(f"{path}.idx")
+
+
+def manifest_path(path: str | Path) -> Path:
+    return Path(f"{path}.json")
+
+
+def companion_paths(path: str | Path) -> tuple[Path, Path, Path]:
+    """The recording, its index and its manifest."""
+    return Path(path), index_path(path), manifest_path(path)
+
+
+class RecordingError(OSError):
+    """A recording that cannot be written or read; the message says which file and why."""
