@@ -5,7 +5,13 @@ The public API is re-exported here; everything else is an implementation detail.
 
 from engine.core.clock import Clock, ManualClock, SystemClock
 from engine.core.frame import Frame, FrameDecodeError, Gap, peek_kind
-from engine.core.templates import PathEscapeError, Template, TemplateError, safe_component, safe_join
+from engine.core.templates import (
+    PathEscapeError,
+    Template,
+    TemplateError,
+    safe_component,
+    safe_join,
+)
 from engine.recording.format import RecordingError
 from engine.recording.reader import RecordingReader, read_frames
 from engine.recording.writer import Manifest, RecordingWriter
@@ -15,8 +21,8 @@ __all__ = [
     "Frame",
     "FrameDecodeError",
     "Gap",
-    "ManualClock",
     "Manifest",
+    "ManualClock",
     "PathEscapeError",
     "RecordingError",
     "RecordingReader",

@@ -57,7 +57,7 @@ class Frame:
         self.time = time
         self.seq = seq
         self.source = source
-        self._kind: str | None | bool = False  # False: not peeked yet
+        self._kind: str | bool | None = False  # False: not peeked yet
         self._event: PurpleDropEvent | None = None
         self._error: str | None = None
 
@@ -90,7 +90,9 @@ class Frame:
             try:
                 event.ParseFromString(self.raw)
             except DecodeError as exc:
-                self._error = f"frame {self.seq} ({len(self.raw)} bytes) is not a PurpleDropEvent: {exc}"
+                self._error = (
+                    f"frame {self.seq} ({len(self.raw)} bytes) is not a PurpleDropEvent: {exc}"
+                )
                 raise FrameDecodeError(self._error) from None
             self._event = event
         return event

@@ -96,7 +96,9 @@ class Template:
                 if conversion is not None:
                     raise TemplateError(f"conversion !{conversion} is not allowed", text, column)
                 if spec and "{" in spec:
-                    raise TemplateError("nested fields in a format spec are not allowed", text, column)
+                    raise TemplateError(
+                        "nested fields in a format spec are not allowed", text, column
+                    )
                 used.add(field)
                 column += len(field) + 2 + (len(spec) + 1 if spec else 0)
             parts.append(_Part(literal, field, spec or ""))

@@ -106,18 +106,29 @@ class RecordingWriter:
         self.closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordingError(
+                f"{self.path}: cannot create folder {self.path.parent}: {exc.strerror or exc}"
+            ) from None
+        try:
             self._data = open(self.path, "xb", buffering=_BUFFER)  # noqa: SIM115
         except FileExistsError:
-            raise RecordingError(f"{self.path}: already exists; refusing to overwrite a recording") from None
+            raise RecordingError(
+                f"{self.path}: already exists; refusing to overwrite a recording"
+            ) from None
         except OSError as exc:
-            raise RecordingError(f"{self.path}: cannot create recording: {exc.strerror or exc}") from None
+            raise RecordingError(
+                f"{self.path}: cannot create recording: {exc.strerror or exc}"
+            ) from None
         try:
             self._index = open(self.index_path, "wb", buffering=_BUFFER)  # noqa: SIM115
             self._index.write(INDEX_MAGIC)
             self._write_manifest()
         except OSError as exc:
             self._data.close()
-            raise RecordingError(f"{self.index_path}: cannot create index: {exc.strerror or exc}") from None
+            raise RecordingError(
+                f"{self.index_path}: cannot create index: {exc.strerror or exc}"
+            ) from None
 
     # -- writing ---------------------------------------------------------------
 
@@ -150,7 +161,12 @@ class RecordingWriter:
     def note_gap(self, gap: Gap) -> None:
         """Record that the source was disconnected between ``gap.start`` and ``gap.end``."""
         self.manifest.gaps.append(
-            {"start": gap.start, "end": gap.end, "seconds": round(gap.duration, 6), "reason": gap.reason}
+            {
+                "start": gap.start,
+                "end": gap.end,
+                "seconds": round(gap.duration, 6),
+                "reason": gap.reason,
+            }
         )
 
     def note_activity(self, time: float) -> None:
@@ -195,7 +211,9 @@ class RecordingWriter:
         try:
             _atomic_write_text(self.manifest_path, m.to_json())
         except OSError as exc:
-            raise RecordingError(f"{self.manifest_path}: cannot write manifest: {exc.strerror or exc}") from None
+            raise RecordingError(
+                f"{self.manifest_path}: cannot write manifest: {exc.strerror or exc}"
+            ) from None
 
     def close(self, stop_reason: str = "", closed_at: float | None = None) -> Manifest:
         """Flush everything and write the final manifest. Safe to call twice."""
