@@ -1,0 +1,1 @@
+"""Screenshots: bounded, retried shots from cameras, saved atomically."""

@@ -1,0 +1,309 @@
+"""Configuration of cameras and of the shot saver, as rule files declare them.
+
+These models are the schema: the rule-file loader composes them, so a typo, an
+unknown key, a template that reaches for an attribute or names an unknown
+field, or a secret written into a URL is refused when the file is loaded, with
+its location, never at three in the morning when the first shot is due.
+
+Secrets never live in the file: HTTP authentication names an environment
+variable that holds the password, and the password is read only when a shot is
+taken.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from engine.core.templates import Template, TemplateError
+
+# Names a file-name or folder template may use. Values are made filesystem-safe.
+PATH_FIELDS: frozenset[str] = frozenset(
+    {
+        "camera",  # the camera's name
+        "channel",  # the same, under the seed's name
+        "server",  # the camera's server label (default: this host's name)
+        "source",  # the event source that fired the rule, if any
+        "rule",  # the rule that asked for the shot, if any
+        "event",  # the event that fired the rule, if any
+        "seq",  # per-camera shot counter of this run (1, 2, ...)
+        "task",  # the task's guid
+        "figures",  # "figures" when the shot was asked with figures, else ""
+    }
+)
+# Names an archive URL or a command argument may use (str.format, values raw).
+REQUEST_FIELDS: frozenset[str] = frozenset({"time", "epoch", "epoch_ms", "camera"})
+COMMAND_FIELDS: frozenset[str] = REQUEST_FIELDS | {"output"}
+
+DEFAULT_FILE_NAME = "{camera} (%Y.%m.%d %H-%M-%S.%f).jpg"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
+
+
+def check_template(text: str, fields: Iterable[str] = PATH_FIELDS) -> str:
+    """Parse ``text`` as a path template; a bad one raises ``ValueError`` naming the column."""
+    try:
+        Template(text, fields)
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+def check_format(text: str, fields: Iterable[str]) -> str:
+    """Check a ``str.format`` string (URL, argv item) uses only ``fields``, no lookups."""
+    return check_template(text, fields)
+
+
+def format_fields(text: str) -> set[str]:
+    """The field names a (checked) format string uses."""
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HttpAuth(_Model):
+    """Basic or digest authentication; the password comes from an environment variable."""
+
+    type: Literal["basic", "digest"] = "basic"
+    username: str = Field(min_length=1)
+    password_env: str = Field(
+        description="Name of the environment variable holding the password (never the password).",
+    )
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name; put the password in an "
+                "environment variable and name it here"
+            )
+        return value
+
+
+class _CameraBase(_Model):
+    """Fields every camera has: limits, retries and where its shots go."""
+
+    description: str = ""
+    max_in_flight: int | None = Field(
+        default=None, ge=1, description="At most this many shots of this camera at once."
+    )
+    min_interval: float = Field(
+        default=0.0, ge=0, description="At most one shot of this camera per this many seconds."
+    )
+    throttle: Literal["skip", "delay"] = Field(
+        default="skip",
+        description="A request inside min_interval: 'skip' refuses it, 'delay' queues it.",
+    )
+    timeout: float | None = Field(
+        default=None, gt=0, description="Seconds per try (default: timeout_sec)."
+    )
+    tries: int | None = Field(
+        default=None, ge=1, description="Tries per shot (default: max_tries)."
+    )
+    live_window: float = Field(
+        default=2.0,
+        ge=0,
+        description="A requested time this close to now (seconds) is served by a live shot.",
+    )
+    folder: str | None = Field(
+        default=None,
+        description="Folder template under the screenshots folder (replaces subfolder).",
+    )
+    file_name: str | None = Field(default=None, description="File name template.")
+    server: str | None = Field(default=None, description="Value of {server} (default: host name).")
+
+    @field_validator("folder", "file_name")
+    @classmethod
+    def _path_template(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
+
+
+class HttpCameraConfig(_CameraBase):
+    """An IP camera's JPEG snapshot URL."""
+
+    type: Literal["http"]
+    url: str
+    archive_url: str | None = Field(
+        default=None,
+        description="URL of a past frame; fields {time:%Y%m%dT%H%M%S}, {epoch}, {epoch_ms}.",
+    )
+    auth: HttpAuth | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool = True
+
+    @field_validator("url", "archive_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        if parts.username or parts.password:
+            raise ValueError(
+                "credentials in the URL are not allowed; use auth: {username, password_env}"
+            )
+        return check_format(value, REQUEST_FIELDS)
+
+
+class CommandCameraConfig(_CameraBase):
+    """A program that writes one shot, e.g. ffmpeg grabbing a frame from RTSP.
+
+    ``{output}`` in an argument is replaced by the file the program must write;
+    without it, the program's standard output is the image.
+    """
+
+    type: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    archive_argv: list[str] | None = Field(
+        default=None, min_length=1, description="Command for a past frame ({time:...}, {epoch})."
+    )
+
+    @field_validator("argv", "archive_argv")
+    @classmethod
+    def _argv(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for i, arg in enumerate(value):
+            try:
+                check_format(arg, COMMAND_FIELDS)
+            except ValueError as exc:
+                raise ValueError(f"argument {i}: {exc}") from None
+        return value
+
+
+class StreamCameraConfig(_CameraBase):
+    """Camera frames carried by an event source (PurpleDrop ``image`` events)."""
+
+    type: Literal["stream"]
+    source: str = Field(min_length=1, description="Name of the event source carrying images.")
+    max_age: float = Field(
+        default=5.0, gt=0, description="A live shot refuses a newest frame older than this (s)."
+    )
+    tolerance: float = Field(
+        default=1.0, ge=0, description="A past shot takes the nearest frame within this (s)."
+    )
+    recordings: str | None = Field(
+        default=None, description="Folder of recordings to search for past frames."
+    )
+
+
+class PythonCameraConfig(_CameraBase):
+    """A Python callable ``module:function`` returning JPEG bytes (or a Pillow image)."""
+
+    type: Literal["python"]
+    function: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("function")
+    @classmethod
+    def _callable(cls, value: str) -> str:
+        if not _CALLABLE.match(value):
+            raise ValueError(f"{value!r} is not 'module:function'")
+        return value
+
+
+CameraConfig = Annotated[
+    HttpCameraConfig | CommandCameraConfig | StreamCameraConfig | PythonCameraConfig,
+    Field(discriminator="type"),
+]
+"""One camera; ``type`` chooses the backend."""
+
+
+class RetentionConfig(_Model):
+    """How long shots stay: by age, by total size, by free disk space; oldest go first."""
+
+    keep_days: float | None = Field(default=None, gt=0)
+    max_bytes: ByteSize | None = Field(default=None, description="e.g. 500MB, 20GiB")
+    min_free_bytes: ByteSize | None = Field(
+        default=None, description="Delete oldest shots while the disk has less free space."
+    )
+    interval: float = Field(default=600.0, gt=0, description="Seconds between clean-ups.")
+    patterns: list[str] = Field(default_factory=lambda: ["*.jpg", "*.jpeg"], min_length=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> RetentionConfig:
+        if self.keep_days is None and self.max_bytes is None and self.min_free_bytes is None:
+            raise ValueError("retention needs keep_days, max_bytes or min_free_bytes")
+        return self
+
+
+class ShotsConfig(_Model):
+    """The saver: pool, queue, retries and where shots go by default."""
+
+    folder: str = Field(default="shots", description="The screenshots folder.")
+    subfolder: str = Field(default="", description="Folder template under folder.")
+    file_name: str = Field(default=DEFAULT_FILE_NAME, description="File name template.")
+    pool_size: int = Field(default=10, ge=1, description="At most this many shots at once.")
+    queue_size: int = Field(default=1000, ge=1, description="Waiting shots; more are refused.")
+    timeout_sec: float = Field(default=10.0, gt=0, description="Seconds per try.")
+    max_tries: int = Field(default=2, ge=1)
+    buffer_ts: float = Field(
+        default=0.0, ge=0, description="Seconds a shot waits before it starts."
+    )
+    backoff: float = Field(default=0.5, ge=0, description="Seconds before the first retry.")
+    backoff_factor: float = Field(default=2.0, ge=1)
+    backoff_max: float = Field(default=30.0, ge=0)
+    jitter: float = Field(
+        default=0.5, ge=0, le=1, description="Retry delay varies by +-this fraction."
+    )
+    verify: Literal["markers", "pillow"] = Field(
+        default="markers", description="JPEG check: SOI/EOI markers, or a Pillow verify."
+    )
+    timezone: str | None = Field(
+        default=None, description="IANA zone for dates in names (default: local)."
+    )
+    retention: RetentionConfig | None = None
+
+    @field_validator("subfolder", "file_name")
+    @classmethod
+    def _path_template(cls, value: str) -> str:
+        return check_template(value)
+
+    @field_validator("file_name")
+    @classmethod
+    def _file_name_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("file_name must not be empty")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class ShotsFile(_Model):
+    """Cameras and saver settings together, as a standalone file or a rule-file section."""
+
+    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    shots: ShotsConfig = Field(default_factory=ShotsConfig)
+
+    @field_validator("cameras")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not name.strip():
+                raise ValueError("a camera needs a non-empty name")
+        return value
