@@ -1,0 +1,438 @@
+"""CEL conditions over frames: the escape hatch for activity nobody foresaw.
+
+A condition is compiled once, when its rule file loads, and every name it uses
+is checked against the PurpleDrop schema then, so ``active_capacitance.calibratd``
+is an error with its column, not a rule that silently never matches.
+
+What an expression sees:
+
+- each message type by name (``active_capacitance.calibrated``,
+  ``electrode_state.drive_groups[0].electrodes``), with proto3 semantics: the
+  fields of a type other than the frame's read as their defaults;
+- with ``message_type`` given, that type's fields also by their bare names
+  (``calibrated > 3.5``);
+- ``type`` (the frame's message type), ``time`` (receive time, epoch
+  seconds), ``seq``, ``source`` and ``length`` (bytes on the wire).
+
+Which frames a condition looks at: only ``message_type`` when given; otherwise
+only the message types the expression names, unless it tests ``type`` itself,
+in which case every frame. Frames outside that set are ``False`` without
+evaluating anything, so camera frames cost one set lookup.
+
+Evaluation never raises into the stream: ``evaluate`` returns False on error and
+keeps a count and the last message (the first one is logged); ``check`` raises
+``ConditionError`` for callers that want the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from engine.core.fieldpath import (
+    kind_descriptor,
+    type_name,
+    unknown_field_message,
+)
+from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
+
+log = logging.getLogger(__name__)
+
+# Frame facts every expression may use, with their CEL type for error messages.
+CONTEXT_NAMES: dict[str, str] = {
+    "type": "string",
+    "time": "double",
+    "seq": "int",
+    "source": "string",
+    "length": "int",
+}
+_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+_KEYWORDS = frozenset({"true", "false", "null", "in"})
+_TOKEN = re.compile(
+    r"""
+    (?P<string>[rRbB]{0,2}(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+  | (?P<number>(?:0[xX][0-9a-fA-F]+|\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)[uU]?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<space>\s+)
+  | (?P<op>\|\||&&|==|!=|<=|>=|[-+*/%!<>?:.,()\[\]{}])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_CEL_POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)", re.DOTALL)
+
+
+class ConditionError(ValueError):
+    """A condition that cannot compile or evaluate; ``line``/``column`` are 1-based."""
+
+    def __init__(
+        self, message: str, expression: str, line: int | None = None, column: int | None = None
+    ) -> None:
+        self.expression = expression
+        self.reason = message
+        self.line = line
+        self.column = column
+        where = ""
+        if column is not None:
+            where = (
+                f" at line {line}, column {column}" if line and line > 1 else f" at column {column}"
+            )
+        super().__init__(f"condition {expression!r}{where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str
+    text: str
+    pos: int
+
+
+def _tokens(expression: str) -> list[_Token]:
+    out: list[_Token] = []
+    pos = 0
+    n = len(expression)
+    while pos < n:
+        match = _TOKEN.match(expression, pos)
+        if match is None:
+            # CEL's own parser reports the error precisely; stop scanning here.
+            break
+        kind = match.lastgroup or ""
+        if kind != "space":
+            out.append(_Token(kind, match.group(), pos))
+        pos = match.end()
+    return out
+
+
+def _line_col(expression: str, pos: int) -> tuple[int, int]:
+    line = expression.count("\n", 0, pos) + 1
+    start = expression.rfind("\n", 0, pos) + 1
+    return line, pos - start + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    root: str
+    pos: int
+    members: tuple[tuple[str | None, int], ...]  # (field name, pos); None name: an index
+
+
+def _chains(tokens: list[_Token]) -> Iterator[_Chain]:
+    """Root names with the member accesses and indexes that follow them."""
+    count = len(tokens)
+
+    def text(i: int) -> str:
+        return tokens[i].text if i < count else ""
+
+    for i, tok in enumerate(tokens):
+        if tok.kind != "ident" or tok.text in _KEYWORDS:
+            continue
+        if i > 0 and tokens[i - 1].text == ".":
+            continue  # a member, handled with its root
+        if text(i + 1) == "(":
+            continue  # a function call
+        members: list[tuple[str | None, int]] = []
+        j = i + 1
+        while j < count:
+            if text(j) == "." and j + 1 < count and tokens[j + 1].kind == "ident":
+                if text(j + 2) == "(":
+                    break  # a method call (x.size(), xs.exists(...))
+                members.append((tokens[j + 1].text, tokens[j + 1].pos))
+                j += 2
+            elif text(j) == "[":
+                depth = 0
+                start = j
+                while j < count:
+                    if text(j) == "[":
+                        depth += 1
+                    elif text(j) == "]":
+                        depth -= 1
+                        if depth == 0:
+                            break
+                    j += 1
+                members.append((None, tokens[start].pos))
+                j += 1
+            else:
+                break
+        yield _Chain(tok.text, tok.pos, tuple(members))
+
+
+def _locals(tokens: list[_Token]) -> set[str]:
+    """Names bound by comprehension macros: the ``x`` of ``xs.exists(x, x > 1)``."""
+    names: set[str] = set()
+    for i in range(len(tokens) - 4):
+        if (
+            tokens[i].text == "."
+            and tokens[i + 1].text in _MACROS
+            and tokens[i + 2].text == "("
+            and tokens[i + 3].kind == "ident"
+            and tokens[i + 4].text == ","
+        ):
+            names.add(tokens[i + 3].text)
+    return names
+
+
+def to_cel(message: Message, fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """A message as the nested dicts and lists CEL reads; ``fields`` limits the top level."""
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        name = field.name
+        if fields is not None and name not in fields:
+            continue
+        value = getattr(message, name)
+        if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            out[name] = [to_cel(v) for v in value] if field.is_repeated else to_cel(value)
+        elif field.is_repeated:
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return out
+
+
+class Condition:
+    """A compiled, schema-checked CEL predicate over frames.
+
+    ``kinds`` is the set of message types it looks at (None: all).
+    ``errors`` counts evaluation errors, ``last_error`` holds the latest.
+    """
+
+    def __init__(self, expression: str, message_type: str | None = None) -> None:
+        self.expression = expression
+        self.message_type = message_type
+        self.errors = 0
+        self.last_error: str | None = None
+        if message_type is not None and message_type not in KIND_NAMES:
+            raise ConditionError(
+                f"unknown message type {message_type!r}; known types: {', '.join(sorted(KIND_NAMES))}",
+                expression,
+            )
+        if not expression.strip():
+            raise ConditionError(
+                "empty expression; write e.g. active_capacitance.calibrated > 3.5", expression
+            )
+        try:
+            self._program = cel.compile(expression)
+        except Exception as exc:  # the extension raises ValueError; be safe about others
+            raise self._cel_error(str(exc)) from None
+        tokens = _tokens(expression)
+        local_names = _locals(tokens)
+        bare: Descriptor | None = kind_descriptor(message_type) if message_type else None
+        # Per referenced message type: the top-level fields used (None: the whole message).
+        plan: dict[str, set[str] | None] = {}
+        bare_fields: set[str] = set()
+        context: set[str] = set()
+        seen_roots: set[str] = set()
+        for chain in _chains(tokens):
+            root = chain.root
+            seen_roots.add(root)
+            if root in local_names:
+                continue
+            if root in CONTEXT_NAMES:
+                context.add(root)
+                if chain.members:
+                    name, pos = chain.members[0]
+                    what = f"field {name!r}" if name else "elements"
+                    raise self._at(f"{root} is a {CONTEXT_NAMES[root]}; it has no {what}", pos)
+                continue
+            if root in KIND_NAMES:
+                self._walk(kind_descriptor(root), root, chain.members)
+                if chain.members and chain.members[0][0] is not None:
+                    used = plan.setdefault(root, set())
+                    if used is not None:
+                        used.add(chain.members[0][0])  # type: ignore[arg-type]
+                else:
+                    plan[root] = None
+                continue
+            if bare is not None and root in bare.fields_by_name:
+                bare_fields.add(root)
+                self._walk(bare, message_type or "", ((root, chain.pos), *chain.members))
+                continue
+            known = sorted(KIND_NAMES | set(CONTEXT_NAMES))
+            hint = f" or a field of {message_type}" if message_type else ""
+            raise self._at(
+                f"unknown name {root!r}; use a message type{hint} or one of: {', '.join(known)}",
+                chain.pos,
+            )
+        # Names CEL saw that the scanner did not (a construct it does not know): refuse.
+        for name in self._program.variables():
+            if name not in seen_roots and name not in local_names:
+                raise ConditionError(f"unknown name {name!r}", expression)
+        if message_type is not None:
+            self.kinds: frozenset[str] | None = frozenset({message_type})
+        elif "type" in context or not plan:
+            self.kinds = None
+        else:
+            self.kinds = frozenset(plan)
+        self._plan = {k: (frozenset(v) if v is not None else None) for k, v in plan.items()}
+        if message_type is not None and bare_fields:
+            self._plan.setdefault(message_type, None)
+            fields = self._plan[message_type]
+            if fields is not None:
+                self._plan[message_type] = fields | bare_fields
+        self._bare_fields = tuple(sorted(bare_fields))
+        self._context = tuple(sorted(context))
+        # Defaults for the message types a frame is not: proto3 reads unset fields as defaults.
+        self._defaults = {kind: to_cel(_empty(kind), fields) for kind, fields in self._plan.items()}
+        self._dry_run()
+
+    # -- compile-time checks ---------------------------------------------------
+
+    def _at(self, message: str, pos: int) -> ConditionError:
+        line, column = _line_col(self.expression, pos)
+        return ConditionError(message, self.expression, line, column)
+
+    def _cel_error(self, text: str) -> ConditionError:
+        match = _CEL_POSITION.search(text)
+        if match is None:
+            return ConditionError(text, self.expression)
+        detail = match.group(3).split("\n", 1)[0].strip()
+        return ConditionError(detail, self.expression, int(match.group(1)), int(match.group(2)))
+
+    def _walk(
+        self, descriptor: Descriptor, owner: str, members: tuple[tuple[str | None, int], ...]
+    ) -> None:
+        current: Descriptor | None = descriptor
+        field: FieldDescriptor | None = None
+        repeated = False
+        for name, pos in members:
+            if name is None:
+                if not repeated:
+                    what = type_name(field) if field is not None else "message"
+                    raise self._at(f"{owner} is a {what}, not a list; it cannot be indexed", pos)
+                repeated = False
+                continue
+            if repeated:
+                raise self._at(
+                    f"{owner} is a list; pick one element with [index] before .{name}", pos
+                )
+            if current is None:
+                assert field is not None
+                raise self._at(
+                    f"{owner} is a {type_name(field, repeated)}; it has no field {name!r}", pos
+                )
+            field = current.fields_by_name.get(name)
+            if field is None:
+                raise self._at(unknown_field_message(owner, current, name), pos)
+            repeated = field.is_repeated
+            current = (
+                field.message_type if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE else None
+            )
+            owner = name
+
+    def _dry_run(self) -> None:
+        """Evaluate once over defaults: catches misspelled functions (``sise(x)``) at load time."""
+        kind = self.message_type or (min(self.kinds) if self.kinds else "electrode_state")
+        try:
+            result = self._program.execute(self._variables(kind, _empty(kind), 0.0, 0, "", 0))
+        except Exception as exc:
+            if str(exc).startswith("Undefined variable or function"):
+                name = re.search(r"'([^']*)'", str(exc))
+                what = name.group(1) if name else "?"
+                pos = self.expression.find(what) if name else -1
+                message = f"unknown function {what!r}"
+                raise (
+                    self._at(message, pos) if pos >= 0 else ConditionError(message, self.expression)
+                ) from None
+            return  # other errors depend on the data (an index past the end...)
+        if result is not True and result is not False:
+            raise ConditionError(
+                f"evaluates to a {type(result).__name__}, not true/false; compare it, e.g. x > 0",
+                self.expression,
+            )
+
+    # -- evaluation ------------------------------------------------------------
+
+    def applies_to(self, kind: str | None) -> bool:
+        kinds = self.kinds
+        return kinds is None or kind in kinds
+
+    def _variables(
+        self,
+        kind: str | None,
+        message: Message | None,
+        time: float,
+        seq: int,
+        source: str,
+        length: int,
+    ) -> dict[str, Any]:
+        variables: dict[str, Any] = {}
+        for name, fields in self._plan.items():
+            if name == kind and message is not None:
+                variables[name] = to_cel(message, fields)
+            else:
+                variables[name] = self._defaults[name]
+        if self._bare_fields:
+            own = variables[self.message_type]  # type: ignore[index]
+            for name in self._bare_fields:
+                variables[name] = own[name]
+        for name in self._context:
+            if name == "type":
+                variables[name] = kind or ""
+            elif name == "time":
+                variables[name] = time
+            elif name == "seq":
+                variables[name] = seq
+            elif name == "source":
+                variables[name] = source
+            else:
+                variables[name] = length
+        return variables
+
+    def check(self, frame: Frame) -> bool:
+        """True when the frame matches; raises ``ConditionError`` when evaluation fails."""
+        kind = frame.kind
+        kinds = self.kinds
+        if kinds is not None and kind not in kinds:
+            return False
+        try:
+            message = frame.message if (kind is not None and kind in self._plan) else None
+        except FrameDecodeError as exc:
+            raise ConditionError(str(exc), self.expression) from None
+        variables = self._variables(
+            kind, message, frame.time, frame.seq, frame.source, len(frame.raw)
+        )
+        try:
+            result = self._program.execute(variables)
+        except Exception as exc:
+            raise ConditionError(
+                f"evaluation failed on frame {frame.seq} ({kind}): {exc}", self.expression
+            ) from None
+        if result is True or result is False:
+            return result
+        raise ConditionError(
+            f"evaluated to {result!r} ({type(result).__name__}) on frame {frame.seq}, not a bool; "
+            "compare it, e.g. x > 0",
+            self.expression,
+        )
+
+    def evaluate(self, frame: Frame) -> bool:
+        """True when the frame matches; False (counted, logged once) when evaluation fails."""
+        try:
+            return self.check(frame)
+        except ConditionError as exc:
+            self.errors += 1
+            self.last_error = str(exc)
+            if self.errors == 1:
+                log.warning("%s (further errors of this condition are counted, not logged)", exc)
+            return False
+
+    def __repr__(self) -> str:
+        extra = f", message_type={self.message_type!r}" if self.message_type else ""
+        return f"Condition({self.expression!r}{extra})"
+
+
+_EMPTY: dict[str, Message] = {}
+
+
+def _empty(kind: str) -> Message:
+    message = _EMPTY.get(kind)
+    if message is None:
+        from engine.proto.purpledrop_pb2 import PurpleDropEvent
+
+        message = _EMPTY[kind] = getattr(PurpleDropEvent(), kind)
+    return message

@@ -1,0 +1,1 @@
+"""Activity-triggered recording: detectors, pre-roll, the decision core, state machine, segments."""

@@ -1,0 +1,293 @@
+"""What a recorder is, as declared in a rule file: validated once, at load time.
+
+Every mistake a user can make in a recorder definition is caught here, with
+the location pydantic reports (which the rule loader maps to file:line:column):
+unknown message types, misspelled field paths (with their column), thresholds
+without a side, templates with unknown fields or that climb out of the
+recordings folder, CEL conditions that do not compile.
+
+Durations accept seconds (``2.5``) or text (``"500ms"``, ``"2s"``, ``"1.5min"``,
+``"1h"``); sizes accept bytes or text (``"64MiB"``, ``"10MB"``, ``"1.5GB"``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+from engine.core.condition import Condition
+from engine.core.fieldpath import FieldPath, unknown_kind_message
+from engine.core.frame import KIND_NAMES
+from engine.core.templates import Template, safe_join
+
+# Fields a recorder's folder and file-name templates may use.
+TEMPLATE_FIELDS: frozenset[str] = frozenset({"recorder", "source", "seq", "part", "reason"})
+
+_DURATION = re.compile(
+    r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*(ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\s*\Z"
+)
+_DURATION_UNITS = {
+    None: 1.0,
+    "ms": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+}
+_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*\Z")
+_SIZE_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from a number or text like ``"500ms"``, ``"2s"``, ``"1.5min"``, ``"1h"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like '2s', not true/false")
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(
+                f"{value!r} is not a duration; write seconds (2.5) or e.g. '500ms', '2s', '1min', '1h'"
+            )
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return value
+
+
+def parse_size(value: Any) -> Any:
+    """Bytes from a number or text like ``"64MiB"``, ``"10MB"``, ``"512k"`` (k = 1000, Ki = 1024)."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number of bytes or text like '64MiB', not true/false")
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match is None:
+            raise ValueError(
+                f"{value!r} is not a size; write bytes (1000000) or e.g. '512KiB', '64MiB', '1GB'"
+            )
+        number = float(match.group(1))
+        unit = match.group(2) or ""
+        if unit.lower() in ("", "b"):
+            return int(number)
+        base = 1024 if "i" in unit.lower() else 1000
+        return int(number * base ** _SIZE_POWERS[unit[0].lower()])
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_NUMBER_OR_TEXT = WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]})
+Duration = Annotated[float, BeforeValidator(parse_duration), _NUMBER_OR_TEXT]
+"""Seconds; rule files may write ``2.5`` or ``"2.5s"``, ``"500ms"``, ``"1min"``."""
+ByteSize = Annotated[int, BeforeValidator(parse_size), _NUMBER_OR_TEXT]
+"""Bytes; rule files may write ``1000000`` or ``"1MB"``, ``"64MiB"``."""
+
+
+def _check_kind(value: str) -> str:
+    if value not in KIND_NAMES:
+        raise ValueError(unknown_kind_message(value))
+    return value
+
+
+def _check_path(value: str) -> str:
+    FieldPath(value)  # raises FieldPathError (a ValueError) naming the column
+    return value
+
+
+def _check_numeric_path(value: str) -> str:
+    path = FieldPath(value)
+    if not path.numeric:
+        hint = " (pick one element with [index])" if path.repeated else ""
+        raise ValueError(f"field {value!r} is a {path.type_name}, not a number{hint}")
+    return value
+
+
+KindName = Annotated[str, AfterValidator(_check_kind)]
+FieldPathText = Annotated[str, AfterValidator(_check_path)]
+NumericFieldPath = Annotated[str, AfterValidator(_check_numeric_path)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Detector(_Model):
+    name: str | None = Field(
+        None, description="A label for logs and manifests (default: the type)."
+    )
+
+    @property
+    def label(self) -> str:
+        return self.name or getattr(self, "type", "activity")
+
+
+class MessageDetectorConfig(_Detector):
+    """Any message of these types is activity (e.g. every ``electrode_state``)."""
+
+    type: Literal["message"]
+    types: list[KindName] = Field(min_length=1)
+
+
+class ChangedDetectorConfig(_Detector):
+    """A field differs from its value in the previous message of its type (compared by value)."""
+
+    type: Literal["changed"]
+    field: FieldPathText
+
+
+class ThresholdDetectorConfig(_Detector):
+    """A number crosses a threshold; it re-arms only after going back past it by ``hysteresis``.
+
+    With ``continuous``, every message while beyond the threshold is activity,
+    so a recording lasts as long as the value stays high (or low).
+    """
+
+    type: Literal["threshold"]
+    field: NumericFieldPath
+    above: float | None = None
+    below: float | None = None
+    hysteresis: float = Field(0.0, ge=0)
+    continuous: bool = False
+
+    @model_validator(mode="after")
+    def _one_side(self) -> ThresholdDetectorConfig:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a threshold needs exactly one of 'above' or 'below'")
+        return self
+
+
+class StepDetectorConfig(_Detector):
+    """A number moves by more than ``delta`` from the previous message of its type."""
+
+    type: Literal["step"]
+    field: NumericFieldPath
+    delta: float = Field(gt=0)
+    direction: Literal["any", "up", "down"] = "any"
+
+
+class RateDetectorConfig(_Detector):
+    """More than ``per_second`` messages per second (of ``types``, or of all) over ``window``."""
+
+    type: Literal["rate"]
+    types: list[KindName] | None = Field(None, min_length=1)
+    per_second: float = Field(gt=0)
+    window: Duration = Field(1.0, gt=0)
+
+
+class WhereDetectorConfig(_Detector):
+    """A CEL condition over the decoded message, e.g. ``active_capacitance.calibrated > 3.5``."""
+
+    type: Literal["where"]
+    where: str
+    types: list[KindName] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _compiles(self) -> WhereDetectorConfig:
+        self.condition()  # raises ConditionError (a ValueError) with the column
+        return self
+
+    def condition(self) -> Condition:
+        message_type = self.types[0] if self.types and len(self.types) == 1 else None
+        return Condition(self.where, message_type)
+
+
+DetectorConfig = Annotated[
+    MessageDetectorConfig
+    | ChangedDetectorConfig
+    | ThresholdDetectorConfig
+    | StepDetectorConfig
+    | RateDetectorConfig
+    | WhereDetectorConfig,
+    Field(discriminator="type"),
+]
+
+
+def _template(text: str) -> Template:
+    return Template(text, TEMPLATE_FIELDS)
+
+
+_SAMPLE = {"recorder": "r", "source": "s", "seq": 1, "part": 1, "reason": "activity"}
+_SAMPLE_TIME = datetime(2000, 1, 2, 3, 4, 5)
+
+
+def _check_path_template(text: str, what: str, allow_empty: bool) -> str:
+    rendered = _template(text).render(_SAMPLE, _SAMPLE_TIME)  # TemplateError names the column
+    if not rendered.strip(" /"):
+        if allow_empty:
+            return text
+        raise ValueError(f"{what} {text!r} names no file")
+    safe_join(PurePosixPath("/recordings"), rendered)  # PathEscapeError: absolute or '..'
+    return text
+
+
+def _check_folder(text: str) -> str:
+    return _check_path_template(text, "folder", allow_empty=True)
+
+
+def _check_file_name(text: str) -> str:
+    return _check_path_template(text, "file_name", allow_empty=False)
+
+
+class RecorderConfig(_Model):
+    """One recorder: which source, what counts as activity, how much around it, where files go.
+
+    The recorder's name is the key it is declared under in the rule file.
+    """
+
+    source: str | None = Field(
+        None, description="Source to record; None: the engine's default source."
+    )
+    activity: list[DetectorConfig] = Field(
+        default_factory=list,
+        description="Any detector hitting counts as activity; empty: manual only.",
+    )
+    min_activity: int = Field(1, ge=1, description="Hits needed within activity_window to start.")
+    activity_window: Duration = Field(1.0, gt=0)
+    pre_roll: Duration = Field(2.0, ge=0, description="Seconds kept before the first activity.")
+    pre_roll_bytes: ByteSize = Field(
+        64 * 1024 * 1024, ge=0, description="Memory bound of the pre-roll."
+    )
+    post_roll: Duration = Field(
+        5.0, ge=0, description="Quiet seconds after the last activity before stopping."
+    )
+    max_segment_seconds: Duration | None = Field(
+        None, gt=0, description="Rotate to a new file after this long."
+    )
+    max_segment_bytes: ByteSize | None = Field(
+        None, gt=0, description="Rotate to a new file at this size."
+    )
+    folder: Annotated[str, AfterValidator(_check_folder)] = Field(
+        "{recorder}", description="Folder under the recordings root (a template)."
+    )
+    file_name: Annotated[str, AfterValidator(_check_file_name)] = Field(
+        "{recorder}-%Y%m%d-%H%M%S-{seq:03d}.bin", description="File name template."
+    )
+    utc: bool = Field(
+        False, description="Render dates in file names in UTC rather than local time."
+    )
+    exclude: list[KindName] = Field(default_factory=list, description="Message types not written.")
+    flush_interval: Duration = Field(0.5, gt=0)
+    enabled: bool = True
+
+    def path_template(self) -> Template:
+        """The folder and file name as one template, relative to the recordings root."""
+        folder = self.folder.strip().strip("/")
+        return _template(f"{folder}/{self.file_name}" if folder else self.file_name)
