@@ -45,7 +45,7 @@ PATH_FIELDS: frozenset[str] = frozenset(
     }
 )
 # Names an archive URL or a command argument may use (str.format, values raw).
-REQUEST_FIELDS: frozenset[str] = frozenset({"time", "epoch", "epoch_ms", "camera"})
+REQUEST_FIELDS: frozenset[str] = frozenset({"time", "utc", "epoch", "epoch_ms", "camera"})
 COMMAND_FIELDS: frozenset[str] = REQUEST_FIELDS | {"output"}
 
 DEFAULT_FILE_NAME = "{camera} (%Y.%m.%d %H-%M-%S.%f).jpg"
@@ -96,8 +96,11 @@ class HttpAuth(_Model):
         return value
 
 
-class _CameraBase(_Model):
-    """Fields every camera has: limits, retries and where its shots go."""
+class CameraCommon(_Model):
+    """Fields every camera has: limits, retries and where its shots go.
+
+    Also usable alone, for a camera built in code (``PythonCamera(name, fn, CameraCommon(...))``).
+    """
 
     description: str = ""
     max_in_flight: int | None = Field(
@@ -134,7 +137,7 @@ class _CameraBase(_Model):
         return None if value is None else check_template(value)
 
 
-class HttpCameraConfig(_CameraBase):
+class HttpCameraConfig(CameraCommon):
     """An IP camera's JPEG snapshot URL."""
 
     type: Literal["http"]
@@ -162,7 +165,7 @@ class HttpCameraConfig(_CameraBase):
         return check_format(value, REQUEST_FIELDS)
 
 
-class CommandCameraConfig(_CameraBase):
+class CommandCameraConfig(CameraCommon):
     """A program that writes one shot, e.g. ffmpeg grabbing a frame from RTSP.
 
     ``{output}`` in an argument is replaced by the file the program must write;
@@ -175,20 +178,35 @@ class CommandCameraConfig(_CameraBase):
         default=None, min_length=1, description="Command for a past frame ({time:...}, {epoch})."
     )
 
-    @field_validator("argv", "archive_argv")
+    secret_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Field name -> environment variable, e.g. {password: CAM_PASS}; "
+        "usable as {password} in argv, hidden in logs.",
+    )
+
+    @field_validator("secret_env")
     @classmethod
-    def _argv(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        for i, arg in enumerate(value):
-            try:
-                check_format(arg, COMMAND_FIELDS)
-            except ValueError as exc:
-                raise ValueError(f"argument {i}: {exc}") from None
+    def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for field, env in value.items():
+            if not _ENV_NAME.match(field) or field in COMMAND_FIELDS:
+                raise ValueError(f"{field!r} cannot be a secret field name")
+            if not _ENV_NAME.match(env):
+                raise ValueError(f"{env!r} is not an environment variable name")
         return value
 
+    @model_validator(mode="after")
+    def _argv(self) -> CommandCameraConfig:
+        fields = COMMAND_FIELDS | set(self.secret_env)
+        for key in ("argv", "archive_argv"):
+            for i, arg in enumerate(getattr(self, key) or ()):
+                try:
+                    check_format(arg, fields)
+                except ValueError as exc:
+                    raise ValueError(f"{key}[{i}]: {exc}") from None
+        return self
 
-class StreamCameraConfig(_CameraBase):
+
+class StreamCameraConfig(CameraCommon):
     """Camera frames carried by an event source (PurpleDrop ``image`` events)."""
 
     type: Literal["stream"]
@@ -204,7 +222,7 @@ class StreamCameraConfig(_CameraBase):
     )
 
 
-class PythonCameraConfig(_CameraBase):
+class PythonCameraConfig(CameraCommon):
     """A Python callable ``module:function`` returning JPEG bytes (or a Pillow image)."""
 
     type: Literal["python"]

@@ -1,0 +1,71 @@
+"""Camera backends: http snapshots, commands (ffmpeg), stream frames, Python callables."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.shots.backends.base import BaseCamera, Camera, CaptureError, CaptureRequest
+from engine.shots.config import (
+    CameraConfig,
+    CommandCameraConfig,
+    HttpCameraConfig,
+    PythonCameraConfig,
+    StreamCameraConfig,
+)
+from engine.shots.frame_cache import FrameCache
+
+_CAMERA_CONFIG: TypeAdapter[Any] = TypeAdapter(CameraConfig)
+
+
+def camera_config(data: Any) -> Any:
+    """Validate a camera mapping (``{"type": "http", ...}``) into its config model."""
+    return _CAMERA_CONFIG.validate_python(data)
+
+
+def build_camera(
+    name: str,
+    config: Any,
+    *,
+    frame_cache: FrameCache | None = None,
+    executor: Executor | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Camera:
+    """The camera for a config model (or a mapping, validated here)."""
+    if isinstance(config, dict):
+        config = camera_config(config)
+    if isinstance(config, HttpCameraConfig):
+        from engine.shots.backends.http import HttpCamera
+
+        return HttpCamera(name, config, clock=clock)
+    if isinstance(config, CommandCameraConfig):
+        from engine.shots.backends.command import CommandCamera
+
+        return CommandCamera(name, config, clock=clock)
+    if isinstance(config, StreamCameraConfig):
+        from engine.shots.backends.stream import StreamCamera
+
+        if frame_cache is None:
+            raise ValueError(
+                f"camera {name!r} reads frames of source {config.source!r}, but no frame cache "
+                "was given (the engine passes its own)"
+            )
+        return StreamCamera(name, config, frame_cache, clock=clock)
+    if isinstance(config, PythonCameraConfig):
+        from engine.shots.backends.python import PythonCamera
+
+        return PythonCamera(name, config=config, executor=executor, clock=clock)
+    raise TypeError(f"camera {name!r}: {type(config).__name__} is not a camera configuration")
+
+
+__all__ = [
+    "BaseCamera",
+    "Camera",
+    "CaptureError",
+    "CaptureRequest",
+    "build_camera",
+    "camera_config",
+]

@@ -1,0 +1,108 @@
+"""Retry and per-camera limits: decisions only, time passed in.
+
+The seed retried at once, which hammers a camera that just failed; here a retry
+waits an exponentially growing delay with jitter, so many shots failing
+together do not come back together. Per-camera limits are what the seed's
+users wrote by hand: at most N shots of a camera at once, and at most one per
+period (refusing the extra requests, or spacing them out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: ``backoff * factor**(n-1)``, capped, then +-jitter."""
+
+    backoff: float = 0.5
+    factor: float = 2.0
+    cap: float = 30.0
+    jitter: float = 0.5
+
+    def delay(self, failed_tries: int, rand: float) -> float:
+        """Seconds to wait after the ``failed_tries``-th failure; ``rand`` is uniform in [0, 1)."""
+        base = min(self.cap, self.backoff * self.factor ** max(0, failed_tries - 1))
+        return max(0.0, base * (1.0 + self.jitter * (2.0 * rand - 1.0)))
+
+
+class CameraGate:
+    """One camera's limits: in-flight count, and a minimum interval between shots.
+
+    With ``throttle="skip"`` the interval applies to requests: ``admit`` refuses
+    one that comes too soon after the last admitted. With ``"delay"`` every
+    request is admitted and the interval spaces the starts of tries instead.
+    """
+
+    __slots__ = (
+        "in_flight",
+        "last_admit",
+        "last_start",
+        "max_in_flight",
+        "min_interval",
+        "throttle",
+    )
+
+    def __init__(
+        self,
+        max_in_flight: int | None = None,
+        min_interval: float = 0.0,
+        throttle: Literal["skip", "delay"] = "skip",
+    ) -> None:
+        self.max_in_flight = max_in_flight
+        self.min_interval = min_interval
+        self.throttle = throttle
+        self.in_flight = 0
+        self.last_admit: float | None = None
+        self.last_start: float | None = None
+
+    def admit(self, now: float) -> bool:
+        """Whether a new request is accepted at ``now``; an accepted one is remembered."""
+        if (
+            self.throttle == "skip"
+            and self.min_interval > 0
+            and self.last_admit is not None
+            and now - self.last_admit < self.min_interval
+        ):
+            return False
+        self.last_admit = now
+        return True
+
+    def start_at(self) -> float | None:
+        """Earliest time the next try may start by the interval (None: no interval wait)."""
+        if self.throttle == "delay" and self.min_interval > 0 and self.last_start is not None:
+            return self.last_start + self.min_interval
+        return None
+
+    def can_start(self, now: float) -> bool:
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            return False
+        at = self.start_at()
+        return at is None or at <= now
+
+    def started(self, now: float) -> None:
+        self.in_flight += 1
+        self.last_start = now
+
+    def finished(self) -> None:
+        self.in_flight -= 1
+
+
+def plan_time(
+    dt: float | None, now: float, buffer_ts: float, live_window: float
+) -> tuple[float, bool, float]:
+    """When a request is for, whether a live shot serves it, and when it may start.
+
+    Returns ``(shot_time, live, not_before)``. A requested time in the future
+    waits for that moment and is then live; one in the past within
+    ``live_window`` is served live; older ones ask the camera's archive.
+    ``buffer_ts`` delays every start (the seed gave overlays time to render).
+    """
+    earliest = now + buffer_ts
+    if dt is None:
+        return now, True, earliest
+    if dt >= now:
+        return dt, True, max(earliest, dt)
+    return dt, now - dt <= live_window, earliest

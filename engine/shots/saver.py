@@ -1,0 +1,290 @@
+"""``ShotSaver``: the seed's synchronous interface, on top of ``ShotService``.
+
+Plain scripts call ``save``/``get`` from their own thread; the saver runs its
+event loop in a background thread, as the seed's ``EventRecorder`` does, and
+``save`` hands the request over and returns ``(task_guid, path)`` as soon as
+the loop has accepted (or refused) it. Status callbacks run on that background
+thread, in order per task; keep them quick (hand slow work to a thread).
+A callback may itself call ``save``. At interpreter exit, shots still queued
+are finished (bounded by their timeouts) so a short script does not lose them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.core.events import Emit, discard
+from engine.shots.backends.base import Camera
+from engine.shots.config import ShotsConfig, ShotsFile
+from engine.shots.frame_cache import FrameCache
+from engine.shots.service import ShotService, ShotStats, StatusCallback, When
+from engine.shots.status import SaverClosed, ShotFailed
+
+T = TypeVar("T")
+Channel = str | Camera
+
+
+def _camera_spec(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return {"type": "http", "url": value}
+    return value
+
+
+class ShotSaver:
+    """Save screenshots asynchronously: bounded, retried, checked, and reported.
+
+    ``pool_size`` (10 by default) bounds how many shots run at once;
+    ``callback(task_guid, state)`` hears every status of every task. Cameras
+    are named: ``ShotSaver(cameras={"gate": {"type": "http", "url": ...}})``,
+    or a URL string as a shorthand for an http camera.
+    """
+
+    def __init__(
+        self,
+        pool_size: int | None = None,
+        callback: StatusCallback | None = None,
+        *,
+        cameras: Mapping[str, Any] | None = None,
+        settings: ShotsConfig | None = None,
+        screenshots_folder: str | Path | None = None,
+        queue_size: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        emit: Emit = discard,
+        frame_cache: FrameCache | None = None,
+        random: Callable[[], float] | None = None,
+    ) -> None:
+        settings = settings.model_copy(deep=True) if settings is not None else ShotsConfig()
+        if pool_size is not None:
+            settings.pool_size = pool_size
+        if queue_size is not None:
+            settings.queue_size = queue_size
+        if screenshots_folder is not None:
+            settings.folder = str(screenshots_folder)
+        specs = {name: _camera_spec(value) for name, value in (cameras or {}).items()}
+        self._service = ShotService(
+            specs, settings, emit=emit, clock=clock, frame_cache=frame_cache, random=random
+        )
+        self._service.default_callback = callback
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cuecap-shot-saver", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        self._closed = False
+        atexit.register(self._at_exit)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> ShotSaver:
+        """A saver with the cameras and settings of a YAML file (``cameras:``, ``shots:``)."""
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        parsed = ShotsFile.model_validate(
+            {k: v for k, v in data.items() if k in ("cameras", "shots")}
+        )
+        return cls(cameras=parsed.cameras, settings=parsed.shots, **kwargs)
+
+    # -- the seed's public attributes ----------------------------------------
+
+    @property
+    def service(self) -> ShotService:
+        return self._service
+
+    @property
+    def settings(self) -> ShotsConfig:
+        return self._service.settings
+
+    @property
+    def pool_size(self) -> int:
+        return self.settings.pool_size
+
+    @pool_size.setter
+    def pool_size(self, value: int) -> None:
+        self.settings.pool_size = value
+        self._in_loop(self._service.poke)
+
+    @property
+    def timeout_sec(self) -> float:
+        return self.settings.timeout_sec
+
+    @timeout_sec.setter
+    def timeout_sec(self, value: float) -> None:
+        self.settings.timeout_sec = value
+
+    @property
+    def buffer_ts(self) -> float:
+        return self.settings.buffer_ts
+
+    @buffer_ts.setter
+    def buffer_ts(self, value: float) -> None:
+        self.settings.buffer_ts = value
+
+    @property
+    def max_tries(self) -> int:
+        return self.settings.max_tries
+
+    @max_tries.setter
+    def max_tries(self, value: int) -> None:
+        self.settings.max_tries = value
+
+    @property
+    def screenshots_folder(self) -> str:
+        return str(Path(self.settings.folder).expanduser().absolute())
+
+    @screenshots_folder.setter
+    def screenshots_folder(self, value: str | Path) -> None:
+        self.settings.folder = str(value)
+
+    @property
+    def callback(self) -> StatusCallback | None:
+        return self._service.default_callback
+
+    @callback.setter
+    def callback(self, value: StatusCallback | None) -> None:
+        self._service.default_callback = value
+
+    # -- requests ----------------------------------------------------------
+
+    def save(
+        self,
+        channel: Channel,
+        dt: When = None,
+        figures: bool = False,
+        file_name: str | None = None,
+        file_path: str | Path | None = None,
+        callback: StatusCallback | None = None,
+        task_guid: str | None = None,
+    ) -> tuple[str, Path]:
+        """Queue a shot; returns ``(task_guid, full_path)`` at once, before the file exists.
+
+        ``file_path`` is the folder to save into (default: ``screenshots_folder``);
+        ``file_name`` a template (strftime and ``{camera}``, ``{server}``...).
+        Raises ``QueueFull`` when too many shots wait, ``UnknownCamera``...
+        """
+        guid, path = self._in_loop(
+            self._service.submit,
+            channel,
+            dt=dt,
+            figures=figures,
+            file_name=file_name,
+            root=file_path,
+            callback=callback,
+            task_guid=task_guid,
+        )
+        assert path is not None
+        return guid, path
+
+    def get(
+        self,
+        channel: Channel,
+        dt: When = None,
+        figures: bool = False,
+        callback: Callable[[bytes | ShotFailed], Any] | None = None,
+        task_guid: str | None = None,
+    ) -> str:
+        """Take a shot and hand it to ``callback``: the JPEG ``bytes``, or a ``ShotFailed``.
+
+        Nothing is written to disk. The callback is called exactly once, on
+        failure too (the seed's callers waited forever). Returns the task guid;
+        the saver's own ``callback`` hears the statuses as for ``save``.
+        """
+        if callback is None:
+            raise TypeError("get() needs a callback: it receives the image bytes or a ShotFailed")
+        guid, _ = self._in_loop(
+            self._service.submit,
+            channel,
+            dt=dt,
+            figures=figures,
+            deliver=callback,
+            task_guid=task_guid,
+        )
+        return guid
+
+    def grab(
+        self, channel: Channel, dt: When = None, figures: bool = False, timeout: float | None = None
+    ) -> bytes:
+        """The image bytes of one shot, waiting for them; raises ``ShotFailed``."""
+        if threading.get_ident() == self._thread.ident:
+            raise RuntimeError(
+                "grab() would block the saver's own thread; use get() with a callback"
+            )
+        done: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+
+        def deliver(result: bytes | ShotFailed) -> None:
+            if isinstance(result, ShotFailed):
+                done.set_exception(result)
+            else:
+                done.set_result(result)
+
+        self.get(channel, dt, figures, callback=deliver)
+        return done.result(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every accepted shot is final; False if ``timeout`` passed first."""
+        future = asyncio.run_coroutine_threadsafe(self._service.drain(), self._loop)
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return False
+        return True
+
+    @property
+    def stats(self) -> ShotStats:
+        return self._in_loop(self._service.snapshot)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self, graceful: bool = True, timeout: float | None = None) -> None:
+        """Finish (or abandon) queued shots, then stop the background thread."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._at_exit)
+        future = asyncio.run_coroutine_threadsafe(
+            self._service.aclose(graceful=graceful, timeout=timeout), self._loop
+        )
+        future.result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> ShotSaver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _at_exit(self) -> None:
+        if not self._closed and self._thread.is_alive():
+            self.close(graceful=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._service.start())
+        self._started.set()
+        self._loop.run_forever()
+
+    def _in_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the saver's loop and return its result (or raise its error)."""
+        if self._closed:
+            raise SaverClosed("shot saver is closed")
+        if threading.get_ident() == self._thread.ident:
+            return fn(*args, **kwargs)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result()
