@@ -50,7 +50,7 @@ def test_camera_type_chooses_the_model() -> None:
         ),
         ({"type": "http", "url": "http://cam/x", "folder": "{nope}"}, "unknown field {nope}"),
         ({"type": "http", "url": "http://cam/x?t={when}"}, "unknown field {when}"),
-        ({"type": "command", "argv": ["grab", "{out}"]}, "argument 1"),
+        ({"type": "command", "argv": ["grab", "{out}"]}, "argv[1]"),
         ({"type": "python", "function": "not a path"}, "module:function"),
         ({"type": "stream"}, "source"),
         ({"type": "rtsp", "url": "rtsp://x"}, "rtsp"),
