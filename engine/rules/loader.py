@@ -1,0 +1,387 @@
+"""Loading rule files: read, validate, merge, cross-check; all errors at once.
+
+``load_rules(paths)`` takes files and folders (a folder means its ``*.yaml``
+and ``*.yml`` files, in name order) and returns a ``RuleSet`` or raises
+``RuleFileError`` listing every problem with its file:line:column. Nothing is
+started before this succeeds, so a bad file never leaves half an engine
+running, and a hot reload that fails keeps the old rules.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from engine.rules.errors import Location, RuleError, RuleFileError
+from engine.rules.fields import zone
+from engine.rules.locate import validation_errors
+from engine.rules.model import (
+    SECTIONS,
+    EventTrigger,
+    MessageTrigger,
+    RecordAction,
+    ReplaySourceConfig,
+    Rule,
+    RuleFile,
+    ScheduleTrigger,
+    Settings,
+    ShotAction,
+    bad_name,
+)
+from engine.rules.schedule import Schedule, ScheduleError, Window
+from engine.rules.yamlpos import Document, compose
+from engine.rules.yamlpos import Path as DataPath
+
+RULE_SUFFIXES = (".yaml", ".yml")
+_TOP_LEVEL = (*(k for k in RuleFile.model_fields if k != "schema_"), "$schema")
+_SECTION_TYPES: dict[str, Any] = {
+    section: typing.get_args(RuleFile.model_fields[section].annotation)[1] for section in SECTIONS
+}
+_ADAPTERS = {section: TypeAdapter(tp) for section, tp in _SECTION_TYPES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a named item was declared: its file and data path."""
+
+    file: str
+    path: DataPath
+    location: Location
+
+
+@dataclass
+class RuleSet:
+    """Validated, merged rule files, ready to run."""
+
+    settings: Settings
+    sources: dict[str, Any] = field(default_factory=dict)
+    cameras: dict[str, Any] = field(default_factory=dict)
+    recorders: dict[str, Any] = field(default_factory=dict)
+    rules: dict[str, Rule] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    # (rule name, trigger index) -> the schedule of a schedule trigger
+    schedules: dict[tuple[str, int], Schedule] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> tzinfo:
+        return zone(self.settings.timezone)
+
+    def recorder_source(self, name: str) -> str | None:
+        """The source a recorder reads: its own, the default, or the only one."""
+        config = self.recorders[name]
+        return config.source or self.default_source()
+
+    def default_source(self) -> str | None:
+        if self.settings.source is not None:
+            return self.settings.source
+        if len(self.sources) == 1:
+            return next(iter(self.sources))
+        return None
+
+    def schedule(self, rule: str, index: int) -> Schedule:
+        return self.schedules[(rule, index)]
+
+
+def rule_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The files named, with folders expanded to their rule files in name order."""
+    out: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            out.extend(
+                sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
+            )
+        else:
+            out.append(path)
+    return out
+
+
+def _read(path: Path, env: Mapping[str, str]) -> Document:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Document(str(path), None, _empty_positions(path), [_err(path, "no such file")])
+    except IsADirectoryError:
+        return Document(str(path), None, _empty_positions(path), [_err(path, "is a folder")])
+    except UnicodeDecodeError as exc:
+        return Document(
+            str(path), None, _empty_positions(path), [_err(path, f"not UTF-8 text ({exc.reason})")]
+        )
+    except OSError as exc:
+        return Document(
+            str(path), None, _empty_positions(path), [_err(path, f"cannot read: {exc.strerror}")]
+        )
+    return compose(text, str(path), env)
+
+
+def _empty_positions(path: Path) -> Any:
+    from engine.rules.yamlpos import Positions
+
+    return Positions(str(path))
+
+
+def _err(path: Path, message: str) -> RuleError:
+    return RuleError(Location(str(path)), message)
+
+
+class _Merger:
+    """Validates documents one by one, then merges them and checks references."""
+
+    def __init__(self) -> None:
+        self.errors: list[RuleError] = []
+        self.docs: list[Document] = []
+        self.origins: dict[tuple[str, str], Origin] = {}
+        self.items: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+        self.settings: dict[str, Any] = {}
+        self.settings_origin: dict[str, Location] = {}
+
+    def add(self, doc: Document) -> None:
+        self.errors.extend(doc.errors)
+        if doc.data is None and doc.errors:
+            return  # not YAML: nothing more to say about it
+        data = doc.data if doc.data is not None else {}
+        positions = doc.positions
+        if not isinstance(data, dict):
+            self.error(
+                positions.location(()),
+                "a rule file is a mapping with sections: settings, sources, cameras, "
+                "recorders, rules",
+            )
+            return
+        self.docs.append(doc)
+        for key in data:
+            if key not in _TOP_LEVEL:
+                self.error(
+                    positions.location((key,), key=True),
+                    f"unknown section {key!r} (expected one of: {', '.join(_TOP_LEVEL)})",
+                )
+        self._add_settings(doc, data.get("settings"))
+        for section in SECTIONS:
+            entries = data.get(section)
+            if entries is None:
+                continue
+            if not isinstance(entries, dict):
+                self.error(
+                    positions.location((section,)),
+                    f"{section}: expected a mapping of names to definitions",
+                )
+                continue
+            adapter = _ADAPTERS[section]
+            for name, entry in entries.items():
+                key = (section, name)
+                location = positions.location(key, key=True)
+                first = self.origins.get(key)
+                if first is not None:
+                    self.error(
+                        location,
+                        f"{section[:-1]} {name!r} is already declared at {first.location}; "
+                        "names must be unique across rule files",
+                    )
+                    continue
+                self.origins[key] = Origin(doc.file, key, location)
+                why = bad_name(name)
+                if why:
+                    self.error(location, why)
+                try:
+                    value = adapter.validate_python(entry)
+                except ValidationError as exc:
+                    self._invalid(exc, _SECTION_TYPES[section], entry, doc, key)
+                    continue
+                self.items[section][name] = value
+
+    def _add_settings(self, doc: Document, data: Any) -> None:
+        if data is None:
+            return
+        try:
+            settings = Settings.model_validate(data)
+        except ValidationError as exc:
+            self._invalid(exc, Settings, data, doc, ("settings",))
+            return
+        for key in sorted(settings.model_fields_set):
+            location = doc.positions.location(("settings", key), key=True)
+            first_at = self.settings_origin.get(key)
+            if first_at is not None:
+                self.error(
+                    location, f"setting {key!r} is already set at {first_at}; set it in one file"
+                )
+                continue
+            self.settings_origin[key] = location
+            self.settings[key] = getattr(settings, key)
+
+    def _invalid(
+        self, exc: ValidationError, root: Any, data: Any, doc: Document, prefix: DataPath
+    ) -> None:
+        broken = doc.positions.broken
+        for error in validation_errors(exc, root, data, doc.positions, prefix):
+            if error.location not in broken:
+                self.errors.append(error)
+
+    def where(self, section: str, name: str, *rest: str | int) -> Location:
+        origin = self.origins[(section, name)]
+        for doc in self.docs:
+            if doc.file == origin.file:
+                return doc.positions.location((section, name, *rest))
+        return origin.location  # pragma: no cover
+
+    def error(self, location: Location, message: str) -> None:
+        self.errors.append(RuleError(location, message))
+
+
+def _known(kind: str, name: str, names: Iterable[str]) -> str:
+    known = sorted(names)
+    listing = ", ".join(known) if known else "none declared"
+    return f"unknown {kind} {name!r} (known {kind}s: {listing})"
+
+
+def _check_references(m: _Merger, settings: Settings) -> None:
+    # Names declared count as known even when their definition has errors of its own,
+    # so one mistake is reported once, not again at every reference to it.
+    declared = {s: {name for (section, name) in m.origins if section == s} for s in SECTIONS}
+    sources, cameras, recorders, rules = (declared[s] for s in SECTIONS)
+    if settings.source is not None and settings.source not in sources:
+        m.error(m.settings_origin["source"], _known("source", settings.source, sources))
+    default_source = settings.source or (next(iter(sources)) if len(sources) == 1 else None)
+    for name, config in m.items["sources"].items():
+        if isinstance(config, ReplaySourceConfig) and not Path(config.path).is_file():
+            m.error(
+                m.where("sources", name, "path"),
+                f"recording {config.path!r} does not exist (relative paths start at the "
+                "folder cuecap runs in)",
+            )
+    for name, camera in m.items["cameras"].items():
+        source = getattr(camera, "source", None)
+        if getattr(camera, "type", None) == "stream" and source not in sources:
+            m.error(m.where("cameras", name, "source"), _known("source", source, sources))
+    for name, recorder in m.items["recorders"].items():
+        if recorder.source is None:
+            if default_source is None:
+                m.error(
+                    m.where("recorders", name),
+                    "recorder names no source and there is no default: add source: NAME "
+                    "(or settings.source)",
+                )
+        elif recorder.source not in sources:
+            m.error(
+                m.where("recorders", name, "source"), _known("source", recorder.source, sources)
+            )
+    for name, rule in m.items["rules"].items():
+        for i, trigger in enumerate(rule.when):
+            at = ("when", i)
+            if isinstance(trigger, MessageTrigger):
+                if trigger.source is not None and trigger.source not in sources:
+                    m.error(
+                        m.where("rules", name, *at, "source"),
+                        _known("source", trigger.source, sources),
+                    )
+                elif trigger.source is None and not sources:
+                    m.error(
+                        m.where("rules", name, *at),
+                        "a message trigger needs a source; none is declared",
+                    )
+            elif isinstance(trigger, EventTrigger):
+                for key, table, kind in (
+                    ("recorder", recorders, "recorder"),
+                    ("camera", cameras, "camera"),
+                    ("source", sources, "source"),
+                    ("rule", rules, "rule"),
+                ):
+                    value = getattr(trigger, key)
+                    if value is not None and value not in table:
+                        m.error(m.where("rules", name, *at, key), _known(kind, value, table))
+        for i, action in enumerate(rule.do):
+            at = ("do", i)
+            if isinstance(action, ShotAction):
+                for j, camera in enumerate(action.cameras):
+                    if camera not in cameras:
+                        m.error(
+                            m.where("rules", name, *at, "cameras", j),
+                            _known("camera", camera, cameras),
+                        )
+            elif isinstance(action, RecordAction) and action.recorder not in recorders:
+                m.error(
+                    m.where("rules", name, *at, "recorder"),
+                    _known("recorder", action.recorder, recorders),
+                )
+
+
+def _local_epoch(moment: datetime, tz: tzinfo) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.timestamp()
+
+
+def build_schedule(name: str, index: int, trigger: ScheduleTrigger, default_tz: tzinfo) -> Schedule:
+    """The pure schedule of one trigger; ``name``/``index`` seed its jitter."""
+    tz = zone(trigger.timezone) if trigger.timezone is not None else default_tz
+    window = None
+    if trigger.between is not None or trigger.days is not None:
+        start, end = trigger.between if trigger.between is not None else (0, 86400)
+        days = frozenset(trigger.days if trigger.days is not None else range(7))
+        window = Window(start, end, days)
+    return Schedule(
+        tz=tz,
+        cron=trigger.cron,
+        every=trigger.every,
+        at=trigger.times_of_day(),
+        dates=[_local_epoch(d, tz) for d in trigger.moments()],
+        window=window,
+        start=_local_epoch(trigger.start, tz) if trigger.start is not None else None,
+        end=_local_epoch(trigger.end, tz) if trigger.end is not None else None,
+        jitter=trigger.jitter,
+        seed=f"{name}#{index}",
+    )
+
+
+def _build_schedules(
+    m: _Merger, rules: dict[str, Rule], tz: tzinfo
+) -> dict[tuple[str, int], Schedule]:
+    out: dict[tuple[str, int], Schedule] = {}
+    for name, rule in rules.items():
+        for i, trigger in enumerate(rule.when):
+            if not isinstance(trigger, ScheduleTrigger):
+                continue
+            try:
+                out[(name, i)] = build_schedule(name, i, trigger, tz)
+            except ScheduleError as exc:
+                m.error(m.where("rules", name, "when", i), str(exc))
+    return out
+
+
+def load_rules(
+    paths: Iterable[str | os.PathLike[str]], env: Mapping[str, str] | None = None
+) -> RuleSet:
+    """Read, validate and merge rule files; raises ``RuleFileError`` with every problem."""
+    env = os.environ if env is None else env
+    paths = list(paths)
+    files = rule_files(paths)
+    merger = _Merger()
+    if not files:
+        raise RuleFileError(
+            [RuleError(Location(", ".join(str(p) for p in paths) or "."), "no rule files (*.yaml)")]
+        )
+    for path in files:
+        merger.add(_read(path, env))
+    settings = Settings(**merger.settings)
+    _check_references(merger, settings)
+    tz = zone(settings.timezone)
+    schedules = _build_schedules(merger, merger.items["rules"], tz)
+    if merger.errors:
+        raise RuleFileError(merger.errors)
+    return RuleSet(
+        settings=settings,
+        sources=merger.items["sources"],
+        cameras=merger.items["cameras"],
+        recorders=merger.items["recorders"],
+        rules=merger.items["rules"],
+        files=files,
+        origins=merger.origins,
+        schedules=schedules,
+    )

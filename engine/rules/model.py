@@ -1,0 +1,439 @@
+"""The rule-file schema: sources, cameras, recorders, rules and settings.
+
+Every model forbids unknown keys and every choice is a discriminated union on
+``type``, so a typo is an error with its position and editors can complete
+keys from the published JSON Schema. Checks that need one value only (a cron
+string, a CEL condition, a template) run here, where pydantic knows the
+value's position; checks across sections and files (does that camera exist?)
+run in the loader once all files are merged.
+
+Cameras and the shot saver are the shots part's models, recorders the
+recorder part's: this module only composes them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from engine.core.condition import Condition
+from engine.core.events import (
+    ENGINE_STARTED,
+    ENGINE_STOPPING,
+    RECORDING_ERROR,
+    RECORDING_STARTED,
+    RECORDING_STOPPED,
+    SHOT_ERROR,
+    SHOT_SUCCESS,
+    SOURCE_GAP,
+)
+from engine.recorder.config import ByteSize, Duration, KindName, RecorderConfig
+from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
+from engine.rules.schedule import parse_cron
+from engine.shots.config import CameraConfig, ShotsConfig, check_format, check_template
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_NAME = re.compile(NAME_PATTERN)
+
+# Names a log line or a command argument may use: ``{rule}``, ``{time:%H:%M:%S}``...
+TEXT_FIELDS: frozenset[str] = frozenset(
+    {
+        "rule",  # the rule's name
+        "trigger",  # schedule, message or event
+        "event",  # the engine event's name, or the message type
+        "time",  # when the trigger happened (a datetime: {time:%Y-%m-%d %H:%M:%S})
+        "epoch",  # the same in epoch seconds
+        "source",  # the source of the message or event
+        "recorder",  # the recorder of a recording event
+        "camera",  # the camera of a shot event
+        "path",  # the file of a recording or shot event
+        "reason",  # why a recording started or stopped, or why a shot failed
+        "seq",  # the message's sequence number
+        "count",  # how many times this rule has fired, this one included
+    }
+)
+# Engine events a rule may react to.
+EVENT_NAMES = (
+    ENGINE_STARTED,
+    ENGINE_STOPPING,
+    RECORDING_STARTED,
+    RECORDING_STOPPED,
+    RECORDING_ERROR,
+    SHOT_SUCCESS,
+    SHOT_ERROR,
+    SOURCE_GAP,
+)
+
+
+def _one_or_many(value: Any) -> Any:
+    """Let a single item stand where a list is expected."""
+    if value is None or isinstance(value, list):
+        return value
+    return [value]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_text(text: str) -> str:
+    """A log line or command argument: ``{field}`` names from ``TEXT_FIELDS`` only."""
+    return check_format(text, TEXT_FIELDS)
+
+
+TextTemplate = Annotated[str, BeforeValidator(lambda v: check_text(v) if isinstance(v, str) else v)]
+
+
+# -- sources -------------------------------------------------------------------
+
+
+class WebSocketSourceConfig(_Model):
+    """A live event stream, e.g. PurpleDrop's ``pdserver`` on port 7001."""
+
+    type: Literal["websocket"]
+    url: str = Field(description="ws://host:7001 (a bare host:port gets ws://).")
+    max_size: ByteSize = Field(
+        16 * 1024 * 1024, gt=0, description="Largest message accepted (camera frames are big)."
+    )
+    open_timeout: Duration = Field(10.0, gt=0)
+    reconnect_initial: Duration = Field(0.5, ge=0, description="First reconnect delay.")
+    reconnect_max: Duration = Field(10.0, ge=0, description="Longest reconnect delay.")
+    max_retries: int | None = Field(
+        None, ge=1, description="Give up after this many failed attempts in a row (null: never)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        text = value if "://" in value else f"ws://{value}"
+        parts = urlsplit(text)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"{value!r} is not a websocket URL; write e.g. ws://purpledrop:7001")
+        return value
+
+
+class ReplaySourceConfig(_Model):
+    """A recording played back as if it were live."""
+
+    type: Literal["replay"]
+    path: str = Field(description="The recording's .bin file.")
+    speed: float | None = Field(
+        1.0, gt=0, description="1: original pace; 10: ten times faster; null: as fast as possible."
+    )
+
+
+class SimulatorSourceConfig(_Model):
+    """The built-in PurpleDrop simulator, run in-process: bursts of droplet moves and camera frames."""
+
+    type: Literal["simulator"]
+    seed: int = Field(1, description="Same seed, same experiment.")
+    fps: float = Field(5.0, gt=0, description="Camera frames per second.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Further simulator options (see `cuecap sim --help`)."
+    )
+
+
+SourceConfig = Annotated[
+    WebSocketSourceConfig | ReplaySourceConfig | SimulatorSourceConfig,
+    Field(discriminator="type"),
+]
+
+
+# -- triggers --------------------------------------------------------------------
+
+
+def _between(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = [
+            p.strip() for p in re.split(r"\s*(?:-|\u2013|to)\s*(?=\d)", value.strip(), maxsplit=1)
+        ]
+        if len(parts) != 2:
+            raise ValueError(f"{value!r} is not a time window; write '08:00-18:00'")
+        return parts
+    return value
+
+
+class ScheduleTrigger(_Model):
+    """Fires on a clock: a cron expression, an interval or fixed times, optionally in a window."""
+
+    type: Literal["schedule"]
+    cron: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="Cron: minute hour day month weekday, e.g. '*/5 * * * *' (or a list)."
+    )
+    every: Duration | None = Field(None, gt=0, description="An interval, e.g. 10s, 5min, 1h.")
+    at: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
+        None,
+        description="Times of day ('08:00', daily) or moments ('2025-05-01T10:00'), one or a list.",
+    )
+    between: Annotated[list[TimeOfDay] | None, BeforeValidator(_between)] = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="Only between these times of day: '08:00-18:00' (may wrap past midnight).",
+    )
+    days: Days | None = Field(None, description="Only on these weekdays: mon-fri, [sat, sun]...")
+    timezone: TimeZoneName | None = Field(
+        None, description="Zone of the times above (default: settings.timezone)."
+    )
+    start: datetime | None = Field(None, description="Not before this moment.")
+    end: datetime | None = Field(None, description="Not after this moment.")
+    jitter: Duration = Field(
+        0.0, ge=0, description="Delay each fire by up to this much (spread, reproducible)."
+    )
+    grace: Duration = Field(
+        1.0,
+        gt=0,
+        description="A fire that could not run within this many seconds of its time is skipped.",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: list[str] | None) -> list[str] | None:
+        from zoneinfo import ZoneInfo
+
+        for expression in value or ():
+            parse_cron(expression, ZoneInfo("UTC"))  # ScheduleError is a ValueError
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or ():
+            _moment(item)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleTrigger:
+        given = [k for k in ("cron", "every", "at") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "a schedule needs exactly one of cron, every or at"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.every is not None and self.jitter >= self.every:
+            raise ValueError("jitter must be shorter than the interval (every)")
+        if self.between is not None and self.between[0] == self.between[1]:
+            raise ValueError("between: the window is empty (same start and end)")
+        return self
+
+    def times_of_day(self) -> list[int]:
+        return [m for m in (_moment(x) for x in self.at or ()) if isinstance(m, int)]
+
+    def moments(self) -> list[datetime]:
+        return [m for m in (_moment(x) for x in self.at or ()) if isinstance(m, datetime)]
+
+
+def _moment(text: str) -> int | datetime:
+    """A time of day (seconds after midnight) or a moment."""
+    if re.match(r"\s*\d{1,2}:\d{2}", text) and "T" not in text and "-" not in text:
+        return parse_time_of_day(text)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a time of day ('08:30') nor a moment ('2025-05-01T08:30')"
+        ) from None
+
+
+class MessageTrigger(_Model):
+    """Fires on a message from a source: of these types, matching a CEL condition."""
+
+    type: Literal["message"]
+    source: str | None = Field(None, description="Only from this source (default: any).")
+    types: Annotated[list[KindName] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="Message types, e.g. electrode_state (default: those `where` names)."
+    )
+    where: str | None = Field(
+        None, description="CEL over the message, e.g. active_capacitance.calibrated > 3.5"
+    )
+    _condition: Condition | None = PrivateAttr(None)
+
+    @field_validator("where")
+    @classmethod
+    def _compiles(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            # ConditionError (a ValueError) carries the column of the mistake
+            _condition(value, info.data.get("types"))
+        return value
+
+    @model_validator(mode="after")
+    def _compile(self) -> MessageTrigger:
+        if not self.types and not self.where:
+            raise ValueError("a message trigger needs types, where, or both")
+        if self.where is not None:
+            self._condition = _condition(self.where, self.types)
+        return self
+
+    @property
+    def condition(self) -> Condition | None:
+        return self._condition
+
+    @property
+    def kinds(self) -> frozenset[str] | None:
+        """The message types this trigger can match (None: any), checked before decoding."""
+        if self.types:
+            return frozenset(self.types)
+        return self._condition.kinds if self._condition is not None else None
+
+
+def _condition(where: str, types: list[str] | None) -> Condition:
+    return Condition(where, types[0] if types and len(types) == 1 else None)
+
+
+class EventTrigger(_Model):
+    """Fires on an engine event: a recording started or stopped, a shot done, the engine started."""
+
+    type: Literal["event"]
+    event: Literal[EVENT_NAMES] = Field(  # type: ignore[valid-type]
+        description="recording.started, recording.stopped, shot.success, engine.started..."
+    )
+    recorder: str | None = Field(None, description="Only events of this recorder.")
+    camera: str | None = Field(None, description="Only events of this camera.")
+    source: str | None = Field(None, description="Only events of this source.")
+    rule: str | None = Field(None, description="Only shots asked by this rule.")
+
+
+Trigger = Annotated[
+    ScheduleTrigger | MessageTrigger | EventTrigger,
+    Field(discriminator="type"),
+]
+
+
+# -- actions ---------------------------------------------------------------------
+
+
+class ShotAction(_Model):
+    """Take a shot from each camera, at the trigger's time plus ``offset``."""
+
+    type: Literal["shot"]
+    cameras: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+        min_length=1, description="Camera names (one or a list)."
+    )
+    offset: Offset = Field(
+        0.0, description="-2s: two seconds before the trigger's time; 1s: after."
+    )
+    file_name: str | None = Field(None, description="File name template (default: the camera's).")
+    folder: str | None = Field(None, description="Folder template (default: the camera's).")
+
+    @field_validator("file_name", "folder")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
+
+
+class RecordAction(_Model):
+    """Start, stop, enable or disable a recorder."""
+
+    type: Literal["record"]
+    recorder: str
+    action: Literal["start", "stop", "enable", "disable"] = "start"
+
+
+class RunAction(_Model):
+    """Run a program (no shell); killed when it runs longer than ``timeout``."""
+
+    type: Literal["run"]
+    argv: list[TextTemplate] = Field(
+        min_length=1, description="Program and arguments; {rule}, {time:%H:%M}... are filled in."
+    )
+    timeout: Duration = Field(60.0, gt=0)
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+
+
+class LogAction(_Model):
+    """Write a line to the engine's log."""
+
+    type: Literal["log"]
+    message: TextTemplate = Field(description="e.g. '{rule}: {event} at {time:%H:%M:%S}'")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+Action = Annotated[
+    ShotAction | RecordAction | RunAction | LogAction,
+    Field(discriminator="type"),
+]
+
+
+class Rule(_Model):
+    """When something happens (``when``), do these actions in order (``do``)."""
+
+    description: str = ""
+    enabled: bool = True
+    when: Annotated[list[Trigger], BeforeValidator(_one_or_many)] = Field(
+        min_length=1, description="One trigger or a list (any of them fires the rule)."
+    )
+    do: Annotated[list[Action], BeforeValidator(_one_or_many)] = Field(
+        min_length=1, description="One action or a list, run in order."
+    )
+    mode: Literal["single", "queued", "parallel", "restart"] = Field(
+        "single",
+        description="A firing while the rule still runs: single ignores it, queued runs it "
+        "after, parallel runs it alongside, restart cancels the running one.",
+    )
+    max: int = Field(10, ge=1, description="queued: most waiting; parallel: most at once.")
+    cooldown: Duration = Field(
+        0.0, ge=0, description="After a firing, ignore triggers for this long."
+    )
+
+
+# -- settings and files ----------------------------------------------------------
+
+
+class Settings(_Model):
+    """Engine-wide settings; each may be set in one rule file only."""
+
+    recordings: str = Field("recordings", description="Folder that recordings go under.")
+    timezone: TimeZoneName = Field(
+        "local", description="Zone for schedules and dates in names (an IANA name, or local)."
+    )
+    source: str | None = Field(
+        None, description="Default source of recorders that name none (default: the only one)."
+    )
+    shots: ShotsConfig = Field(default_factory=ShotsConfig, description="The shot saver.")
+    tick: Duration = Field(
+        0.1, gt=0, le=5, description="Seconds between recorder timer ticks and flushes."
+    )
+    stop_timeout: Duration = Field(
+        10.0, ge=0, description="On stop, how long running actions may take to finish."
+    )
+
+
+class RuleFile(_Model):
+    """One rule file. Several files merge; a name may be declared once across them."""
+
+    schema_: SkipJsonSchema[str | None] = Field(None, alias="$schema")
+    settings: Settings | None = None
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    recorders: dict[str, RecorderConfig] = Field(default_factory=dict)
+    rules: dict[str, Rule] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+SECTIONS = ("sources", "cameras", "recorders", "rules")
+
+
+def bad_name(name: str) -> str | None:
+    """Why ``name`` cannot name a source, camera, recorder or rule (None if it can)."""
+    if _NAME.match(name):
+        return None
+    return (
+        f"name {name!r} is not allowed; use letters, digits, '_', '-', '.', "
+        "starting with a letter or digit"
+    )

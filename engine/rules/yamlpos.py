@@ -1,0 +1,319 @@
+"""YAML with positions: plain Python data plus where every key and value stands.
+
+PyYAML's ``load`` throws node marks away and silently keeps the last of two
+equal keys. Rule files need both: every validation error must point at
+file:line:column, and a duplicated rule name is a mistake, not an override.
+So files are composed into nodes (which carry marks) and built into data here,
+recording each path's position on the way.
+
+The scalar rules are YAML 1.2's core schema rather than PyYAML's YAML 1.1:
+only ``true``/``false`` are booleans (``on``, ``no``, ``yes`` stay strings),
+``18:00`` is a string rather than the sexagesimal integer 1080, ``010`` is
+ten, and dates stay strings for the models to parse.
+
+``${NAME}`` in a string is replaced by that environment variable when the file
+is loaded (``${NAME:-default}`` gives a fallback, ``$${`` a literal ``${``);
+a missing variable is an error at its position. Substituted paths are
+remembered so that error messages never echo a secret.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
+
+from engine.rules.errors import Location, RuleError
+
+Path = tuple[str | int, ...]
+
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _CoreResolver(BaseResolver):
+    """Implicit types of the YAML 1.2 core schema (no yes/no/on/off, no sexagesimals)."""
+
+
+_CoreResolver.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CoreResolver.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_CoreResolver.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+_CoreResolver.add_implicit_resolver(
+    _NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_CoreResolver.add_implicit_resolver(_MERGE, re.compile(r"^(?:<<)$"), ["<"])
+
+
+class _Loader(Reader, Scanner, Parser, Composer, SafeConstructor, _CoreResolver):
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        _CoreResolver.__init__(self)
+
+
+_ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?\Z", re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+def _mark(node: Node, *, end: bool = False) -> Mark:
+    m = node.end_mark if end else node.start_mark
+    return Mark(m.line + 1, m.column + 1)
+
+
+@dataclass
+class Positions:
+    """Where each path of a document stands: its value, and for mapping entries its key."""
+
+    file: str
+    values: dict[Path, Mark] = field(default_factory=dict)
+    keys: dict[Path, Mark] = field(default_factory=dict)
+    secrets: dict[Path, set[str]] = field(default_factory=dict)  # values from the environment
+    broken: set[Location] = field(default_factory=set)  # values already reported as wrong
+    styles: dict[Path, str] = field(default_factory=dict)  # quote or block style of strings
+
+    def inside(self, path: Path, line: int, column: int) -> Location:
+        """The position of ``line``/``column`` (1-based) within the string at ``path``."""
+        base = self.location(path)
+        style = self.styles.get(path, "")
+        if path not in self.values or style in ("|", ">") or base.line is None:
+            return base
+        quote = 1 if style in ("'", '"') else 0
+        if line > 1:
+            return Location(self.file, base.line + line - 1, None)
+        return Location(self.file, base.line, (base.column or 1) + quote + column - 1)
+
+    def location(self, path: Path, *, key: bool = False) -> Location:
+        """The position of ``path`` (its key if asked and known), else of its nearest ancestor."""
+        if key and path in self.keys:
+            m = self.keys[path]
+            return Location(self.file, m.line, m.column)
+        p: Path = ()
+        for element in path:
+            if (*p, element) in self.values:
+                p = (*p, element)
+            elif element != 0:  # index 0 of a list written as its single item: stay
+                break
+        m = self.values.get(p)
+        if m is None:
+            return Location(self.file, 1, 1)
+        return Location(self.file, m.line, m.column)
+
+    def redact(self, text: str, path: Path) -> str:
+        """``text`` with the environment values substituted at ``path`` replaced by ``***``."""
+        for secret in sorted(self.secrets.get(tuple(path), ()), key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+@dataclass
+class Document:
+    """One composed rule file: its data, positions and the problems met while building it."""
+
+    file: str
+    data: Any
+    positions: Positions
+    errors: list[RuleError]
+
+
+class _Builder:
+    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+        self.file = file
+        self.env = env
+        self.positions = Positions(file)
+        self.errors: list[RuleError] = []
+        self._constructor = SafeConstructor()
+        self._active: set[int] = set()
+
+    def error(self, mark: Mark, message: str) -> None:
+        self.errors.append(RuleError(Location(self.file, mark.line, mark.column), message))
+
+    def build(self, node: Node, path: Path) -> Any:
+        self.positions.values[path] = _mark(node)
+        if id(node) in self._active:
+            self.error(_mark(node), "an alias refers to itself (recursive anchors are not allowed)")
+            return None
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        self._active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+        finally:
+            self._active.discard(id(node))
+        self.error(_mark(node), f"unsupported YAML node {type(node).__name__}")  # pragma: no cover
+        return None  # pragma: no cover
+
+    def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        seen: dict[str, Mark] = {}
+        merged: list[MappingNode] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.extend(self._merge_sources(value_node))
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.error(_mark(key_node), "a key must be a plain name, not a list or mapping")
+                continue
+            key = str(key_node.value)
+            key_mark = _mark(key_node)
+            if key in seen:
+                first = seen[key]
+                self.error(
+                    key_mark,
+                    f"duplicate key {key!r} (first at line {first.line}, column {first.column}; "
+                    "each key may appear once)",
+                )
+                continue
+            seen[key] = key_mark
+            self.positions.keys[(*path, key)] = key_mark
+            out[key] = self.build(value_node, (*path, key))
+        # Merge keys (``<<: *defaults``): explicit keys win, earlier merges win over later.
+        for source in merged:
+            for key_node, value_node in source.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE:
+                    continue
+                key = str(key_node.value)
+                if key not in out:
+                    self.positions.keys[(*path, key)] = _mark(key_node)
+                    out[key] = self.build(value_node, (*path, key))
+        return out
+
+    def _merge_sources(self, node: Node) -> list[MappingNode]:
+        if isinstance(node, MappingNode):
+            return [node]
+        if isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
+            return list(node.value)
+        self.error(_mark(node), "'<<' merges a mapping or a list of mappings")
+        return []
+
+    def _scalar(self, node: ScalarNode, path: Path) -> Any:
+        tag, value = node.tag, node.value
+        if tag == _STR:
+            if node.style:
+                self.positions.styles[path] = node.style
+            return self._substitute(node, path)
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return value.lower() == "true"
+        if tag == _INT:
+            if value.startswith(("0o", "0x")):
+                return int(value, 0)
+            return int(value, 10)
+        if tag == _FLOAT:
+            lowered = value.lower()
+            if lowered.endswith("nan"):
+                return math.nan
+            if lowered.endswith("inf"):
+                return -math.inf if value.startswith("-") else math.inf
+            return float(value)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            self.error(_mark(node), f"unsupported tag {tag!r}; write a plain value")
+            return None
+
+    def _substitute(self, node: ScalarNode, path: Path) -> str:
+        text: str = node.value
+        if "$" not in text:
+            return text
+        quoted = 1 if node.style in ("'", '"') else 0
+        start = _mark(node)
+        used: set[str] = set()
+
+        def column_of(offset: int) -> Mark:
+            if "\n" in text[:offset]:
+                return start
+            return Mark(start.line, start.column + quoted + offset)
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$${":
+                return "${"
+            ref = match.group(1)
+            parsed = _ENV_NAME.match(ref)
+            if parsed is None:
+                self.error(
+                    column_of(match.start()),
+                    f"bad environment reference ${{{ref}}} (expected ${{NAME}} or ${{NAME:-default}})",
+                )
+                return ""
+            name, default = parsed.group(1), parsed.group(2)
+            value = self.env.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is None:
+                    self.positions.broken.add(Location(self.file, start.line, start.column))
+                    self.error(
+                        column_of(match.start()),
+                        f"environment variable {name} is not set "
+                        f"(set it, or give a default: ${{{name}:-value}})",
+                    )
+                    return ""
+                return default
+            used.add(value)
+            return value
+
+        result = _ENV_REF.sub(replace, text)
+        if used:
+            self.positions.secrets[path] = used
+        return result
+
+
+def compose(text: str, file: str, env: Mapping[str, str]) -> Document:
+    """Build one YAML document into data with positions; problems go to ``errors``."""
+    builder = _Builder(file, env)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Mark(mark.line + 1, mark.column + 1) if mark is not None else Mark(1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            problem = f"{exc.context}: {exc.problem}"
+        builder.error(where, f"YAML syntax error: {problem}")
+        return Document(file, None, builder.positions, builder.errors)
+    except yaml.YAMLError as exc:
+        builder.error(Mark(1, 1), f"YAML error: {exc}")
+        return Document(file, None, builder.positions, builder.errors)
+    finally:
+        loader.dispose()
+    data = builder.build(node, ()) if node is not None else None
+    return Document(file, data, builder.positions, builder.errors)
