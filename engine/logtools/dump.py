@@ -1,0 +1,74 @@
+"""``log dump``: one JSON object per record, for ``jq``, scripts and eyes.
+
+The fields are protobuf's own JSON mapping (``MessageToDict``) with the
+``.proto`` field names and every field shown, zeros included, so that a row
+always has the same keys for its type. Camera bytes are replaced by their
+size: a dump is for reading, ``log frames`` is for images.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
+
+from google.protobuf.json_format import MessageToDict
+
+from engine.core.frame import Frame, FrameDecodeError
+from engine.logtools.inputs import LogInput
+
+
+def frame_row(frame: Frame) -> dict[str, Any]:
+    """The dump row of one frame: receive time, seq, type, timestamp and the message's fields.
+
+    A record that is not a PurpleDrop event gets ``type: null`` and an ``error``.
+    """
+    row: dict[str, Any] = {
+        "time": frame.time,
+        "seq": frame.seq,
+        "type": frame.kind,
+        "size": frame.size,
+    }
+    try:
+        event = frame.event
+    except FrameDecodeError as exc:
+        row["error"] = str(exc)
+        return row
+    kind = event.WhichOneof("msg")
+    if kind is None:
+        row["type"] = None
+        row["error"] = f"record {frame.seq} ({frame.size} bytes) is not a PurpleDrop event"
+        return row
+    row["type"] = kind
+    row["timestamp"] = frame.timestamp
+    message = getattr(event, kind)
+    fields = MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+        unquote_int64_if_possible=True,
+    )
+    if kind == "image":
+        fields["image_data"] = {"size": len(message.image_data)}
+    row[kind] = fields
+    return row
+
+
+def dump_rows(log: LogInput, frames: Iterable[Frame]) -> Iterator[dict[str, Any]]:
+    """Rows for ``frames``, counting the records that do not decode in ``log.invalid``."""
+    for frame in frames:
+        row = frame_row(frame)
+        if "error" in row and frame.kind is not None:
+            log.note_invalid(frame)
+        yield row
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """Write rows as JSON lines; returns how many."""
+    n = 0
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for row in rows:
+        out.write(dumps(row))
+        out.write("\n")
+        n += 1
+    return n

@@ -1,0 +1,240 @@
+"""Opening a recording for the log tools: refuse what is not one, stream what is.
+
+Every tool starts here, so every tool gives the same answer for a missing
+file, a folder, random bytes or a file cut short before its first record
+ended. ``LogInput.frames`` streams (memory stays flat whatever the size),
+filters by type without decoding and by receive time, reports progress in
+bytes, and remembers what went wrong on the way (a truncated tail, records
+that are not PurpleDrop events, an index that had to be estimated) so the
+command can say it after doing its work.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.core.frame import KIND_NAMES, Frame
+from engine.logtools.errors import LogToolError
+from engine.logtools.timerange import EVERYTHING, TimeRange, TimeSpec, resolve_range
+from engine.recording.format import INDEX_ENTRY, INDEX_MAGIC, RECORD_HEADER, RecordingError
+from engine.recording.reader import RecordingReader
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes of the recording read so far."""
+
+# Records looked at to decide whether a file is a recording at all.
+SNIFF_RECORDS = 16
+_PROGRESS_EVERY = 512
+
+
+def check_kinds(kinds: Collection[str] | None) -> frozenset[str] | None:
+    """Validated message type names (``image``, ``active_capacitance``...), or None for all."""
+    if not kinds:
+        return None
+    unknown = sorted(set(kinds) - KIND_NAMES)
+    if unknown:
+        raise LogToolError(
+            f"unknown message type {', '.join(unknown)}; known types: {', '.join(sorted(KIND_NAMES))}"
+        )
+    return frozenset(kinds)
+
+
+class LogInput:
+    """A recording opened by a log tool; iterate it with ``frames``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.reader = RecordingReader(self.path)
+        except RecordingError as exc:
+            raise LogToolError(str(exc)) from None
+        self.size = self.reader.size
+        self.invalid = 0
+        self.first_invalid: str | None = None
+        self._first_time: float | None = None
+        self._sniff()
+
+    # -- opening ---------------------------------------------------------------
+
+    def _sniff(self) -> None:
+        """Refuse files whose first records are not PurpleDrop events."""
+        if self.size == 0:
+            return
+        hint = self._companion_hint()
+        with open(self.path, "rb") as f:
+            header = f.read(RECORD_HEADER.size)
+        if len(header) < RECORD_HEADER.size:
+            raise LogToolError(
+                f"{self.path}: {self.size} bytes, too short to hold a record; "
+                f"not a recording, or cut short{hint}"
+            )
+        (n,) = RECORD_HEADER.unpack(header)
+        if n > self.size - RECORD_HEADER.size:
+            raise LogToolError(
+                f"{self.path}: not a recording{hint} (its first record claims {n} bytes, "
+                f"the file holds {self.size - RECORD_HEADER.size} after the length); "
+                "if it is a recording cut short inside its first record, nothing in it is readable"
+            )
+        frames = iter(self.reader)
+        try:
+            for i, frame in enumerate(frames):
+                if i == 0:
+                    if not frame.valid:
+                        raise LogToolError(
+                            f"{self.path}: not a recording{hint} (its first record, {frame.size} "
+                            "bytes, is not a PurpleDrop event)"
+                        )
+                    self._first_time = frame.time
+                if i + 1 >= SNIFF_RECORDS:
+                    break
+        finally:
+            frames.close()  # type: ignore[attr-defined]
+
+    def _companion_hint(self) -> str:
+        name = self.path.name
+        for suffix in (".idx", ".json"):
+            if name.endswith(".bin" + suffix):
+                return f"; did you mean {self.path.with_name(name[: -len(suffix)])}?"
+        return ""
+
+    # -- facts -----------------------------------------------------------------
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        return self.reader.manifest
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def first_time(self) -> float | None:
+        """Receive time of the first record (None for an empty recording)."""
+        return self._first_time
+
+    def last_time(self) -> float:
+        """Receive time of the last complete record: from the index when it can, else a scan."""
+        last = _last_time_from_index(self.reader.path, self.reader.index_path, self.size)
+        if last is not None:
+            return last
+        for frame in self.reader:
+            last = frame.time
+        if last is None:
+            raise LogToolError(f"{self.path}: holds no records")
+        return last
+
+    def resolve(self, start: TimeSpec | None, end: TimeSpec | None) -> TimeRange:
+        """The receive-time range ``--from start --to end`` means for this recording."""
+        first = self.first_time()
+        if first is None or (start is None and end is None):
+            return EVERYTHING
+        return resolve_range(start, end, first, self.last_time)
+
+    # -- reading ---------------------------------------------------------------
+
+    def frames(
+        self,
+        kinds: Collection[str] | None = None,
+        time_range: TimeRange = EVERYTHING,
+        progress: Progress | None = None,
+    ) -> Iterator[Frame]:
+        """Frames in order, optionally only some types and a receive-time range.
+
+        Type filtering reads the first byte only; nothing is decoded here.
+        Records whose type cannot be read are counted in ``invalid`` (and
+        yielded when no type filter is given, so ``dump`` can show them).
+        """
+        wanted = check_kinds(kinds)
+        self.invalid = 0
+        self.first_invalid = None
+        reader = self.reader
+        for n, frame in enumerate(reader):
+            if progress is not None and n % _PROGRESS_EVERY == 0:
+                progress(reader.bytes)
+            kind = frame.kind
+            if kind is None:
+                self.note_invalid(frame)
+                if wanted is not None:
+                    continue
+            elif wanted is not None and kind not in wanted:
+                continue
+            if frame.time in time_range:
+                yield frame
+        if progress is not None:
+            progress(self.size)
+
+    def note_invalid(self, frame: Frame) -> None:
+        """Count a record that is not a PurpleDrop event (tools call it after a failed decode)."""
+        self.invalid += 1
+        if self.first_invalid is None:
+            self.first_invalid = f"record {frame.seq} ({frame.size} bytes)"
+
+    # -- after reading ---------------------------------------------------------
+
+    @property
+    def truncated_bytes(self) -> int:
+        return self.reader.truncated_bytes
+
+    @property
+    def estimated_times(self) -> int:
+        return self.reader.estimated_times
+
+    def problems(self) -> list[str]:
+        """What went wrong while reading that means records were left out."""
+        out: list[str] = []
+        if self.truncated_bytes:
+            out.append(
+                f"{self.path}: the last record is cut short ({self.truncated_bytes} bytes left out, "
+                f"after byte {self.reader.bytes}); `cuecap log repair {self.path}` fixes the file"
+            )
+        if self.invalid:
+            out.append(
+                f"{self.path}: {self.invalid} record(s) are not PurpleDrop events and were left out "
+                f"(first: {self.first_invalid})"
+            )
+        return out
+
+    def notes(self) -> list[str]:
+        """Facts worth a warning that lose nothing (estimated receive times)."""
+        if not self.estimated_times:
+            return []
+        why = self.reader.index_problem or "no index"
+        return [
+            f"{self.path}: {why}; {self.estimated_times} receive time(s) estimated from message "
+            "timestamps (`cuecap log repair` rebuilds the index)"
+        ]
+
+
+def _last_time_from_index(data_path: Path, index_path: Path, size: int) -> float | None:
+    """The receive time of the last complete record, read off the index's tail.
+
+    Looks at the last few entries only, checking that each one's record is
+    complete in the data file; None when the index cannot tell (then callers scan).
+    """
+    try:
+        index_size = index_path.stat().st_size
+    except OSError:
+        return None
+    entries = (index_size - len(INDEX_MAGIC)) // INDEX_ENTRY.size
+    if entries <= 0:
+        return None
+    try:
+        with open(index_path, "rb") as index, open(data_path, "rb") as data:
+            if index.read(len(INDEX_MAGIC)) != INDEX_MAGIC:
+                return None
+            for i in range(entries - 1, max(entries - 8, 0) - 1, -1):
+                index.seek(len(INDEX_MAGIC) + i * INDEX_ENTRY.size)
+                offset, time = INDEX_ENTRY.unpack(index.read(INDEX_ENTRY.size))
+                data.seek(offset)
+                header = data.read(RECORD_HEADER.size)
+                if len(header) < RECORD_HEADER.size:
+                    continue
+                (n,) = RECORD_HEADER.unpack(header)
+                if offset + RECORD_HEADER.size + n <= size:
+                    return time
+    except (OSError, struct.error):
+        return None
+    return None
