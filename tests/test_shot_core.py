@@ -1,0 +1,290 @@
+"""The pure core of the shot saver: queue, limits, retry policy, paths, JPEG checks."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.core.templates import PathEscapeError
+from engine.shots.jpeg import jpeg_problem, jpeg_problem_thorough
+from engine.shots.paths import render_path, temp_path, unique_path, write_atomic
+from engine.shots.policy import CameraGate, RetryPolicy, plan_time
+from engine.shots.queue import Outcome, ShotQueue, ShotTask
+from engine.shots.status import QueueFull, ShotStatus, StatusUpdate, Throttled, status
+from engine.shots.testing import make_jpeg
+
+
+def task(guid: str, camera: str = "cam", at: float = 0.0, tries: int = 2) -> ShotTask:
+    return ShotTask(
+        guid=guid,
+        camera=camera,
+        created=at,
+        not_before=at,
+        shot_time=at,
+        live=True,
+        path=None,
+        max_tries=tries,
+        timeout=1.0,
+    )
+
+
+def queue(pool: int = 2, size: int = 100, rand: float = 0.5) -> ShotQueue:
+    return ShotQueue(
+        pool_size=pool, queue_size=size, retry=RetryPolicy(1.0, 2.0, 10.0, 0.5), random=lambda: rand
+    )
+
+
+# -- retry policy ------------------------------------------------------------
+
+
+def test_backoff_grows_exponentially_up_to_the_cap_with_bounded_jitter() -> None:
+    policy = RetryPolicy(backoff=0.5, factor=2.0, cap=3.0, jitter=0.0)
+    assert [policy.delay(n, 0.9) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    jittered = RetryPolicy(backoff=1.0, factor=2.0, cap=30.0, jitter=0.5)
+    assert jittered.delay(1, 0.0) == pytest.approx(0.5)
+    assert jittered.delay(1, 0.999999) == pytest.approx(1.5, rel=1e-5)
+    draws = {round(jittered.delay(2, random.Random(i).random()), 6) for i in range(20)}
+    assert len(draws) > 10 and all(1.0 <= d <= 3.0 for d in draws)
+
+
+# -- per-camera gates and time planning -------------------------------------
+
+
+def test_gate_skip_refuses_requests_inside_min_interval() -> None:
+    gate = CameraGate(min_interval=5.0, throttle="skip")
+    assert gate.admit(100.0)
+    assert not gate.admit(104.9)
+    assert gate.admit(105.0)
+    assert gate.start_at() is None
+
+
+def test_gate_delay_admits_everything_and_spaces_starts() -> None:
+    gate = CameraGate(max_in_flight=1, min_interval=2.0, throttle="delay")
+    assert gate.admit(0.0) and gate.admit(0.1)
+    assert gate.can_start(0.0)
+    gate.started(0.0)
+    assert not gate.can_start(0.5)  # in flight
+    gate.finished()
+    assert not gate.can_start(1.9)  # interval
+    assert gate.start_at() == 2.0 and gate.can_start(2.0)
+
+
+def test_plan_time_live_future_and_archive() -> None:
+    assert plan_time(None, 100.0, 0.5, 2.0) == (100.0, True, 100.5)
+    assert plan_time(103.0, 100.0, 0.0, 2.0) == (103.0, True, 103.0)  # future: wait, then live
+    assert plan_time(99.0, 100.0, 0.0, 2.0) == (99.0, True, 100.0)  # just past: live
+    assert plan_time(90.0, 100.0, 1.0, 2.0) == (90.0, False, 101.0)  # archive
+
+
+# -- the queue ---------------------------------------------------------------
+
+
+def test_queue_is_bounded_and_refuses_without_queueing() -> None:
+    q = queue(pool=1, size=2)
+    q.add(task("a"), 0.0)
+    q.add(task("b"), 0.0)
+    with pytest.raises(QueueFull, match="queue_size=2"):
+        q.add(task("c"), 0.0)
+    assert q.waiting == 2
+    assert [t.guid for t in q.take(0.0)] == ["a"]
+    q.add(task("c"), 0.0)  # a slot freed when "a" started
+    assert q.waiting == 2
+
+
+def test_queue_never_starts_more_than_pool_size_and_keeps_request_order() -> None:
+    q = queue(pool=2)
+    for i, cam in enumerate(["x", "y", "x", "z"]):
+        q.add(task(str(i), cam), 0.0)
+    first = q.take(0.0)
+    assert [t.guid for t in first] == ["0", "1"] and q.in_flight == 2
+    assert q.take(0.0) == []
+    assert q.done(first[0], 0.1, None) == (Outcome.success, 0.1)
+    assert [t.guid for t in q.take(0.1)] == ["2"]
+    assert q.max_in_flight == 2
+
+
+def test_a_busy_camera_does_not_block_the_others() -> None:
+    q = queue(pool=3)
+    q.gate("slow").max_in_flight = 1
+    for i in range(3):
+        q.add(task(f"s{i}", "slow"), 0.0)
+    q.add(task("f", "fast"), 0.0)
+    started = [t.guid for t in q.take(0.0)]
+    assert started == ["s0", "f"]
+
+
+def test_buffered_tasks_wait_and_next_wake_says_when() -> None:
+    q = queue()
+    t = task("a")
+    t.not_before = 5.0
+    q.add(t, 0.0)
+    assert q.take(4.999) == []
+    assert q.next_wake(4.999) == 5.0
+    assert [x.guid for x in q.take(5.0)] == ["a"]
+
+
+def test_failed_try_is_retried_after_backoff_then_fails_for_good() -> None:
+    q = queue(rand=0.5)
+    q.add(task("a", tries=2), 0.0)
+    (t,) = q.take(0.0)
+    outcome, at = q.done(t, 1.0, "HTTP 500")
+    assert outcome is Outcome.retry and at == pytest.approx(2.0)
+    assert t.state is ShotStatus.in_queue and q.waiting == 1
+    assert q.take(1.5) == []
+    (t2,) = q.take(2.0)
+    assert t2 is t and t.tries == 2
+    assert q.done(t, 2.5, "HTTP 500") == (Outcome.error, 2.5)
+    assert t.state is ShotStatus.error and t.reason == "HTTP 500" and q.waiting == 0
+
+
+def test_permanent_failures_are_not_retried() -> None:
+    q = queue()
+    q.add(task("a", tries=5), 0.0)
+    (t,) = q.take(0.0)
+    assert q.done(t, 0.0, "HTTP 401", retryable=False)[0] is Outcome.error
+
+
+def test_throttle_skip_is_refused_at_submission() -> None:
+    q = queue()
+    gate = q.gate("gate")
+    gate.min_interval = 10.0
+    q.add(task("a", "gate"), 0.0)
+    with pytest.raises(Throttled, match="min_interval=10"):
+        q.add(task("b", "gate"), 3.0)
+    assert q.waiting == 1
+
+
+def test_throttle_delay_spaces_starts_and_wakes_for_them() -> None:
+    q = queue(pool=5)
+    gate = q.gate("gate")
+    gate.min_interval, gate.throttle = 10.0, "delay"
+    q.add(task("a", "gate"), 0.0)
+    q.add(task("b", "gate"), 0.0)
+    (a,) = q.take(0.0)
+    q.done(a, 0.2, None)
+    assert q.take(0.2) == []
+    assert q.next_wake(0.2) == 10.0
+    assert [t.guid for t in q.take(10.0)] == ["b"]
+
+
+def test_remove_waiting_returns_every_unstarted_task_in_order() -> None:
+    q = queue(pool=1)
+    for name in "abc":
+        q.add(task(name), 0.0)
+    q.take(0.0)
+    assert [t.guid for t in q.remove_waiting()] == ["b", "c"]
+    assert q.waiting == 0 and q.take(1.0) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pool=st.integers(1, 4),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["add", "ok", "fail", "tick"]), st.integers(0, 2)), max_size=80
+    ),
+)
+def test_queue_invariants_under_any_sequence(pool: int, ops: list[tuple[str, int]]) -> None:
+    q = queue(pool=pool, size=10, rand=0.0)
+    q.gate("c1").max_in_flight = 1
+    now = 0.0
+    running: list[ShotTask] = []
+    finals: dict[str, int] = {}
+    made = 0
+    for op, arg in ops:
+        if op == "add":
+            made += 1
+            try:
+                q.add(task(f"t{made}", f"c{arg}", now, tries=2), now)
+            except QueueFull:
+                made -= 1
+        elif op in ("ok", "fail") and running:
+            t = running.pop(arg % len(running))
+            outcome, _ = q.done(t, now, None if op == "ok" else "boom")
+            if outcome is not Outcome.retry:
+                finals[t.guid] = finals.get(t.guid, 0) + 1
+        else:
+            now += 1.0
+        running.extend(q.take(now))
+        assert q.in_flight == len(running) <= pool
+        assert sum(1 for t in running if t.camera == "c1") <= 1
+    while running or q.waiting:
+        now += 1.0
+        running.extend(q.take(now))
+        t = running.pop()
+        outcome, _ = q.done(t, now, None)
+        finals[t.guid] = finals.get(t.guid, 0) + 1
+    assert len(finals) == made and set(finals.values()) <= {1}
+
+
+# -- status values -----------------------------------------------------------
+
+
+def test_status_updates_compare_like_the_seed_and_carry_details() -> None:
+    update = StatusUpdate(
+        ShotStatus.error, task="g", camera="c", path=None, try_number=2, reason="HTTP 500", time=1.0
+    )
+    assert update == status.error and update != status.success
+    assert update.reason == "HTTP 500" and update.final and update.status is ShotStatus.error
+    assert [s.value for s in status] == ["in_queue", "saving", "success", "error"]
+
+
+# -- paths -------------------------------------------------------------------
+
+WHEN = datetime(2026, 3, 4, 5, 6, 7, 890123)
+
+
+def test_render_path_fills_fields_then_dates_and_stays_inside_root(tmp_path: Path) -> None:
+    path = render_path(
+        tmp_path,
+        "{server}/%Y.%m.%d/{camera}",
+        "{camera} (%H-%M-%S.%f).jpg",
+        {"camera": "Gate|1", "server": "srv"},
+        WHEN,
+    )
+    assert path == tmp_path / "srv" / "2026.03.04" / "Gate_1" / "Gate_1 (05-06-07.890123).jpg"
+    assert render_path(tmp_path, "", "x.jpg", {}, WHEN) == tmp_path / "x.jpg"
+    with pytest.raises(PathEscapeError):
+        render_path(tmp_path, "../..", "x.jpg", {}, WHEN)
+
+
+def test_unique_path_suffixes_taken_names(tmp_path: Path) -> None:
+    p = tmp_path / "a.jpg"
+    assert unique_path(p, set()) == p
+    assert unique_path(p, {p, tmp_path / "a (2).jpg"}) == tmp_path / "a (3).jpg"
+
+
+def test_write_atomic_leaves_only_the_final_file(tmp_path: Path) -> None:
+    final = tmp_path / "d" / "shot.jpg"
+    write_atomic(final, b"data", "abcdef")
+    assert final.read_bytes() == b"data"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["shot.jpg"]
+    assert temp_path(final, "abcdef").name == ".shot.jpg.abcdef.part"
+
+
+def test_write_atomic_failure_leaves_nothing(tmp_path: Path) -> None:
+    final = tmp_path / "shot.jpg"
+    final.mkdir()  # rename onto a folder fails
+    with pytest.raises(OSError):
+        write_atomic(final, b"data", "abc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shot.jpg"]
+    assert final.is_dir()
+
+
+# -- JPEG checks -------------------------------------------------------------
+
+
+def test_jpeg_checks_catch_html_truncation_and_corruption() -> None:
+    good = make_jpeg()
+    assert jpeg_problem(good) is None and jpeg_problem_thorough(good) is None
+    assert jpeg_problem(good + b"\x00\x00") is None  # padding after EOI
+    assert "HTML page" in (jpeg_problem(b"<!DOCTYPE html><html>login</html>") or "")
+    assert "incomplete JPEG" in (jpeg_problem(good[:-10]) or "")
+    assert "empty" in (jpeg_problem(b"") or "")
+    corrupt = good[:200] + b"\x00" * (len(good) - 202) + b"\xff\xd9"
+    assert jpeg_problem(corrupt) is None
+    assert jpeg_problem_thorough(corrupt) is not None

@@ -1,0 +1,430 @@
+"""ShotService inside a running loop: statuses, retries, limits, events, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.core.clock import ManualClock
+from engine.core.events import SHOT_ERROR, SHOT_SUCCESS, EngineEvent
+from engine.core.templates import PathEscapeError, TemplateError
+from engine.shots import (
+    CameraCommon,
+    CaptureError,
+    CaptureRequest,
+    PythonCamera,
+    QueueFull,
+    SaverClosed,
+    ShotFailed,
+    ShotsConfig,
+    ShotService,
+    Throttled,
+    UnknownCamera,
+)
+from engine.shots.testing import FlakyCamera, make_jpeg
+
+JPEG = make_jpeg()
+FAST = {"backoff": 0.001, "backoff_max": 0.01, "jitter": 0.5}
+
+
+def settings(tmp_path: Path, **kw: Any) -> ShotsConfig:
+    return ShotsConfig(folder=str(tmp_path), **{**FAST, **kw})
+
+
+class Recorder:
+    """Collects statuses per task and emitted events."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, list[str]] = {}
+        self.reasons: dict[str, str] = {}
+        self.events: list[EngineEvent] = []
+
+    def callback(self, guid: str, state: str) -> None:
+        self.statuses.setdefault(guid, []).append(str(state))
+        if state == "error":
+            self.reasons[guid] = state.reason  # type: ignore[attr-defined]
+
+    def emit(self, event: EngineEvent) -> None:
+        self.events.append(event)
+
+
+def camera(fn: Callable[..., Any], name: str = "cam", **limits: Any) -> PythonCamera:
+    return PythonCamera(name, fn, CameraCommon(**limits))
+
+
+async def ok(request: CaptureRequest) -> bytes:
+    return JPEG
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+async def test_status_order_path_known_at_once_and_event_emitted(tmp_path: Path) -> None:
+    rec = Recorder()
+    async with ShotService({"cam": camera(ok)}, settings(tmp_path), emit=rec.emit) as service:
+        guid, path = service.submit("cam", callback=rec.callback, fields={"rule": "r1"})
+        assert rec.statuses[guid] == ["in_queue"]  # synchronously, before anything else
+        assert path is not None and path.parent == tmp_path and not path.exists()
+        assert path.name.startswith("cam (") and path.suffix == ".jpg"
+        await service.drain()
+    assert rec.statuses[guid] == ["in_queue", "saving", "success"]
+    assert path.read_bytes() == JPEG
+    (event,) = rec.events
+    assert event.name == SHOT_SUCCESS
+    assert event.data["camera"] == "cam" and event.data["path"] == str(path)
+    assert event.data["rule"] == "r1" and event.data["tries"] == 1
+
+
+async def test_retries_with_backoff_then_error_with_reason_and_no_file(tmp_path: Path) -> None:
+    calls: list[float] = []
+
+    async def broken(request: CaptureRequest) -> bytes:
+        calls.append(time.monotonic())
+        raise CaptureError("HTTP 500 Internal Server Error")
+
+    rec = Recorder()
+    cfg = settings(tmp_path, max_tries=3, backoff=0.02, backoff_factor=2, backoff_max=1, jitter=0)
+    async with ShotService({"cam": camera(broken)}, cfg, emit=rec.emit) as service:
+        guid, path = service.submit("cam", callback=rec.callback)
+        await service.drain()
+    assert rec.statuses[guid] == ["in_queue", "saving", "saving", "saving", "error"]
+    assert rec.reasons[guid] == "HTTP 500 Internal Server Error"
+    assert len(calls) == 3 and calls[1] - calls[0] >= 0.019 and calls[2] - calls[1] >= 0.039
+    assert files(tmp_path) == [] and path is not None and not path.exists()
+    assert rec.events[0].name == SHOT_ERROR and rec.events[0].data["reason"].startswith("HTTP 500")
+
+
+async def test_camera_timeout_and_non_jpeg_are_errors(tmp_path: Path) -> None:
+    async def hang(request: CaptureRequest) -> bytes:
+        await asyncio.sleep(30)
+        return JPEG
+
+    async def html(request: CaptureRequest) -> bytes:
+        return b"<html>login</html>"
+
+    rec = Recorder()
+    cams = {"hang": camera(hang, "hang", timeout=0.05), "html": camera(html, "html")}
+    async with ShotService(cams, settings(tmp_path, max_tries=2), emit=rec.emit) as service:
+        g1, _ = service.submit("hang", callback=rec.callback)
+        g2, _ = service.submit("html", callback=rec.callback)
+        await service.drain()
+    assert rec.reasons[g1] == "camera 'hang' gave no shot within 0.05 s"
+    assert "not a JPEG" in rec.reasons[g2] and "HTML page" in rec.reasons[g2]
+    assert rec.statuses[g1].count("saving") == 2
+    assert files(tmp_path) == []
+
+
+async def test_unexpected_exception_is_logged_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def buggy(request: CaptureRequest) -> bytes:
+        raise ZeroDivisionError("bug in camera code")
+
+    rec = Recorder()
+    async with ShotService({"cam": camera(buggy)}, settings(tmp_path, max_tries=1)) as service:
+        guid, _ = service.submit("cam", callback=rec.callback)
+        await service.drain()
+    assert rec.reasons[guid] == "ZeroDivisionError: bug in camera code"
+    assert any(r.exc_info and "failed unexpectedly" in r.getMessage() for r in caplog.records)
+
+
+async def test_callback_exceptions_are_logged_with_traceback_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    def bad(guid: str, state: str) -> None:
+        seen.append(str(state))
+        raise RuntimeError("callback bug")
+
+    async with ShotService({"cam": camera(ok)}, settings(tmp_path)) as service:
+        service.submit("cam", callback=bad)
+        await service.drain()
+        assert service.snapshot().callback_errors == 3
+    assert seen == ["in_queue", "saving", "success"]  # a raising callback does not stop the shot
+    logged = [r for r in caplog.records if "shot callback" in r.getMessage()]
+    assert len(logged) == 3 and all(r.exc_info for r in logged)
+
+
+async def test_async_callbacks_are_awaited(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    async def cb(guid: str, state: str) -> None:
+        await asyncio.sleep(0)
+        seen.append(str(state))
+
+    async with ShotService({"cam": camera(ok)}, settings(tmp_path)) as service:
+        service.submit("cam", callback=cb)
+        await service.drain()
+        await asyncio.sleep(0.01)
+    assert seen == ["in_queue", "saving", "success"]
+
+
+async def test_bounded_queue_rejects_clearly_and_queues_nothing(tmp_path: Path) -> None:
+    gate = asyncio.Event()
+
+    async def slow(request: CaptureRequest) -> bytes:
+        await gate.wait()
+        return JPEG
+
+    rec = Recorder()
+    cfg = settings(tmp_path, pool_size=1, queue_size=2)
+    async with ShotService({"cam": camera(slow)}, cfg) as service:
+        service.submit("cam", callback=rec.callback)
+        await asyncio.sleep(0.01)  # first one is now in flight
+        service.submit("cam", callback=rec.callback)
+        service.submit("cam", callback=rec.callback)
+        with pytest.raises(QueueFull, match="queue is full"):
+            service.submit("cam", callback=rec.callback, task_guid="refused")
+        assert "refused" not in rec.statuses
+        gate.set()
+        await service.drain()
+        assert service.snapshot().rejected == 1 and service.snapshot().succeeded == 3
+
+
+async def test_unknown_camera_and_bad_templates_are_refused_at_submit(tmp_path: Path) -> None:
+    async with ShotService({"cam": camera(ok)}, settings(tmp_path)) as service:
+        with pytest.raises(UnknownCamera, match="no camera named 'nope' \\(known: cam\\)"):
+            service.submit("nope")
+        with pytest.raises(TemplateError, match="attribute"):
+            service.submit("cam", file_name="{camera.__class__}.jpg")
+        with pytest.raises(PathEscapeError):
+            service.submit("cam", folder="../../etc")
+        assert service.snapshot().submitted == 0
+
+
+async def test_camera_names_cannot_escape_and_names_stay_unique(tmp_path: Path) -> None:
+    bad = camera(ok, name="../../x|y")
+    async with ShotService({}, settings(tmp_path, file_name="{camera}.jpg")) as service:
+        _, p1 = service.submit(bad)
+        _, p2 = service.submit(bad)
+        await service.drain()
+    assert p1 == tmp_path / ".._.._x_y.jpg"  # "/" and "|" replaced: one name, inside the folder
+    assert p2 == tmp_path / ".._.._x_y (2).jpg"
+    assert files(tmp_path) == sorted([p1, p2])
+
+
+async def test_templates_with_rule_fields_folders_and_seq(tmp_path: Path) -> None:
+    cfg = settings(tmp_path, subfolder="{server}/{camera}", file_name="{rule}-{seq:03d}.jpg")
+    async with ShotService({"gate": camera(ok, "gate")}, cfg, server="srv1") as service:
+        _, p1 = service.submit("gate", fields={"rule": "motion"})
+        _, p2 = service.submit("gate", fields={"rule": "motion"}, folder="custom/%Y")
+        _, p3 = service.submit("gate", root=tmp_path / "elsewhere", file_name="x.jpg")
+        await service.drain()
+    assert p1 == tmp_path / "srv1" / "gate" / "motion-001.jpg"
+    assert (
+        p2 is not None and p2.parent.parent == tmp_path / "custom" and p2.name == "motion-002.jpg"
+    )
+    assert p3 == tmp_path / "elsewhere" / "srv1" / "gate" / "x.jpg"  # root replaces the folder only
+    assert all(p.exists() for p in (p1, p2, p3) if p)
+
+
+async def test_pool_size_bounds_concurrency_across_cameras(tmp_path: Path) -> None:
+    flaky = FlakyCamera(failure_rate=0.0, max_delay=0.002, seed=3)
+    cams = {f"c{i}": PythonCamera(f"c{i}", flaky) for i in range(5)}
+    async with ShotService(cams, settings(tmp_path, pool_size=3, queue_size=500)) as service:
+        for i in range(200):
+            service.submit(f"c{i % 5}", file_name="{camera}-{seq}.jpg")
+        await service.drain()
+        stats = service.snapshot()
+    assert flaky.max_in_flight <= 3 and stats.max_in_flight == 3
+    assert stats.succeeded == 200 and len(files(tmp_path)) == 200
+
+
+async def test_per_camera_in_flight_limit(tmp_path: Path) -> None:
+    flaky = FlakyCamera(failure_rate=0.0, max_delay=0.002, seed=4)
+    async with ShotService(
+        {"cam": PythonCamera("cam", flaky, CameraCommon(max_in_flight=2))},
+        settings(tmp_path, pool_size=10),
+    ) as service:
+        for _ in range(30):
+            service.submit("cam", file_name="{seq}.jpg")
+        await service.drain()
+    assert flaky.max_in_flight == 2
+
+
+async def test_min_interval_skip_refuses_and_delay_spaces(tmp_path: Path) -> None:
+    clock = ManualClock(1000.0)
+    starts: list[float] = []
+
+    async def stamp(request: CaptureRequest) -> bytes:
+        starts.append(clock.time())
+        return JPEG
+
+    cams = {
+        "skip": camera(stamp, "skip", min_interval=5),
+        "delay": camera(stamp, "delay", min_interval=5, throttle="delay"),
+    }
+    async with ShotService(
+        cams, settings(tmp_path, file_name="{camera}-{seq}.jpg"), clock=clock
+    ) as service:
+        service.submit("skip")
+        clock.advance(1)
+        with pytest.raises(Throttled, match="min_interval=5"):
+            service.submit("skip")
+        clock.advance(4)
+        service.submit("skip")
+        await service.drain()
+        assert len(starts) == 2  # the refused request never reached the camera
+        starts.clear()
+        for _ in range(3):
+            service.submit("delay")
+        await asyncio.sleep(0.02)
+        assert starts == [1005.0]
+        clock.advance(5)
+        service.poke()
+        await asyncio.sleep(0.02)
+        clock.advance(5)
+        service.poke()
+        await service.drain()
+    assert starts == [1005.0, 1010.0, 1015.0]
+
+
+async def test_buffer_ts_delays_the_start(tmp_path: Path) -> None:
+    clock = ManualClock(50.0)
+    rec = Recorder()
+    async with ShotService(
+        {"cam": camera(ok)}, settings(tmp_path, buffer_ts=3), clock=clock
+    ) as service:
+        guid, _ = service.submit("cam", callback=rec.callback)
+        await asyncio.sleep(0.02)
+        assert rec.statuses[guid] == ["in_queue"]
+        clock.advance(3)
+        service.poke()
+        await service.drain()
+    assert rec.statuses[guid] == ["in_queue", "saving", "success"]
+
+
+async def test_dt_past_asks_the_archive_future_waits(tmp_path: Path) -> None:
+    clock = ManualClock(10_000.0)
+    requests: list[CaptureRequest] = []
+
+    async def cam(request: CaptureRequest) -> bytes:
+        requests.append(request)
+        return JPEG
+
+    async with ShotService(
+        {"cam": camera(cam)}, settings(tmp_path, file_name="{seq}.jpg"), clock=clock
+    ) as service:
+        service.submit("cam", dt=9_000.0)
+        service.submit("cam", dt=9_999.0)
+        service.submit("cam", dt=10_005.0)
+        await asyncio.sleep(0.02)
+        assert [(r.time, r.live) for r in requests] == [(9_000.0, False), (9_999.0, True)]
+        clock.advance(5)
+        service.poke()
+        await service.drain()
+    assert (requests[2].time, requests[2].live) == (10_005.0, True)
+
+
+async def test_grab_and_deliver_return_bytes_or_shot_failed(tmp_path: Path) -> None:
+    async def broken(request: CaptureRequest) -> bytes:
+        raise CaptureError("lens cap on", retryable=False)
+
+    async with ShotService(
+        {"cam": camera(ok), "bad": camera(broken, "bad")}, settings(tmp_path)
+    ) as service:
+        assert await service.grab("cam") == JPEG
+        with pytest.raises(ShotFailed, match="lens cap on") as info:
+            await service.grab("bad")
+        assert info.value.camera == "bad"
+        result = await service.shoot("bad")
+        assert result == "error" and result.reason == "lens cap on"
+    assert files(tmp_path) == []  # grab writes nothing
+
+
+async def test_sync_camera_functions_run_on_threads_bounded_by_pool(tmp_path: Path) -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def blocking(request: CaptureRequest) -> bytes:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.005)
+        with lock:
+            state["now"] -= 1
+        return JPEG
+
+    async with ShotService({"cam": camera(blocking)}, settings(tmp_path, pool_size=3)) as service:
+        for _ in range(15):
+            service.submit("cam", file_name="{seq}.jpg")
+        await service.drain()
+    assert state["max"] <= 3 and len(files(tmp_path)) == 15
+
+
+async def test_hard_close_gives_every_shot_a_final_error(tmp_path: Path) -> None:
+    async def slow(request: CaptureRequest) -> bytes:
+        await asyncio.sleep(30)
+        return JPEG
+
+    rec = Recorder()
+    service = ShotService({"cam": camera(slow)}, settings(tmp_path, pool_size=1))
+    await service.start()
+    guids = [service.submit("cam", callback=rec.callback)[0] for _ in range(3)]
+    await asyncio.sleep(0.01)
+    await service.aclose(graceful=False)
+    for guid in guids:
+        assert rec.statuses[guid][-1] == "error" and rec.statuses[guid].count("error") == 1
+    assert "saver closed" in rec.reasons[guids[0]] and "saver closed" in rec.reasons[guids[2]]
+    with pytest.raises(SaverClosed):
+        service.submit("cam")
+    assert files(tmp_path) == []
+
+
+async def test_graceful_close_finishes_queued_shots(tmp_path: Path) -> None:
+    service = ShotService({"cam": camera(ok)}, settings(tmp_path, pool_size=1))
+    await service.start()
+    for _ in range(5):
+        service.submit("cam", file_name="{seq}.jpg")
+    await service.aclose()
+    assert len(files(tmp_path)) == 5
+
+
+async def test_submit_before_start_runs_at_start(tmp_path: Path) -> None:
+    service = ShotService({"cam": camera(ok)}, settings(tmp_path))
+    _, path = service.submit("cam")
+    await service.start()
+    await service.drain()
+    await service.aclose()
+    assert path is not None and path.exists()
+
+
+async def test_done_when_10000_flaky_requests(tmp_path: Path) -> None:
+    """10,000 shots, random delays, 20 % failures: one final status each, files match."""
+    flaky = FlakyCamera(failure_rate=0.2, max_delay=0.0003, seed=42)
+    rec = Recorder()
+    pool = 10
+    cfg = settings(tmp_path, pool_size=pool, queue_size=10_000, max_tries=2, file_name="{seq}.jpg")
+    paths: dict[str, Path] = {}
+    async with ShotService({"cam": PythonCamera("cam", flaky)}, cfg, emit=rec.emit) as service:
+        for _ in range(10_000):
+            guid, path = service.submit("cam", callback=rec.callback)
+            assert path is not None
+            paths[guid] = path
+        await service.drain()
+        stats = service.snapshot()
+    assert len(rec.statuses) == 10_000
+    successes = errors = 0
+    for guid, history in rec.statuses.items():
+        final = [s for s in history if s in ("success", "error")]
+        assert len(final) == 1 and history[-1] == final[0] and history[0] == "in_queue"
+        assert history.count("in_queue") == 1 and 1 <= history.count("saving") <= 2
+        if final[0] == "success":
+            successes += 1
+            data = paths[guid].read_bytes()
+            assert data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")
+        else:
+            errors += 1
+            assert not paths[guid].exists()
+    assert successes + errors == 10_000 and 200 < errors < 700  # ~4 % fail twice
+    assert flaky.max_in_flight <= pool and stats.max_in_flight <= pool
+    assert len(files(tmp_path)) == successes
+    assert len(rec.events) == 10_000
