@@ -284,7 +284,14 @@ class RecorderConfig(_Model):
         False, description="Render dates in file names in UTC rather than local time."
     )
     exclude: list[KindName] = Field(default_factory=list, description="Message types not written.")
-    flush_interval: Duration = Field(0.5, gt=0)
+    flush_interval: Duration = Field(
+        0.5, gt=0, description="Longest time written records wait in memory."
+    )
+    retry_after: Duration | None = Field(
+        30.0,
+        gt=0,
+        description="After a write error, try again this much later; null: only when told.",
+    )
     enabled: bool = True
 
     def path_template(self) -> Template:

@@ -1,0 +1,339 @@
+"""Activity detectors: small, pure classes that say whether one frame is activity.
+
+Each detector declares the message types it looks at (``kinds``); the
+``ActivityDetectors`` set indexes them by type once, so a frame of any other
+type (temperatures, HV, camera frames) costs one dict lookup and is never
+decoded. That is also why background traffic never counts as activity unless
+a detector names its type. Stateful detectors (changed, threshold, step, rate)
+see every frame of their types, even when another detector already fired, so
+their memory of the previous value stays right.
+
+Decoding errors are counted per detector (``errors``), never raised: one bad
+message must not stop a recording.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from engine.core.condition import Condition
+from engine.core.fieldpath import MISSING, FieldPath, comparable
+from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
+from engine.recorder.config import (
+    ChangedDetectorConfig,
+    DetectorConfig,
+    MessageDetectorConfig,
+    RateDetectorConfig,
+    StepDetectorConfig,
+    ThresholdDetectorConfig,
+    WhereDetectorConfig,
+)
+
+_UNSET: Any = object()
+
+
+class Detector(Protocol):
+    label: str
+    kinds: frozenset[str] | None  # None: every frame
+
+    def hit(self, frame: Frame) -> bool: ...
+
+
+class MessageTypeDetector:
+    """Any message of the given types is activity."""
+
+    __slots__ = ("kinds", "label")
+
+    def __init__(self, types: Iterable[str], label: str = "message") -> None:
+        self.kinds: frozenset[str] = frozenset(types)
+        self.label = label
+
+    def hit(self, frame: Frame) -> bool:
+        return frame.kind in self.kinds
+
+
+class _FieldDetector:
+    """Shared plumbing: read one field of one message type, count decode errors."""
+
+    __slots__ = ("errors", "kind", "kinds", "label", "path")
+
+    def __init__(self, path: str | FieldPath, label: str) -> None:
+        self.path = path if isinstance(path, FieldPath) else FieldPath(path)
+        self.kind = self.path.kind
+        self.kinds: frozenset[str] = frozenset({self.kind})
+        self.label = label
+        self.errors = 0
+
+    def _value(self, frame: Frame) -> Any:
+        if frame.kind != self.kind:
+            return MISSING
+        try:
+            return self.path.get(frame.message)
+        except FrameDecodeError:
+            self.errors += 1
+            return MISSING
+
+
+class ChangedDetector(_FieldDetector):
+    """The field differs from its value in the previous message of its type.
+
+    Repeated fields and messages compare by value. The first message seen has
+    nothing to differ from, so it is not a change.
+    """
+
+    __slots__ = ("_previous",)
+
+    def __init__(self, path: str | FieldPath, label: str = "changed") -> None:
+        super().__init__(path, label)
+        self._previous: Any = _UNSET
+
+    def hit(self, frame: Frame) -> bool:
+        if frame.kind != self.kind:
+            return False
+        try:
+            message = frame.message
+        except FrameDecodeError:
+            self.errors += 1
+            return False
+        value = comparable(self.path.get(message))
+        previous = self._previous
+        self._previous = value
+        return previous is not _UNSET and value != previous
+
+
+class ThresholdDetector(_FieldDetector):
+    """A number crossing ``above`` (or ``below``), re-armed only past the hysteresis band.
+
+    Above: beyond means ``value > above``; it re-arms at ``value <= above - hysteresis``.
+    Below: beyond means ``value < below``; it re-arms at ``value >= below + hysteresis``.
+    The detector starts armed, so a stream that starts beyond the threshold
+    fires on its first message. With ``continuous``, every message from the
+    crossing until re-arming is activity, not only the crossing one.
+    """
+
+    __slots__ = ("_armed", "_limit", "_rearm", "_sign", "continuous")
+
+    def __init__(
+        self,
+        path: str | FieldPath,
+        *,
+        above: float | None = None,
+        below: float | None = None,
+        hysteresis: float = 0.0,
+        continuous: bool = False,
+        label: str = "threshold",
+    ) -> None:
+        super().__init__(path, label)
+        if (above is None) == (below is None):
+            raise ValueError("a threshold needs exactly one of above or below")
+        if hysteresis < 0:
+            raise ValueError(f"hysteresis must not be negative, got {hysteresis}")
+        # Work in "above" terms: for below, negate values and limits.
+        self._sign = 1.0 if above is not None else -1.0
+        limit = above if above is not None else -below  # type: ignore[operator]
+        self._limit = float(limit)
+        self._rearm = self._limit - hysteresis
+        self.continuous = continuous
+        self._armed = True
+
+    def hit(self, frame: Frame) -> bool:
+        value = self._value(frame)
+        if value is MISSING:
+            return False
+        x = self._sign * value
+        if self._armed:
+            if x > self._limit:
+                self._armed = False
+                return True
+            return False
+        if x <= self._rearm:
+            self._armed = True
+            return False
+        return self.continuous
+
+
+class StepDetector(_FieldDetector):
+    """A number moving by more than ``delta`` since the previous message of its type."""
+
+    __slots__ = ("_previous", "delta", "direction")
+
+    def __init__(
+        self, path: str | FieldPath, delta: float, direction: str = "any", label: str = "step"
+    ) -> None:
+        super().__init__(path, label)
+        if not delta > 0:
+            raise ValueError(f"a step delta must be greater than 0, got {delta}")
+        if direction not in ("any", "up", "down"):
+            raise ValueError(f"direction must be any, up or down, got {direction!r}")
+        self.delta = delta
+        self.direction = direction
+        self._previous: float | None = None
+
+    def hit(self, frame: Frame) -> bool:
+        value = self._value(frame)
+        if value is MISSING:
+            return False
+        previous = self._previous
+        self._previous = value
+        if previous is None:
+            return False
+        step = value - previous
+        if self.direction == "up":
+            return step > self.delta
+        if self.direction == "down":
+            return -step > self.delta
+        return abs(step) > self.delta
+
+
+class RateDetector:
+    """More than ``per_second`` messages per second over the last ``window`` seconds.
+
+    Counts messages of ``types`` (every message when None) received in
+    ``[t - window, t]``; a hit when the count exceeds ``per_second * window``.
+    Only the newest ``limit + 1`` times are kept: that is enough to know whether
+    the count is above the limit, so memory is bounded by the threshold.
+    """
+
+    __slots__ = ("_limit", "_times", "kinds", "label", "per_second", "window")
+
+    def __init__(
+        self,
+        per_second: float,
+        window: float = 1.0,
+        types: Iterable[str] | None = None,
+        label: str = "rate",
+    ) -> None:
+        if not per_second > 0 or not window > 0:
+            raise ValueError(
+                f"rate needs per_second > 0 and window > 0 (got {per_second}, {window})"
+            )
+        self.per_second = per_second
+        self.window = window
+        self.kinds: frozenset[str] | None = frozenset(types) if types is not None else None
+        self.label = label
+        self._limit = math.floor(per_second * window + 1e-9)  # a hit needs more than this many
+        self._times: deque[float] = deque(maxlen=self._limit + 1)
+
+    def hit(self, frame: Frame) -> bool:
+        kinds = self.kinds
+        if kinds is not None and frame.kind not in kinds:
+            return False
+        times = self._times
+        now = frame.time
+        times.append(now)
+        horizon = now - self.window
+        while times[0] < horizon:
+            times.popleft()
+        return len(times) > self._limit
+
+
+class ConditionDetector:
+    """A CEL condition (``where:``) over the frame's message."""
+
+    __slots__ = ("condition", "kinds", "label", "types")
+
+    def __init__(
+        self, condition: Condition | str, types: Iterable[str] | None = None, label: str = "where"
+    ) -> None:
+        self.types = frozenset(types) if types is not None else None
+        if isinstance(condition, str):
+            only = (
+                next(iter(self.types)) if self.types is not None and len(self.types) == 1 else None
+            )
+            condition = Condition(condition, only)
+        self.condition = condition
+        self.label = label
+        if self.types is not None:
+            self.kinds: frozenset[str] | None = self.types
+        else:
+            self.kinds = condition.kinds
+
+    @property
+    def errors(self) -> int:
+        return self.condition.errors
+
+    def hit(self, frame: Frame) -> bool:
+        types = self.types
+        if types is not None and frame.kind not in types:
+            return False
+        return self.condition.evaluate(frame)
+
+
+class ActivityDetectors:
+    """All detectors of one recorder, indexed by message type.
+
+    Calling the set with a frame returns the label of the first detector that
+    fired, or None. Every detector that looks at the frame's type runs, so
+    stateful ones keep their previous values current.
+    """
+
+    __slots__ = ("_by_kind", "_other", "detectors", "hits")
+
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        self.detectors = tuple(detectors)
+        anywhere = tuple(d for d in self.detectors if d.kinds is None)
+        self._by_kind: dict[str | None, tuple[Detector, ...]] = {
+            kind: tuple(d for d in self.detectors if d.kinds is None or kind in d.kinds)
+            for kind in KIND_NAMES
+        }
+        self._by_kind[None] = anywhere
+        self._other = anywhere
+        self.hits: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.detectors)
+
+    @property
+    def kinds(self) -> frozenset[str] | None:
+        """The message types that can be activity (None: any)."""
+        if self._other:
+            return None
+        return frozenset(k for k, ds in self._by_kind.items() if ds and k is not None)
+
+    def __call__(self, frame: Frame) -> str | None:
+        detectors = self._by_kind.get(frame.kind, self._other)
+        if not detectors:
+            return None
+        label: str | None = None
+        for detector in detectors:
+            if detector.hit(frame) and label is None:
+                label = detector.label
+        if label is not None:
+            self.hits[label] = self.hits.get(label, 0) + 1
+        return label
+
+    @property
+    def errors(self) -> int:
+        return sum(getattr(d, "errors", 0) for d in self.detectors)
+
+
+def build_detector(config: DetectorConfig) -> Detector:
+    """The detector a rule file's ``activity:`` entry describes."""
+    label = config.label
+    if isinstance(config, MessageDetectorConfig):
+        return MessageTypeDetector(config.types, label)
+    if isinstance(config, ChangedDetectorConfig):
+        return ChangedDetector(config.field, label)
+    if isinstance(config, ThresholdDetectorConfig):
+        return ThresholdDetector(
+            config.field,
+            above=config.above,
+            below=config.below,
+            hysteresis=config.hysteresis,
+            continuous=config.continuous,
+            label=label,
+        )
+    if isinstance(config, StepDetectorConfig):
+        return StepDetector(config.field, config.delta, config.direction, label)
+    if isinstance(config, RateDetectorConfig):
+        return RateDetector(config.per_second, config.window, config.types, label)
+    if isinstance(config, WhereDetectorConfig):
+        return ConditionDetector(config.condition(), config.types, label)
+    raise TypeError(f"unknown detector configuration {config!r}")
+
+
+def build_detectors(configs: Iterable[DetectorConfig]) -> ActivityDetectors:
+    return ActivityDetectors([build_detector(c) for c in configs])
