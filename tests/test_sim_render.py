@@ -33,7 +33,9 @@ def test_frames_of_one_view_differ_only_in_the_band() -> None:
     second = decode(renderer.render(VIEW, "frame 999999"))
     band = renderer.band
     assert renderer.renders == 1 and renderer.frames == 2 and renderer.full_encodes == 0
-    assert ImageChops.difference(first.crop((0, 0, 256, band)), second.crop((0, 0, 256, band))).getbbox()
+    assert ImageChops.difference(
+        first.crop((0, 0, 256, band)), second.crop((0, 0, 256, band))
+    ).getbbox()
     below = (0, band + 8, 256, 192)  # chroma upsampling may blend the row next to the band
     assert ImageChops.difference(first.crop(below), second.crop(below)).getbbox() is None
 

@@ -46,7 +46,9 @@ async def test_a_client_receives_binary_events_that_decode() -> None:
     frames = [Frame(m, 0.0, i) for i, m in enumerate(messages)]
     assert all(f.valid for f in frames)
     assert [f.kind for f in frames[:2]] == ["device_info", "electrode_layout"]
-    assert {"active_capacitance", "group_capacitance", "image", "image_transform"} <= {f.kind for f in frames}
+    assert {"active_capacitance", "group_capacitance", "image", "image_transform"} <= {
+        f.kind for f in frames
+    }
     assert server.sent >= 300 and server.clients_total == 1
 
 
@@ -89,7 +91,10 @@ async def test_client_messages_are_ignored() -> None:
 
 def make_recording(path: Path, n: int = 60, spacing: float = 0.02) -> list[tuple[float, bytes]]:
     world = SimWorld(seed=4, **SMALL)
-    records = [(1000.0 + i * spacing, raw) for i, (_, raw) in zip(range(n), world.events(0.0), strict=False)]
+    records = [
+        (1000.0 + i * spacing, raw)
+        for i, (_, raw) in zip(range(n), world.events(0.0), strict=False)
+    ]
     records.append((1000.0 + n * spacing, b"\x1a" + bytes(150_000)))  # a camera-sized frame
     with RecordingWriter(path) as writer:
         for t, raw in records:
@@ -135,7 +140,9 @@ async def test_replay_duration_and_unpaced_speed(tmp_path: Path) -> None:
 
 
 async def test_a_bounded_stream_can_close_when_done() -> None:
-    server = await start_sim_server(fps=0, wait_for_clients=1, speed=100, duration=2.0, close_when_done=True)
+    server = await start_sim_server(
+        fps=0, wait_for_clients=1, speed=100, duration=2.0, close_when_done=True
+    )
     got = 0
     async with client(server.uri) as ws:
         with pytest.raises(ConnectionClosedOK) as closed:

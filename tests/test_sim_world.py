@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections import Counter
 
@@ -89,12 +90,16 @@ def test_camera_frames_are_pairs_of_transform_then_jpeg(minute: list[Frame]) -> 
         assert picture.format == "JPEG" and picture.size == (64, 48)
 
 
-def test_electrode_state_times_equal_the_ground_truth_exactly(world: SimWorld, minute: list[Frame]) -> None:
+def test_electrode_state_times_equal_the_ground_truth_exactly(
+    world: SimWorld, minute: list[Frame]
+) -> None:
     bursts = world.bursts(START, START + MINUTE)
     assert len(bursts) >= 3
-    assert [f.time for f in of_kind(minute, "electrode_state")] == world.activity(START, START + MINUTE)
+    assert [f.time for f in of_kind(minute, "electrode_state")] == world.activity(
+        START, START + MINUTE
+    )
     assert bursts[0].start == START + 2.0  # first_burst_delay
-    for before, after in zip(bursts, bursts[1:], strict=False):
+    for before, after in itertools.pairwise(bursts):
         assert 4.0 <= after.start - before.settled <= 8.0  # idle
         assert before.end <= before.settled
     for burst in bursts:
@@ -148,17 +153,19 @@ def test_group_capacitance_follows_the_droplet(world: SimWorld, minute: list[Fra
 
 def test_noise_never_looks_like_a_step(world: SimWorld, minute: list[Frame]) -> None:
     bursts = world.bursts(START, START + MINUTE)
-    quiet = [(b.settled + 0.05, a.start) for b, a in zip(bursts, bursts[1:], strict=False)]
+    quiet = [(b.settled + 0.05, a.start) for b, a in itertools.pairwise(bursts)]
     samples = calibrated(minute)
     for lo, hi in quiet:
         values = [v for t, v in samples if lo < t < hi]
         assert len(values) > 100
         assert max(values) - min(values) < 1.0  # 3-sigma bounded noise plus slow drift
-        steps = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
+        steps = [abs(b - a) for a, b in itertools.pairwise(values)]
         assert max(steps) < 0.7
 
 
-def test_the_scan_map_shows_the_droplet_after_each_burst(world: SimWorld, minute: list[Frame]) -> None:
+def test_the_scan_map_shows_the_droplet_after_each_burst(
+    world: SimWorld, minute: list[Frame]
+) -> None:
     bursts = world.bursts(START, START + MINUTE - 3)
     scans = of_kind(minute, "scan_capacitance")
     for burst, following in zip(bursts, [*bursts[1:], None], strict=False):
@@ -172,7 +179,7 @@ def test_the_scan_map_shows_the_droplet_after_each_burst(world: SimWorld, minute
 def test_duty_cycle_updates_only_on_change(minute: list[Frame]) -> None:
     values = [tuple(f.message.duty_cycles) for f in of_kind(minute, "duty_cycle_updated")]
     assert len(values) > 5
-    assert all(a != b for a, b in zip(values, values[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize("release", [0.0, 1.0])
