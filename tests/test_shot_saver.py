@@ -1,0 +1,240 @@
+"""ShotSaver: the seed's synchronous interface, from plain code and from a running loop."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.shots import (
+    CaptureError,
+    CaptureRequest,
+    PythonCamera,
+    QueueFull,
+    SaverClosed,
+    ShotFailed,
+    ShotSaver,
+    ShotsConfig,
+    UnknownCamera,
+    status,
+)
+from engine.shots.testing import HttpCameraServer, make_jpeg
+
+JPEG = make_jpeg()
+
+
+def ok(request: CaptureRequest) -> bytes:
+    return JPEG
+
+
+def broken(request: CaptureRequest) -> bytes:
+    raise CaptureError("camera offline")
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[tuple[str, str]] = []
+        self.done = threading.Event()
+        self.threads: set[str] = set()
+
+    def __call__(self, guid: str, state: str) -> None:
+        with self.lock:
+            self.items.append((guid, str(state)))
+            self.threads.add(threading.current_thread().name)
+        if state in (status.success, status.error):
+            self.done.set()
+
+    def of(self, guid: str) -> list[str]:
+        return [s for g, s in self.items if g == guid]
+
+
+@pytest.fixture
+def saver(tmp_path: Path) -> Any:
+    settings = ShotsConfig(backoff=0.001, backoff_max=0.002)
+    ss = ShotSaver(
+        cameras={"cam": PythonCamera("cam", ok), "bad": PythonCamera("bad", broken)},
+        settings=settings,
+        screenshots_folder=tmp_path,
+    )
+    yield ss
+    ss.close()
+
+
+def test_seed_defaults_and_public_attributes(tmp_path: Path) -> None:
+    with ShotSaver() as ss:
+        assert (ss.pool_size, ss.timeout_sec, ss.buffer_ts, ss.max_tries, ss.callback) == (
+            10,
+            10,
+            0,
+            2,
+            None,
+        )
+        assert Path(ss.screenshots_folder).is_absolute()
+        ss.screenshots_folder = str(tmp_path)
+        ss.timeout_sec, ss.max_tries, ss.buffer_ts, ss.pool_size = 3, 4, 0.5, 2
+        assert ss.settings.folder == str(tmp_path)
+        assert (ss.settings.timeout_sec, ss.settings.max_tries, ss.settings.buffer_ts) == (
+            3,
+            4,
+            0.5,
+        )
+        assert ss.settings.pool_size == 2
+        with pytest.raises(ValueError):
+            ss.max_tries = 0
+    assert ShotSaver(5).pool_size == 5
+
+
+def test_save_returns_guid_and_path_at_once_and_statuses_arrive_in_order(saver: ShotSaver) -> None:
+    calls = Calls()
+    saver.callback = calls
+    guid, path = saver.save("cam")
+    assert isinstance(guid, str) and path.parent == Path(saver.screenshots_folder)
+    assert calls.done.wait(5)
+    assert calls.of(guid) == ["in_queue", "saving", "success"]
+    assert path.read_bytes() == JPEG
+    assert calls.threads == {"cuecap-shot-saver"}
+
+
+def test_save_with_folder_name_dt_and_guid(saver: ShotSaver, tmp_path: Path) -> None:
+    calls = Calls()
+    midnight = datetime.datetime.combine(datetime.date(2026, 1, 2), datetime.time())
+    guid, path = saver.save(
+        "cam",
+        dt=midnight,
+        file_name="{camera} %Y-%m-%d %H%M.jpg",
+        file_path=tmp_path / "other",
+        callback=calls,
+        task_guid="my-guid",
+    )
+    assert guid == "my-guid"
+    assert path == tmp_path / "other" / "cam 2026-01-02 0000.jpg"
+    assert calls.done.wait(5) and path.exists()
+
+
+def test_errors_reach_the_callback_with_a_reason(saver: ShotSaver) -> None:
+    reasons: list[str] = []
+    calls = Calls()
+
+    def cb(guid: str, state: str) -> None:
+        calls(guid, state)
+        if state == status.error:
+            reasons.append(state.reason)  # type: ignore[attr-defined]
+
+    guid, path = saver.save("bad", callback=cb)
+    assert calls.done.wait(5)
+    assert calls.of(guid) == ["in_queue", "saving", "saving", "error"]
+    assert reasons == ["camera offline"] and not path.exists()
+
+
+def test_get_delivers_bytes_or_shot_failed_and_writes_nothing(
+    saver: ShotSaver, tmp_path: Path
+) -> None:
+    results: list[Any] = []
+    got = threading.Event()
+
+    def show(result: Any) -> None:
+        results.append(result)
+        got.set()
+
+    saver.get("cam", callback=show)
+    assert got.wait(5) and results == [JPEG]
+    got.clear()
+    saver.get("bad", callback=show)
+    assert got.wait(5)
+    assert isinstance(results[1], ShotFailed) and results[1].reason == "camera offline"
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(TypeError, match="needs a callback"):
+        saver.get("cam")
+
+
+def test_grab_blocks_for_bytes(saver: ShotSaver) -> None:
+    assert saver.grab("cam") == JPEG
+    with pytest.raises(ShotFailed, match="camera offline"):
+        saver.grab("bad")
+
+
+def test_rejections_are_raised_in_the_callers_thread(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def slow(request: CaptureRequest) -> bytes:
+        release.wait(5)
+        return JPEG
+
+    ss = ShotSaver(
+        1, cameras={"slow": PythonCamera("slow", slow)}, queue_size=2, screenshots_folder=tmp_path
+    )
+    try:
+        with pytest.raises(UnknownCamera, match="no camera named 'nope'"):
+            ss.save("nope")
+        ss.save("slow", file_name="{seq}.jpg")
+        ss.save("slow", file_name="{seq}.jpg")
+        ss.save("slow", file_name="{seq}.jpg")  # one running, two waiting
+        with pytest.raises(QueueFull):
+            for _ in range(3):
+                ss.save("slow", file_name="{seq}.jpg")
+        release.set()
+        assert ss.wait(5)
+        assert ss.stats.succeeded == 3 and ss.stats.max_in_flight == 1
+    finally:
+        release.set()
+        ss.close()
+    with pytest.raises(SaverClosed):
+        ss.save("slow")
+
+
+def test_a_callback_may_save_again_without_deadlock(saver: ShotSaver) -> None:
+    chain: list[str] = []
+    done = threading.Event()
+
+    def cb(guid: str, state: str) -> None:
+        if state == status.success:
+            chain.append(guid)
+            if len(chain) < 3:
+                saver.save("cam", callback=cb)
+            else:
+                done.set()
+
+    saver.save("cam", callback=cb)
+    assert done.wait(5) and len(chain) == 3
+
+
+def test_raising_callback_is_logged_not_lost(
+    saver: ShotSaver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="engine.shots.service")
+
+    def cb(guid: str, state: str) -> None:
+        raise ValueError(f"bad callback on {state}")
+
+    saver.save("cam", callback=cb)
+    assert saver.wait(5)
+    messages = [r for r in caplog.records if "shot callback" in r.getMessage()]
+    assert len(messages) == 3 and all(r.exc_info and r.exc_info[0] is ValueError for r in messages)
+
+
+async def test_usable_from_inside_a_running_loop(saver: ShotSaver) -> None:
+    _, path = saver.save("cam")
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, saver.wait, 5)
+    assert path.exists()
+
+
+def test_http_camera_by_url_and_from_file(tmp_path: Path) -> None:
+    with HttpCameraServer() as cam:
+        with ShotSaver(cameras={"door": cam.url()}, screenshots_folder=tmp_path) as ss:
+            _, path = ss.save("door")
+            assert ss.wait(5) and path.read_bytes() == cam.jpeg
+        config = tmp_path / "cams.yaml"
+        config.write_text(
+            f"cameras:\n  door:\n    type: http\n    url: {cam.url()}\nshots:\n  folder: {tmp_path / 'f'}\n  pool_size: 3\n"
+        )
+        with ShotSaver.from_file(config) as ss:
+            assert ss.pool_size == 3
+            _, path = ss.save("door")
+            assert ss.wait(5) and path.parent == tmp_path / "f"
