@@ -158,7 +158,7 @@ def session(
     while t < seconds:
         out.append((T0 + t + 0.03 + lag, temperature(T0 + t + 0.03, [25 + t / 10, 24.5 + t / 20])))
         t += 0.25
-    for move_at in (2.0, 6.0):
+    for move_at in (m for m in (2.0, 6.0) if m < seconds):
         for j in range(4):
             out.append((T0 + move_at + 0.04 * j + lag, electrodes([j, j + 1])))
     if images:
@@ -177,3 +177,29 @@ def session(
 def image_times(records: Iterable[tuple[float, bytes]]) -> list[float]:
     """Receive times of the ``image`` records."""
     return [t for t, raw in records if peek_kind(raw) == "image"]
+
+
+def sim_session(
+    seconds: float = 6.0, seed: int = 7, fps: float = 12.0
+) -> list[tuple[float, bytes]]:
+    """The simulator's stream with receive times as a real network gives them.
+
+    Each message arrives 1-40 ms after the server built it; a third of the
+    camera frames are lost (a stalled camera), so frames come at irregular
+    intervals. Sorted by receive time, like a recorder writes them.
+    """
+    from engine.sim.world import SimWorld
+
+    world = SimWorld(seed, fps=fps, image_size=(64, 48), idle=(1.0, 2.0), first_burst_delay=0.5)
+    rng = random.Random(seed)
+    out: list[tuple[float, bytes]] = []
+    drop_next_image = False
+    for t, raw in world.events(T0, T0 + seconds):
+        kind = peek_kind(raw)
+        if kind == "image_transform":
+            drop_next_image = rng.random() < 1 / 3
+        if drop_next_image and kind in ("image_transform", "image"):
+            continue
+        out.append((t + rng.uniform(0.001, 0.040), raw))
+    out.sort(key=lambda item: item[0])
+    return out

@@ -206,14 +206,13 @@ class Timeline:
     def activity_spans(self) -> list[tuple[float, float]]:
         """Time spans of the bins that hold ``electrode_state`` messages, neighbours joined."""
         counts = self.counts.get(ACTIVITY_KIND, [])
-        spans: list[tuple[float, float]] = []
-        assert self.start is not None or not counts
+        runs: list[list[int]] = []  # [first bin, last bin]
         for i, n in enumerate(counts):
             if not n:
                 continue
-            begin = self.start + i * self.width  # type: ignore[operator]
-            if spans and math.isclose(spans[-1][1], begin, abs_tol=self.width * 1e-6):
-                spans[-1] = (spans[-1][0], begin + self.width)
+            if runs and runs[-1][1] == i - 1:
+                runs[-1][1] = i
             else:
-                spans.append((begin, begin + self.width))
-        return spans
+                runs.append([i, i])
+        start = self.start or 0.0
+        return [(start + a * self.width, start + (b + 1) * self.width) for a, b in runs]
