@@ -15,6 +15,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,7 +79,7 @@ class ShotSaver:
         self._thread.start()
         self._started.wait()
         self._closed = False
-        atexit.register(self._at_exit)
+        _finish_at_exit(self)
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> ShotSaver:
@@ -247,7 +248,6 @@ class ShotSaver:
         if self._closed:
             return
         self._closed = True
-        atexit.unregister(self._at_exit)
         future = asyncio.run_coroutine_threadsafe(
             self._service.aclose(graceful=graceful, timeout=timeout), self._loop
         )
@@ -288,3 +288,27 @@ class ShotSaver:
 
         self._loop.call_soon_threadsafe(run)
         return future.result()
+
+
+def _finish_at_exit(saver: ShotSaver) -> None:
+    """Finish the saver's queued shots when the program ends, without keeping it alive.
+
+    The hook must run before ``concurrent.futures`` stops accepting work at
+    interpreter shutdown, so it goes where that module registers its own
+    (``threading._register_atexit``, run in reverse order of registration);
+    plain ``atexit`` is the fallback.
+    """
+    ref = weakref.ref(saver)
+
+    def finish() -> None:
+        alive = ref()
+        if alive is not None:
+            alive._at_exit()
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError
+        register(finish)
+    except RuntimeError:
+        atexit.register(finish)

@@ -231,3 +231,28 @@ class FlakyCamera:
             return self.jpeg
         finally:
             self.in_flight -= 1
+
+
+_demo: HttpCameraServer | None = None
+
+
+def demo_camera() -> dict[str, Any]:
+    """A camera config for examples: yours from the environment, else a local stand-in.
+
+    ``CUECAP_CAMERA_URL`` (and optionally ``CUECAP_CAMERA_ARCHIVE_URL``) name a
+    real snapshot camera; without them a stand-in HTTP camera starts on
+    127.0.0.1 for as long as the program runs.
+    """
+    global _demo
+    import os
+
+    url = os.environ.get("CUECAP_CAMERA_URL")
+    if url:
+        config: dict[str, Any] = {"type": "http", "url": url}
+        archive = os.environ.get("CUECAP_CAMERA_ARCHIVE_URL")
+        if archive:
+            config["archive_url"] = archive
+        return config
+    if _demo is None:
+        _demo = HttpCameraServer(jpeg=make_jpeg(320, 240, "teal", text="cuecap demo camera"))
+    return {"type": "http", "url": _demo.url(), "archive_url": _demo.url("/archive") + "?t={epoch}"}
