@@ -112,7 +112,7 @@ class GridRenderer:
         self._lock = threading.Lock()
         self._cache: OrderedDict[View, _Base] = OrderedDict()
         self._font = _font(max(8, self.band * 5 // 8))
-        self._glyphs: dict[str, Image.Image] = {}
+        self._glyphs: dict[str, tuple[int, list[bytes]]] = {}
 
         area_top = self.band
         area_h = height - area_top
@@ -190,27 +190,40 @@ class GridRenderer:
         draw.ellipse(self._blob(*view.droplet), fill=_LIQUID, outline=(200, 230, 255))
         return image
 
-    def _glyph(self, char: str) -> Image.Image:
-        tile = self._glyphs.get(char)
-        if tile is None:
+    def _glyph(self, char: str) -> tuple[int, list[bytes]]:
+        """Width and pixel rows (RGB bytes) of one character on the band's background."""
+        glyph = self._glyphs.get(char)
+        if glyph is None:
             width = max(1, round(self._font.getlength(char)))
             tile = Image.new("RGB", (width, self.band), _BAND)
             ImageDraw.Draw(tile).text((0, self.band // 8), char, fill=_TEXT, font=self._font)
-            self._glyphs[char] = tile
-        return tile
+            data, row = tile.tobytes(), width * 3
+            glyph = self._glyphs[char] = (
+                width,
+                [data[i * row : (i + 1) * row] for i in range(self.band)],
+            )
+        return glyph
 
     def _band(self, label: str) -> Image.Image:
-        """The top band with ``label``, pasted from cached glyphs (text rendering is the slow part)."""
+        """The top band with ``label``, assembled from cached glyph rows.
+
+        Drawing text (or pasting glyph images one by one) costs more than
+        encoding the band; joining byte rows costs next to nothing.
+        """
         width = self.size[0]
-        strip = Image.new("RGB", (width, self.band), _BAND)
+        glyphs = []
         x = 4
         for char in label:
-            tile = self._glyph(char)
-            if x + tile.width > width:
+            w, rows = self._glyph(char)
+            if x + w > width:
                 break
-            strip.paste(tile, (x, 0))
-            x += tile.width
-        return strip
+            glyphs.append(rows)
+            x += w
+        left, right = bytes(_BAND) * 4, bytes(_BAND) * (width - x)
+        data = b"".join(
+            b"".join((left, *(rows[r] for rows in glyphs), right)) for r in range(self.band)
+        )
+        return Image.frombytes("RGB", (width, self.band), data)
 
     # -- encoding --------------------------------------------------------------
 

@@ -307,12 +307,20 @@ def _smooth(x: float) -> float:
 class SimWorld:
     """A seeded simulated PurpleDrop. ``SimWorld(seed=3, fps=0, idle=(2, 5))``.
 
-    Options are the fields of ``SimConfig``; pass ``config=`` to start from one.
+    Options are the fields of ``SimConfig``; pass ``config=`` to start from one,
+    ``renderer=`` to draw camera frames some other way.
     Worlds are cheap and reusable: every ``events()`` call replays the same
     stream from the given start time.
     """
 
-    def __init__(self, seed: int = 0, *, config: SimConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        config: SimConfig | None = None,
+        renderer: Any = None,
+        **options: Any,
+    ) -> None:
         unknown = set(options) - OPTIONS
         if unknown:
             raise SimConfigError(
@@ -325,7 +333,9 @@ class SimWorld:
         self.gains: tuple[float, ...] = tuple(
             layout.uniform(0.9, 1.1) for _ in range(board.ELECTRODES)
         )
-        self._renderer: Any = None
+        self._renderer: Any = (
+            renderer  # anything with GridRenderer's render/size/transform/qr_codes
+        )
         self._state_cache: dict[tuple[frozenset[int], frozenset[int], int], bytes] = {}
 
     def __repr__(self) -> str:
