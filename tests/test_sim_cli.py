@@ -101,7 +101,7 @@ def test_ctrl_c_exits_cleanly_with_a_summary() -> None:
 def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     for args, message in [
-        (["--image-size", "big"], "not a size like 1024x768"),
+        (["--image-size", "big"], "is not like 1024x768"),
         (["--idle", "9-3"], "minimum is above the maximum"),
         (["--speed", "0"], "must be above 0"),
         (

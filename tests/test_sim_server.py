@@ -15,7 +15,7 @@ from websockets.sync.client import connect as sync_connect
 from engine.core.frame import Frame
 from engine.recording.format import RecordingError
 from engine.recording.writer import RecordingWriter
-from engine.sim.server import run_sim_in_thread, start_sim_server
+from engine.sim.server import SimServer, run_sim_in_thread, start_sim_server
 from engine.sim.world import SimWorld
 
 SMALL = {"fps": 5, "image_size": (64, 48)}
@@ -33,6 +33,16 @@ async def receive(ws: ClientConnection, n: int, timeout: float = 10.0) -> list[b
             assert isinstance(message, bytes)
             out.append(message)
     return out
+
+
+async def whole_stream(server: SimServer) -> list[bytes]:
+    """Everything a bounded stream sends to one client; closes the server."""
+    try:
+        async with client(server.uri) as ws:
+            await server.wait_done(timeout=10)
+            return await receive(ws, server.sent)
+    finally:
+        await server.close()
 
 
 async def test_a_client_receives_binary_events_that_decode() -> None:
@@ -55,12 +65,7 @@ async def test_a_client_receives_binary_events_that_decode() -> None:
 async def test_the_stream_is_the_worlds_from_the_start_time() -> None:
     world = SimWorld(seed=9, fps=0)
     server = await start_sim_server(world=world, wait_for_clients=1, speed=200, duration=5.0)
-    try:
-        async with client(server.uri) as ws:
-            await server.wait_done(timeout=10)
-            messages = await receive(ws, server.sent)
-    finally:
-        await server.close()
+    messages = await whole_stream(server)
     assert server.started_at is not None
     assert messages == [raw for _, raw in world.events(server.started_at, server.started_at + 5.0)]
 
@@ -130,12 +135,7 @@ async def test_replay_serves_records_byte_for_byte_with_timing_scaled(tmp_path: 
 async def test_replay_duration_and_unpaced_speed(tmp_path: Path) -> None:
     records = make_recording(tmp_path / "r.bin", n=400, spacing=0.01)
     server = await start_sim_server(replay=tmp_path / "r.bin", speed=math.inf, duration=1.0)
-    try:
-        async with client(server.uri) as ws:
-            await server.wait_done(timeout=10)
-            messages = await receive(ws, server.sent)
-    finally:
-        await server.close()
+    messages = await whole_stream(server)
     assert messages == [raw for t, raw in records if t - records[0][0] < 1.0]
 
 

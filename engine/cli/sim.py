@@ -12,58 +12,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import re
 import signal
 from pathlib import Path
 from typing import Any
 
 import click
 
-_SIZE = re.compile(r"\s*(\d+)\s*[xX]\s*(\d+)\s*\Z")
-_RANGE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(?:-\s*(\d+(?:\.\d*)?)\s*)?\Z")
 # Options that shape the simulated world; they mean nothing for --replay.
 _WORLD_OPTIONS = ("seed", "fps", "image_size", "quality", "idle", "moves")
 
 
-class ImageSize(click.ParamType):
-    name = "WxH"
+class Pair(click.ParamType):
+    """Two numbers written ``A<sep>B`` (``1024x768``, ``5-20``); with ``single``, one means both."""
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[int, int]:
+    def __init__(
+        self, name: str, separator: str, cast: type, *, single: bool, example: str
+    ) -> None:
+        self.name = name
+        self.separator = separator
+        self.cast = cast
+        self.single = single
+        self.example = example
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, tuple):
             return value
-        match = _SIZE.match(str(value))
-        if match is None:
-            self.fail(f"{value!r} is not a size like 1024x768", param, ctx)
-        return int(match.group(1)), int(match.group(2))
-
-
-class Range(click.ParamType):
-    """``MIN-MAX`` or a single number (both ends equal)."""
-
-    name = "MIN-MAX"
-
-    def __init__(self, integer: bool = False) -> None:
-        self.integer = integer
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[float, float]:
-        if isinstance(value, tuple):
-            return value
-        match = _RANGE.match(str(value))
-        if match is None:
-            self.fail(f"{value!r} is not a range like 5-20 (or a single number)", param, ctx)
-        cast = int if self.integer else float
+        parts = str(value).strip().lower().split(self.separator)
+        if len(parts) == 1 and self.single:
+            parts *= 2
         try:
-            lo = cast(match.group(1))
-            hi = cast(match.group(2)) if match.group(2) is not None else lo
+            first, second = (self.cast(part.strip()) for part in parts)
         except ValueError:
-            self.fail(f"{value!r}: expected whole numbers", param, ctx)
-        if lo > hi:
+            self.fail(f"{value!r} is not like {self.example}", param, ctx)
+        if first < 0 or second < 0:
+            self.fail(f"{value!r}: numbers must not be negative", param, ctx)
+        if self.single and first > second:
             self.fail(f"{value!r}: the minimum is above the maximum", param, ctx)
-        return lo, hi
+        return first, second
+
+
+IMAGE_SIZE = Pair("WxH", "x", int, single=False, example="1024x768")
+SECONDS = Pair("MIN-MAX", "-", float, single=True, example="5-20 (or one number)")
+COUNT = Pair("MIN-MAX", "-", int, single=True, example="2-6 (or one number)")
 
 
 def _speed(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -100,7 +90,7 @@ def _speed(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--image-size",
     default="1024x768",
     show_default=True,
-    type=ImageSize(),
+    type=IMAGE_SIZE,
     help="Camera frame size.",
 )
 @click.option(
@@ -110,14 +100,14 @@ def _speed(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--idle",
     default="8-20",
     show_default=True,
-    type=Range(),
+    type=SECONDS,
     help="Seconds of quiet between bursts of moves.",
 )
 @click.option(
     "--moves",
     default="2-6",
     show_default=True,
-    type=Range(integer=True),
+    type=COUNT,
     help="Droplet moves per burst.",
 )
 @click.option(
