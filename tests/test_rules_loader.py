@@ -121,11 +121,12 @@ def test_every_error_of_a_file_is_reported_at_once_with_its_position(tmp_path: P
     )
     errors = errors_of([path])
     f = str(path)
+    # the recorder's keys are the recorder part's; only the start and the hint are ours
+    recorder_error = errors.pop(1)
+    assert recorder_error.startswith(f"{f}:7:5: unknown key 'pre_rol' (expected one of: activity, ")
+    assert recorder_error.endswith("; did you mean 'pre_roll'?)")
     assert errors == [
         f"{f}:3:14: unknown type 'websockt' (expected one of: websocket, replay, simulator)",
-        f"{f}:7:5: unknown key 'pre_rol' (expected one of: activity, activity_window, enabled, "
-        "exclude, file_name, flush_interval, folder, max_segment_bytes, max_segment_seconds, "
-        "min_activity, post_roll, pre_roll, pre_roll_bytes, source, utc; did you mean 'pre_roll'?)",
         f"{f}:11:5: unknown key 'whn' (expected one of: cooldown, description, do, enabled, max, "
         "mode, when; did you mean 'when'?)",
         f"{f}:12:10: max: expected a valid integer, unable to parse string as an integer, got 'many'",

@@ -13,7 +13,9 @@ recorder part's: this module only composes them.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -25,6 +27,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -45,6 +48,7 @@ from engine.recorder.config import ByteSize, Duration, KindName, RecorderConfig
 from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
 from engine.rules.schedule import parse_cron
 from engine.shots.config import CameraConfig, ShotsConfig, check_format, check_template
+from engine.sim.world import OPTIONS, SimConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _NAME = re.compile(NAME_PATTERN)
@@ -84,6 +88,11 @@ def _one_or_many(value: Any) -> Any:
     if value is None or isinstance(value, list):
         return value
     return [value]
+
+
+def _many(item: Any) -> BeforeValidator:
+    """One item or a list of them; the schema tells editors both are fine."""
+    return BeforeValidator(_one_or_many, json_schema_input_type=item | list[item])
 
 
 class _Model(BaseModel):
@@ -136,19 +145,47 @@ class ReplaySourceConfig(_Model):
     )
 
 
-class SimulatorSourceConfig(_Model):
-    """The built-in PurpleDrop simulator, run in-process: bursts of droplet moves and camera frames."""
+class _SimulatorBase(_Model):
+    """The built-in PurpleDrop simulator, run in-process: bursts of droplet moves and camera frames.
+
+    Besides ``seed`` and ``speed`` it takes every option of the simulator
+    (``fps``, ``idle``, ``moves_per_burst``, ``max_bursts``...; see ``cuecap sim --help``).
+    """
 
     type: Literal["simulator"]
     seed: int = Field(1, description="Same seed, same experiment.")
-    fps: float = Field(5.0, gt=0, description="Camera frames per second.")
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="Further simulator options (see `cuecap sim --help`)."
+    speed: float | None = Field(
+        1.0, gt=0, description="1: real time; 10: ten times faster; null: as fast as possible."
     )
+
+    @model_validator(mode="after")
+    def _options(self) -> _SimulatorBase:
+        self.world_options()  # SimConfigError (a ValueError) names the option
+        return self
+
+    def world_options(self) -> dict[str, Any]:
+        """The options for ``SimWorld``, checked together."""
+        options = {name: getattr(self, name) for name in SIM_OPTIONS}
+        SimConfig(**options)
+        return options
+
+
+def _simulator_model() -> type[_SimulatorBase]:
+    hints = typing.get_type_hints(SimConfig)
+    defaults = {f.name: f.default for f in dataclasses.fields(SimConfig)}
+    fields: dict[str, Any] = {name: (hints[name], defaults[name]) for name in SIM_OPTIONS}
+    model = create_model("SimulatorSourceConfig", __base__=_SimulatorBase, **fields)
+    model.__doc__ = _SimulatorBase.__doc__
+    model.__module__ = __name__
+    return model
+
+
+SIM_OPTIONS = tuple(sorted(OPTIONS))
+SimulatorSourceConfig = _simulator_model()
 
 
 SourceConfig = Annotated[
-    WebSocketSourceConfig | ReplaySourceConfig | SimulatorSourceConfig,
+    WebSocketSourceConfig | ReplaySourceConfig | SimulatorSourceConfig,  # type: ignore[valid-type]
     Field(discriminator="type"),
 ]
 
@@ -171,15 +208,18 @@ class ScheduleTrigger(_Model):
     """Fires on a clock: a cron expression, an interval or fixed times, optionally in a window."""
 
     type: Literal["schedule"]
-    cron: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
+    cron: Annotated[list[str] | None, _many(str)] = Field(
         None, description="Cron: minute hour day month weekday, e.g. '*/5 * * * *' (or a list)."
     )
     every: Duration | None = Field(None, gt=0, description="An interval, e.g. 10s, 5min, 1h.")
-    at: Annotated[list[str] | None, BeforeValidator(_one_or_many)] = Field(
+    at: Annotated[list[str] | None, _many(str)] = Field(
         None,
         description="Times of day ('08:00', daily) or moments ('2025-05-01T10:00'), one or a list.",
     )
-    between: Annotated[list[TimeOfDay] | None, BeforeValidator(_between)] = Field(
+    between: Annotated[
+        list[TimeOfDay] | None,
+        BeforeValidator(_between, json_schema_input_type=str | list[TimeOfDay]),
+    ] = Field(
         None,
         min_length=2,
         max_length=2,
@@ -254,7 +294,7 @@ class MessageTrigger(_Model):
 
     type: Literal["message"]
     source: str | None = Field(None, description="Only from this source (default: any).")
-    types: Annotated[list[KindName] | None, BeforeValidator(_one_or_many)] = Field(
+    types: Annotated[list[KindName] | None, _many(KindName)] = Field(
         None, description="Message types, e.g. electrode_state (default: those `where` names)."
     )
     where: str | None = Field(
@@ -320,7 +360,7 @@ class ShotAction(_Model):
     """Take a shot from each camera, at the trigger's time plus ``offset``."""
 
     type: Literal["shot"]
-    cameras: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+    cameras: Annotated[list[str], _many(str)] = Field(
         min_length=1, description="Camera names (one or a list)."
     )
     offset: Offset = Field(
@@ -374,10 +414,10 @@ class Rule(_Model):
 
     description: str = ""
     enabled: bool = True
-    when: Annotated[list[Trigger], BeforeValidator(_one_or_many)] = Field(
+    when: Annotated[list[Trigger], _many(Trigger)] = Field(
         min_length=1, description="One trigger or a list (any of them fires the rule)."
     )
-    do: Annotated[list[Action], BeforeValidator(_one_or_many)] = Field(
+    do: Annotated[list[Action], _many(Action)] = Field(
         min_length=1, description="One action or a list, run in order."
     )
     mode: Literal["single", "queued", "parallel", "restart"] = Field(

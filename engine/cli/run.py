@@ -1,0 +1,248 @@
+"""``cuecap run``, ``check``, ``replay`` and ``schema``: the rule-file commands.
+
+Exit codes: 0 done (also after SIGINT/SIGTERM: a clean stop is success),
+2 rule files with errors (all of them listed, nothing started), 1 anything
+else that went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_RULES = ("rules",)
+_NOISY = ("transitions", "apscheduler")
+
+
+def _quiet_libraries() -> None:
+    """State-machine and scheduler libraries log every step at INFO; keep that for -vv."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in _NOISY:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _load(paths: tuple[str, ...]) -> Any:
+    """The rule set, or exit 2 with every error on stderr."""
+    from engine.rules.errors import RuleFileError
+    from engine.rules.loader import load_rules
+
+    chosen = paths or DEFAULT_RULES
+    if not paths and not Path(DEFAULT_RULES[0]).exists():
+        click.echo(
+            "error: no rule files given and there is no rules/ folder here; "
+            "name rule files or folders (cuecap run my-rules/)",
+            err=True,
+        )
+        sys.exit(2)
+    try:
+        return load_rules(chosen)
+    except RuleFileError as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        count = len(exc.errors)
+        click.echo(f"{count} error{'s' if count != 1 else ''}; nothing was started", err=True)
+        sys.exit(2)
+
+
+_RULES_ARG = click.argument("rules", nargs=-1, type=click.Path(dir_okay=True))
+
+
+@click.command()
+@_RULES_ARG
+@click.option("--for", "duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM).")  # fmt: skip
+@click.option("--recordings", type=click.Path(file_okay=False), help="Folder for recordings "
+              "(default: settings.recordings).")  # fmt: skip
+@click.option("--shots", "shots", type=click.Path(file_okay=False),
+              help="Folder for shots (default: settings.shots.folder).")  # fmt: skip
+@click.option("--watch/--no-watch", default=True, show_default=True,
+              help="Apply changes to the rule files without a restart.")  # fmt: skip
+@click.option("--fast", is_flag=True, help="Virtual time, as fast as possible "
+              "(simulator and replay sources only).")  # fmt: skip
+@click.option("--firings", is_flag=True, help="List every rule firing in the summary.")
+def run(
+    rules: tuple[str, ...],
+    duration: float | None,
+    recordings: str | None,
+    shots: str | None,
+    watch: bool,
+    fast: bool,
+    firings: bool,
+) -> None:
+    """Run the engine on RULES (files or folders; default: rules/).
+
+    Sources are read, recorders record what the rules call activity, shots
+    and commands run when rules fire. Ctrl-C or SIGTERM stops cleanly: running
+    actions finish, every recording is closed. A summary is printed at the end.
+    """
+    _quiet_libraries()
+    ruleset = _load(rules)
+    from engine.core.clock import SYSTEM_CLOCK, ManualClock
+    from engine.rules.model import WebSocketSourceConfig
+    from engine.runtime.engine import Engine
+
+    clock: Any = SYSTEM_CLOCK
+    if fast:
+        live = [n for n, s in ruleset.sources.items() if isinstance(s, WebSocketSourceConfig)]
+        if live:
+            raise click.UsageError(f"--fast cannot run websocket sources ({', '.join(live)})")
+        import time
+
+        clock = ManualClock(time.time())
+    engine = Engine(
+        ruleset,
+        clock=clock,
+        recordings=recordings,
+        shots_folder=shots,
+        watch=(rules or DEFAULT_RULES) if watch and not fast else None,
+    )
+
+    async def main() -> Any:
+        engine.install_signal_handlers()
+        return await engine.run(duration)
+
+    try:
+        summary = asyncio.run(main())
+    except KeyboardInterrupt:  # a second Ctrl-C: recordings were closed on the way out
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    click.echo(summary.render(ruleset.tz, verbose=firings))
+
+
+@click.command()
+@_RULES_ARG
+@click.option("--next", "count", type=click.IntRange(min=0), default=5, show_default=True,
+              help="How many upcoming fire times to show per schedule.")  # fmt: skip
+def check(rules: tuple[str, ...], count: int) -> None:
+    """Check RULES (default: rules/) and explain what would run.
+
+    Lists sources, cameras, recorders and rules, with the next fire times of
+    every schedule. Exit code 0 when the files are valid; 2 with every error
+    (file:line:column: what is wrong) otherwise.
+    """
+    import time
+
+    ruleset = _load(rules)
+    from engine.rules.describe import explain
+
+    click.echo(explain(ruleset, time.time(), count))
+    click.echo("ok: the rule files are valid")
+
+
+@click.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False))
+@_RULES_ARG
+@click.option("--execute", is_flag=True, help="Really take the shots, run the commands and "
+              "write the recordings (default: a dry run that only reports).")  # fmt: skip
+@click.option("--source", "source", metavar="NAME",
+              help="The rule-file source the recording stands for (default: from its manifest).")  # fmt: skip
+@click.option("--for", "duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Replay only the first SECONDS of the recording.")  # fmt: skip
+@click.option("--recordings", type=click.Path(file_okay=False), help="With --execute: folder "
+              "for recordings.")  # fmt: skip
+@click.option("--shots", "shots", type=click.Path(file_okay=False),
+              help="With --execute: folder for shots.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def replay(
+    log: str,
+    rules: tuple[str, ...],
+    execute: bool,
+    source: str | None,
+    duration: float | None,
+    recordings: str | None,
+    shots: str | None,
+    as_json: bool,
+) -> None:
+    """Run RULES (default: rules/) over the recording LOG in virtual time.
+
+    Reports which rules would have fired and when, which segments would have
+    been recorded and which shots taken, as fast as the machine allows. A dry
+    run unless --execute.
+    """
+    _quiet_libraries()
+    ruleset = _load(rules)
+    from engine.runtime.replay import ReplayError
+    from engine.runtime.replay import replay as run_replay
+
+    try:
+        summary = asyncio.run(
+            run_replay(
+                log,
+                ruleset,
+                execute=execute,
+                source=source,
+                recordings=recordings,
+                shots_folder=shots,
+                duration=duration,
+            )
+        )
+    except ReplayError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(report(summary), indent=2))
+    else:
+        click.echo(summary.render(ruleset.tz, verbose=True))
+
+
+def report(summary: Any) -> dict[str, Any]:
+    """A summary as plain data (``cuecap replay --json``)."""
+    return {
+        "started": summary.started,
+        "ended": summary.ended,
+        "reason": summary.reason,
+        "dry_run": summary.dry_run,
+        "frames": summary.frames,
+        "firings": [
+            {
+                "rule": f.rule,
+                "time": f.time,
+                "trigger": f.trigger,
+                "event": f.event,
+                "source": f.source,
+                "count": f.count,
+            }
+            for f in summary.firings
+        ],
+        "firing_counts": dict(summary.firing_counts),
+        "segments": [
+            {
+                "recorder": s.recorder,
+                "first_time": s.first_time,
+                "last_time": s.last_time,
+                "records": s.records,
+                "bytes": s.bytes,
+                "start_reason": s.start_reason,
+                "stop_reason": s.stop_reason,
+                "path": s.path if not summary.dry_run else None,
+            }
+            for s in summary.segments
+        ],
+        "actions": [{"rule": f.rule, "time": f.time, "action": what} for f, what in summary.notes],
+        "shots_ok": summary.shots_ok,
+        "shots_failed": summary.shots_failed,
+        "errors": summary.errors,
+    }
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of rule files (for editor completion and checks).
+
+    Put ``# yaml-language-server: $schema=PATH/cuecap.schema.json`` at the top
+    of a rule file to get completion in editors that use the YAML language server.
+    """
+    from engine.rules.schema import schema_text
+
+    text = schema_text()
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)

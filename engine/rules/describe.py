@@ -1,0 +1,210 @@
+"""Rule sets explained in words: what ``cuecap check`` prints.
+
+One line per trigger and action, in the terms of the rule file, plus the next
+fire times of every schedule, computed by the same pure ``Schedule`` the
+engine runs, so what ``check`` promises is what ``run`` does. Secrets never
+appear: HTTP cameras show their URL without credentials and the name of the
+variable holding the password, never its value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from engine.rules.fields import WEEKDAYS
+from engine.rules.loader import RuleSet
+from engine.rules.model import (
+    EventTrigger,
+    LogAction,
+    MessageTrigger,
+    RecordAction,
+    ReplaySourceConfig,
+    Rule,
+    RunAction,
+    ScheduleTrigger,
+    ShotAction,
+    WebSocketSourceConfig,
+)
+
+
+def seconds(value: float) -> str:
+    """``2.5`` -> ``2.5s``, ``90`` -> ``1m30s``, ``7200`` -> ``2h``."""
+    if value < 60 or value != int(value):
+        return f"{value:g}s"
+    value = int(value)
+    hours, rest = divmod(value, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+        f"{secs}s" if secs else "",
+    ]
+    return "".join(parts)
+
+
+def clock_time(value: int) -> str:
+    if value >= 86400:
+        return "24:00"
+    hours, rest = divmod(int(value), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}" + (f":{secs:02d}" if secs else "")
+
+
+def days_text(days: list[int]) -> str:
+    if sorted(days) == [0, 1, 2, 3, 4]:
+        return "mon-fri"
+    if sorted(days) == [5, 6]:
+        return "sat-sun"
+    return ",".join(WEEKDAYS[d] for d in sorted(days))
+
+
+def _shown_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=host)
+    return urlunsplit(parts)
+
+
+def trigger_text(trigger: Any) -> str:
+    if isinstance(trigger, ScheduleTrigger):
+        if trigger.cron:
+            what = "cron " + " | ".join(trigger.cron)
+        elif trigger.every is not None:
+            what = f"every {seconds(trigger.every)}"
+        else:
+            what = "at " + ", ".join(trigger.at or ())
+        if trigger.between:
+            what += f" between {clock_time(trigger.between[0])}-{clock_time(trigger.between[1])}"
+        if trigger.days:
+            what += f" on {days_text(trigger.days)}"
+        if trigger.timezone:
+            what += f" ({trigger.timezone})"
+        if trigger.jitter:
+            what += f", jitter up to {seconds(trigger.jitter)}"
+        return what
+    if isinstance(trigger, MessageTrigger):
+        kinds = ", ".join(trigger.types) if trigger.types else "any message"
+        where = f" where {trigger.where}" if trigger.where else ""
+        source = trigger.source or "any source"
+        return f"{kinds} from {source}{where}"
+    if isinstance(trigger, EventTrigger):
+        filters = [f"{k}={getattr(trigger, k)}" for k in ("recorder", "camera", "source", "rule")]
+        shown = [f for f in filters if not f.endswith("=None")]
+        return f"event {trigger.event}" + (f" ({', '.join(shown)})" if shown else "")
+    return repr(trigger)  # pragma: no cover
+
+
+def action_text(action: Any) -> str:
+    if isinstance(action, ShotAction):
+        offset = ""
+        if action.offset:
+            offset = f" {seconds(abs(action.offset))} {'before' if action.offset < 0 else 'after'}"
+        return f"shot from {', '.join(action.cameras)}{offset}"
+    if isinstance(action, RecordAction):
+        return f"{action.action} recorder {action.recorder}"
+    if isinstance(action, RunAction):
+        return f"run {' '.join(action.argv)} (timeout {seconds(action.timeout)})"
+    if isinstance(action, LogAction):
+        return f"log {action.level}: {action.message}"
+    return repr(action)  # pragma: no cover
+
+
+def source_text(config: Any) -> str:
+    if isinstance(config, WebSocketSourceConfig):
+        return f"websocket {_shown_url(config.url)}"
+    if isinstance(config, ReplaySourceConfig):
+        pace = "as fast as possible" if config.speed is None else f"at {config.speed:g}x"
+        return f"replay of {config.path} {pace}"
+    pace = "as fast as possible" if config.speed is None else f"at {config.speed:g}x"
+    return f"simulator (seed {config.seed}, {config.fps:g} fps camera) {pace}"
+
+
+def camera_text(config: Any) -> str:
+    kind = getattr(config, "type", "?")
+    if kind == "http":
+        auth = ""
+        if config.auth is not None:
+            auth = f", {config.auth.type} auth as {config.auth.username} (password in ${config.auth.password_env})"
+        return f"http {_shown_url(config.url)}{auth}"
+    if kind == "command":
+        return "command " + " ".join(config.argv)
+    if kind == "stream":
+        return f"stream: image frames of source {config.source}"
+    if kind == "python":
+        return f"python {config.function}"
+    return str(kind)
+
+
+def recorder_text(name: str, rules: RuleSet) -> str:
+    config = rules.recorders[name]
+    labels = [getattr(d, "label", getattr(d, "type", "?")) for d in config.activity]
+    activity = ", ".join(labels) if labels else "manual start/stop only"
+    state = "" if config.enabled else " (disabled)"
+    return (
+        f"source {rules.recorder_source(name)}, activity: {activity}; pre-roll "
+        f"{seconds(config.pre_roll)}, post-roll {seconds(config.post_roll)}{state}"
+    )
+
+
+def rule_lines(name: str, rule: Rule) -> Iterator[str]:
+    state = "" if rule.enabled else " (disabled)"
+    extra = f", mode {rule.mode}"
+    if rule.mode in ("queued", "parallel"):
+        extra += f" (max {rule.max})"
+    if rule.cooldown:
+        extra += f", cooldown {seconds(rule.cooldown)}"
+    yield f"{name}{state}{extra}"
+    if rule.description:
+        yield f"  {rule.description}"
+    for trigger in rule.when:
+        yield f"  when {trigger_text(trigger)}"
+    for action in rule.do:
+        yield f"  do   {action_text(action)}"
+
+
+def next_fires(rules: RuleSet, now: float, count: int) -> dict[tuple[str, int], list[float]]:
+    return {key: schedule.upcoming(now, count) for key, schedule in rules.schedules.items()}
+
+
+def explain(rules: RuleSet, now: float, count: int = 5) -> str:
+    """The text of ``cuecap check``."""
+    lines = ["files: " + ", ".join(str(f) for f in rules.files)]
+    zone = rules.settings.timezone
+    if zone == "local":
+        zone = f"local ({rules.tz})"
+    lines.append(
+        f"recordings go under {rules.settings.recordings}/, shots under "
+        f"{rules.settings.shots.folder}/; time zone {zone}"
+    )
+    sections: list[tuple[str, dict[str, Any], Any]] = [
+        ("sources", rules.sources, lambda n: source_text(rules.sources[n])),
+        ("cameras", rules.cameras, lambda n: camera_text(rules.cameras[n])),
+        ("recorders", rules.recorders, lambda n: recorder_text(n, rules)),
+    ]
+    for title, table, text in sections:
+        lines.append(f"{title}: {len(table)}")
+        lines.extend(f"  {name}: {text(name)}" for name in table)
+    lines.append(f"rules: {len(rules.rules)}")
+    fires = next_fires(rules, now, count)
+    for name, rule in rules.rules.items():
+        lines.extend(f"  {line}" for line in rule_lines(name, rule))
+        for index, trigger in enumerate(rule.when):
+            if not isinstance(trigger, ScheduleTrigger):
+                continue
+            times = fires.get((name, index), [])
+            schedule_zone = rules.schedules[(name, index)].tz
+            if not times:
+                lines.append("    next: never (no fire time ahead; check the window and dates)")
+                continue
+            shown = ", ".join(
+                datetime.fromtimestamp(t, schedule_zone).strftime("%a %Y-%m-%d %H:%M:%S")
+                for t in times
+            )
+            lines.append(f"    next: {shown}")
+    return "\n".join(lines)

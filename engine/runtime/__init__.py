@@ -1,0 +1,1 @@
+"""The engine runtime: one asyncio loop running sources, recorders, shots and rules."""

@@ -1,0 +1,559 @@
+"""The engine: one asyncio loop running sources, recorders, shots, schedules and rules.
+
+Data flow, per frame (the hot path, synchronous, no awaits)::
+
+    source -> recorders of that source (feed)
+           -> frame cache (camera frames for stream cameras)
+           -> rulebook (by message type first, then CEL) -> rule runner -> actions
+
+Recorders and the shot service report through ``emit``; the rulebook turns
+those events into firings too. Schedules fire through APScheduler in real
+time, or, with a ``ManualClock``, in the virtual time of the frames: before a
+frame is dispatched, every schedule fire up to its receive time runs, so a
+replay sees schedules and messages in the order a live run saw them.
+
+Stopping (SIGINT, SIGTERM, ``--for``, or every source ended): no new
+firings, sources closed, running actions get ``stop_timeout`` seconds to
+finish, every recorder closes its segment (manifest written), the shot
+service finishes or abandons what is queued, and the summary is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
+from engine.core.events import (
+    ENGINE_STARTED,
+    ENGINE_STOPPING,
+    RECORDING_ERROR,
+    RECORDING_STARTED,
+    RECORDING_STOPPED,
+    SHOT_ERROR,
+    SHOT_SUCCESS,
+    SOURCE_GAP,
+    EngineEvent,
+)
+from engine.core.frame import Frame, Gap
+from engine.rules.loader import RuleSet
+from engine.rules.model import ScheduleTrigger
+from engine.runtime.actions import ActionRunner
+from engine.runtime.rulebook import Firing, Rulebook
+from engine.runtime.runner import RuleRunner
+from engine.runtime.scheduler import Job, LiveScheduler, VirtualScheduler
+from engine.runtime.sources import build_source
+from engine.runtime.summary import Segment, Summary
+from engine.sources.base import Source
+
+log = logging.getLogger("engine")
+
+MAX_FIRINGS = 100_000  # firings kept for the summary; counts go on beyond
+_YIELD_EVERY = 256  # frames between chances for timers and actions to run
+
+
+def schedule_jobs(rules: RuleSet) -> dict[tuple[str, int], Job]:
+    """The schedules of enabled rules, each with the fingerprint that says when it changed."""
+    jobs: dict[tuple[str, int], Job] = {}
+    for (name, index), schedule in rules.schedules.items():
+        rule = rules.rules[name]
+        if not rule.enabled:
+            continue
+        trigger = rule.when[index]
+        assert isinstance(trigger, ScheduleTrigger)
+        fingerprint = (trigger, rules.settings.timezone)
+        jobs[(name, index)] = Job(schedule, trigger.grace, fingerprint)
+    return jobs
+
+
+class Engine:
+    """Runs a ``RuleSet``: ``summary = await Engine(rules).run(duration=20)``.
+
+    ``clock``: a ``ManualClock`` runs in virtual time (sources are then run as
+    fast as possible and move the clock). ``sources``: source objects to use
+    instead of building them from the rule files (a replay passes its log).
+    ``dry_run``: shots and commands are only noted; recordings go to a
+    temporary folder that is removed at the end. ``watch``: rule files (or
+    folders) to reload from when they change.
+    """
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        dry_run: bool = False,
+        recordings: str | Path | None = None,
+        shots_folder: str | Path | None = None,
+        sources: Mapping[str, Source] | None = None,
+        watch: Sequence[str | Path] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.rules = rules
+        self._watch = list(watch) if watch else None
+        self._env = env
+        self.reloads: list[object] = []  # outcome of each reload: changes, or RuleFileError
+        self.clock = clock
+        self.virtual = isinstance(clock, ManualClock)
+        self.dry_run = dry_run
+        self._recordings_override = recordings
+        self._shots_override = shots_folder
+        self._given_sources = dict(sources) if sources is not None else None
+        self.tz = rules.tz
+        self.rulebook = Rulebook(rules.rules, rules.default_source())
+        self.sources: dict[str, Source] = {}
+        self.recorders: dict[str, Any] = {}
+        self._by_source: dict[str, list[Any]] = {}
+        self.shots: Any = None
+        self.cache: Any = None
+        self.firings: list[Firing] = []
+        self.firing_counts: Counter[str] = Counter()
+        self.notes: list[tuple[Firing, str]] = []
+        self.segments: list[Segment] = []
+        self.shots_ok: list[str] = []
+        self.shots_failed: list[str] = []
+        self.errors: list[str] = []
+        self.frame_errors = 0
+        self.actions = ActionRunner(
+            shots=None, recorders=self.recorders, tz=self.tz, dry_run=dry_run, note=self._note
+        )
+        self.runner = RuleRunner(self.rulebook, self.actions.run)
+        self._scheduler: LiveScheduler | VirtualScheduler | None = None
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._seen_sources: dict[str, Source] = {}
+        self._ended: set[str] = set()
+        self._stop: asyncio.Event | None = None
+        self._accepting = False
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._last_tick = 0.0
+        self._end_time: float | None = None
+        self.stop_reason = ""
+        self.started_at = 0.0
+
+    # -- folders -------------------------------------------------------------
+
+    @property
+    def recordings_root(self) -> Path:
+        if self._tmp is not None:
+            return Path(self._tmp.name)
+        if self._recordings_override is not None:
+            return Path(self._recordings_override)
+        return Path(self.rules.settings.recordings)
+
+    def _shots_settings(self, rules: RuleSet) -> Any:
+        settings = rules.settings.shots
+        if self._shots_override is not None:
+            settings = settings.model_copy(update={"folder": str(self._shots_override)})
+        return settings
+
+    # -- building ------------------------------------------------------------
+
+    def _build_recorder(self, name: str, rules: RuleSet) -> Any:
+        from engine.recorder.recorder import Recorder
+
+        config = rules.recorders[name]
+        source = rules.recorder_source(name)
+        if config.source != source:
+            config = config.model_copy(update={"source": source})
+        return Recorder(name, config, root=self.recordings_root, emit=self.emit, clock=self.clock)
+
+    def _index_recorders(self) -> None:
+        by_source: dict[str, list[Any]] = {}
+        for recorder in self.recorders.values():
+            by_source.setdefault(recorder.config.source, []).append(recorder)
+        self._by_source = by_source
+
+    async def _start_shots(self, rules: RuleSet) -> Any:
+        if self.dry_run or not rules.cameras:
+            return None
+        from engine.shots.service import ShotService
+
+        service = ShotService(
+            rules.cameras,
+            self._shots_settings(rules),
+            emit=self.emit,
+            clock=self.clock,
+            frame_cache=self.cache,
+        )
+        await service.start()
+        return service
+
+    def _start_source(self, name: str, source: Source) -> None:
+        self.sources[name] = source
+        self._seen_sources[name] = source
+        self._ended.discard(name)
+        self._pumps[name] = asyncio.get_running_loop().create_task(
+            self._pump(name, source), name=f"source {name}"
+        )
+
+    async def _stop_source(self, name: str) -> None:
+        source = self.sources.pop(name, None)
+        task = self._pumps.pop(name, None)
+        if source is not None:
+            with contextlib.suppress(Exception):
+                await source.aclose()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- running -------------------------------------------------------------
+
+    async def run(self, duration: float | None = None) -> Summary:
+        """Run until stopped, ``duration`` seconds (of engine time) pass, or the sources end."""
+        from engine.shots.frame_cache import FrameCache
+
+        self._stop = asyncio.Event()
+        self.started_at = now = self.clock.time()
+        self._last_tick = now
+        self._end_time = now + duration if duration is not None else None
+        if self.dry_run:
+            self._tmp = tempfile.TemporaryDirectory(prefix="cuecap-dry-run-")
+        self.cache = FrameCache()
+        try:
+            for name in self.rules.recorders:
+                self.recorders[name] = self._build_recorder(name, self.rules)
+            self._index_recorders()
+            self.shots = await self._start_shots(self.rules)
+            self.actions.shots = self.shots
+            jobs = schedule_jobs(self.rules)
+            if self.virtual:
+                self._scheduler = VirtualScheduler(now)
+            else:
+                self._scheduler = LiveScheduler(self._on_schedule, self.tz, self.clock.time)
+            self._scheduler.set_jobs(jobs)
+            if isinstance(self._scheduler, LiveScheduler):
+                self._scheduler.start()
+            self._accepting = True
+            self.emit(EngineEvent(ENGINE_STARTED, now, {}))
+            sources = self._given_sources
+            if sources is None:
+                sources = {
+                    name: build_source(name, config, self.clock, virtual=self.virtual)
+                    for name, config in self.rules.sources.items()
+                }
+            for name, source in sources.items():
+                self._start_source(name, source)
+            loop = asyncio.get_running_loop()
+            background: list[asyncio.Task[None]] = []
+            if not self.virtual:
+                background.append(loop.create_task(self._timer(), name="engine timer"))
+            if self._watch:
+                from engine.runtime.reload import watch_rules
+
+                watcher = watch_rules(
+                    self, self._watch, stop=self._stop, env=self._env, on_result=self.reloads.append
+                )
+                background.append(loop.create_task(watcher, name="rule watcher"))
+            if not self.sources and not jobs and not self.virtual:
+                log.warning("nothing to run: no sources and no schedules")
+            try:
+                if self._end_time is not None and not self.virtual:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), duration)
+                    if not self._stop.is_set():
+                        self.request_stop(f"ran for {duration:g} s")
+                else:
+                    await self._stop.wait()
+            finally:
+                for task in background:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            return await self._shutdown()
+        except BaseException:
+            await self._abort()
+            raise
+
+    def request_stop(self, reason: str = "stopped") -> None:
+        """Begin a clean stop (safe to call from signal handlers and any task)."""
+        if self._stop is not None and not self._stop.is_set():
+            self.stop_reason = reason
+            log.info("stopping: %s", reason)
+            self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM stop the engine cleanly (a second SIGINT is the usual KeyboardInterrupt)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stop is not None and self._stop.is_set():
+            loop = asyncio.get_running_loop()
+            loop.remove_signal_handler(sig)
+            return
+        self.request_stop(f"{signal.Signals(sig).name} received")
+
+    async def _pump(self, name: str, source: Source) -> None:
+        count = 0
+        try:
+            async for item in source:
+                if isinstance(item, Frame):
+                    try:
+                        if not self._dispatch(item):
+                            break
+                    except Exception:
+                        self.frame_errors += 1
+                        if self.frame_errors <= 3:
+                            log.exception("frame %d of %s could not be handled", item.seq, name)
+                elif isinstance(item, Gap):
+                    self._gap(item)
+                count += 1
+                if count % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            message = f"source {name} failed: {exc}"
+            self.errors.append(message)
+            log.error("%s", message)
+        self._ended.add(name)
+        if self._accepting and self._pumps.get(name) is asyncio.current_task():
+            log.info("source %s ended", name)
+            if self._all_sources_ended():
+                if self.virtual:
+                    end = self._end_time
+                    if end is not None and end > self.clock.time():
+                        self._advance(end, inclusive=False)
+                    given = self._given_sources
+                    self.request_stop("end of the recording" if given else "sources ended")
+                elif (
+                    not isinstance(self._scheduler, LiveScheduler)
+                    or not self._scheduler.next_times()
+                ):
+                    self.request_stop("sources ended")
+
+    def _all_sources_ended(self) -> bool:
+        return all(name in self._ended for name in self.sources)
+
+    async def _timer(self) -> None:
+        tick = self.rules.settings.tick
+        while True:
+            await asyncio.sleep(tick)
+            self._tick(self.clock.time())
+
+    def _tick(self, now: float) -> None:
+        self._last_tick = now
+        for recorder in self.recorders.values():
+            try:
+                recorder.tick(now)
+            except Exception:
+                log.exception("recorder %s: tick failed", recorder.name)
+
+    def _advance(self, now: float, *, inclusive: bool = True) -> None:
+        """Virtual time: fire the schedules due up to ``now`` and tick recorders."""
+        scheduler = self._scheduler
+        if isinstance(scheduler, VirtualScheduler):
+            for time, rule, index in scheduler.due(now, inclusive=inclusive):
+                self._on_schedule(rule, index, time)
+        if now - self._last_tick >= self.rules.settings.tick:
+            self._tick(now)
+
+    # -- the hot path ------------------------------------------------------------
+
+    def _dispatch(self, frame: Frame) -> bool:
+        """Hand a frame to recorders, the frame cache and rules; False once past the end."""
+        if not self._accepting:
+            return False
+        if self.virtual:
+            end = self._end_time
+            if end is not None and frame.time >= end:
+                self._advance(end, inclusive=False)  # a run --for N covers [start, start + N)
+                self.request_stop(f"ran for {end - self.started_at:g} s")
+                return False
+            self._advance(frame.time)
+        for recorder in self._by_source.get(frame.source, ()):
+            recorder.feed(frame)
+        self.cache.update(frame)
+        kinds = self.rulebook.kinds
+        if kinds is None or frame.kind in kinds:
+            for firing in self.rulebook.on_frame(frame):
+                self._fire(firing)
+        return True
+
+    def _gap(self, gap: Gap) -> None:
+        for recorder in self._by_source.get(gap.source, ()):
+            recorder.feed_gap(gap)
+        self.emit(
+            EngineEvent(
+                SOURCE_GAP,
+                gap.end,
+                {"source": gap.source, "start": gap.start, "end": gap.end, "reason": gap.reason},
+            )
+        )
+
+    def emit(self, event: EngineEvent) -> None:
+        """Where recorders, the shot service and the engine report; rules react here."""
+        name, data = event.name, event.data
+        if name == RECORDING_STARTED:
+            log.info("recording started: %s -> %s (%s)", data.get("recorder"), data.get("path"),
+                     data.get("reason"))  # fmt: skip
+        elif name == RECORDING_STOPPED:
+            log.info("recording stopped: %s (%s, %s messages)", data.get("path"), data.get("reason"),
+                     data.get("records"))  # fmt: skip
+        elif name == RECORDING_ERROR:
+            self.errors.append(f"recorder {data.get('recorder')}: {data.get('error')}")
+        elif name == SHOT_SUCCESS:
+            self.shots_ok.append(str(data.get("path")))
+        elif name == SHOT_ERROR:
+            self.shots_failed.append(f"{data.get('camera')}: {data.get('reason')}")
+        if not self._accepting:
+            return
+        for firing in self.rulebook.on_event(event):
+            self._fire(firing)
+
+    def _on_schedule(self, rule: str, index: int, time: float) -> None:
+        if not self._accepting:
+            return
+        firing = self.rulebook.on_schedule(rule, index, time)
+        if firing is not None:
+            self._fire(firing)
+
+    def _fire(self, firing: Firing) -> None:
+        self.firing_counts[firing.rule] += 1
+        if len(self.firings) < MAX_FIRINGS:
+            self.firings.append(firing)
+        log.debug("rule %s fired: %s", firing.rule, firing.describe())
+        self.runner.submit(firing)
+
+    def _note(self, firing: Firing, what: str) -> None:
+        if len(self.notes) < MAX_FIRINGS:
+            self.notes.append((firing, what))
+
+    # -- reloading -----------------------------------------------------------------
+
+    async def apply(self, rules: RuleSet) -> dict[str, list[str]]:
+        """Switch to new rules without a restart; what did not change keeps running.
+
+        Returns what changed, by kind (``"rules"``, ``"recorders"``...), for the log.
+        """
+        old = self.rules
+        changes: dict[str, list[str]] = {}
+
+        def changed(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
+            names = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
+            if names:
+                changes[kind] = sorted(names)
+            return names
+
+        self.rules = rules
+        # Recorders: a changed recorder closes its segment and starts afresh.
+        root_changed = old.settings.recordings != rules.settings.recordings
+        for name in changed("recorders", old.recorders, rules.recorders) | (
+            set(rules.recorders) if root_changed else set()
+        ):
+            recorder = self.recorders.pop(name, None)
+            if recorder is not None:
+                recorder.close("rules reloaded")
+                self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
+            if name in rules.recorders:
+                self.recorders[name] = self._build_recorder(name, rules)
+        for name in list(self.recorders):
+            if rules.recorder_source(name) != self.recorders[name].config.source:
+                recorder = self.recorders.pop(name)
+                recorder.close("rules reloaded")
+                self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
+                self.recorders[name] = self._build_recorder(name, rules)
+        self._index_recorders()
+        # Sources: restart the changed ones only.
+        if self._given_sources is None:
+            for name in changed("sources", old.sources, rules.sources):
+                await self._stop_source(name)
+                if name in rules.sources:
+                    config = rules.sources[name]
+                    source = build_source(name, config, self.clock, virtual=self.virtual)
+                    self._start_source(name, source)
+        # Cameras and the shot saver: a new service; the old one finishes its queue.
+        cameras_changed = changed("cameras", old.cameras, rules.cameras)
+        if cameras_changed or old.settings.shots != rules.settings.shots:
+            previous = self.shots
+            self.shots = await self._start_shots(rules)
+            self.actions.shots = self.shots
+            if previous is not None:
+                asyncio.get_running_loop().create_task(previous.aclose(graceful=True))
+        # Rules and schedules.
+        changed("rules", old.rules, rules.rules)
+        rulebook = Rulebook(rules.rules, rules.default_source())
+        rulebook.carry_over(self.rulebook)
+        self.rulebook = rulebook
+        self.runner.use(rulebook)
+        self.tz = rules.tz
+        self.actions.tz = self.tz
+        if self._scheduler is not None:
+            if isinstance(self._scheduler, VirtualScheduler):
+                self._scheduler.set_jobs(schedule_jobs(rules), self.clock.time())
+            else:
+                self._scheduler.set_jobs(schedule_jobs(rules))
+        return changes
+
+    # -- stopping ------------------------------------------------------------------
+
+    async def _shutdown(self) -> Summary:
+        now = self.clock.time()
+        self.emit(EngineEvent(ENGINE_STOPPING, now, {"reason": self.stop_reason}))
+        self._accepting = False
+        if isinstance(self._scheduler, LiveScheduler):
+            self._scheduler.shutdown()
+        for name in list(self.sources):
+            await self._stop_source(name)
+        cancelled = await self.runner.stop(self.rules.settings.stop_timeout)
+        if cancelled:
+            self.errors.append(f"{cancelled} rule runs did not finish in time and were cancelled")
+        for name, recorder in self.recorders.items():
+            try:
+                recorder.close("shutdown" if not self.virtual else "end")
+            except Exception as exc:
+                self.errors.append(f"recorder {name} did not close cleanly: {exc}")
+            self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
+        if self.shots is not None:
+            await self.shots.aclose(graceful=True, timeout=self.rules.settings.stop_timeout)
+        summary = Summary(
+            started=self.started_at,
+            ended=self.clock.time(),
+            reason=self.stop_reason or "stopped",
+            firings=list(self.firings),
+            firing_counts=Counter(self.firing_counts),
+            segments=sorted(self.segments, key=lambda s: (s.first_time or 0.0, s.recorder)),
+            shots_ok=list(self.shots_ok),
+            shots_failed=list(self.shots_failed),
+            notes=list(self.notes),
+            frames={name: s.stats.frames for name, s in self._all_sources().items()},
+            errors=list(self.errors),
+            dry_run=self.dry_run,
+        )
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        return summary
+
+    def _all_sources(self) -> dict[str, Source]:
+        return dict(self._seen_sources)
+
+    async def _abort(self) -> None:
+        """An error or cancellation: close what is open so nothing recorded is lost."""
+        self._accepting = False
+        if isinstance(self._scheduler, LiveScheduler):
+            self._scheduler.shutdown()
+        for name in list(self.sources):
+            with contextlib.suppress(Exception):
+                await self._stop_source(name)
+        with contextlib.suppress(Exception):
+            await self.runner.stop(0)
+        for recorder in self.recorders.values():
+            with contextlib.suppress(Exception):
+                recorder.close("aborted")
+        if self.shots is not None:
+            with contextlib.suppress(Exception):
+                await self.shots.aclose(graceful=False)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

@@ -1,0 +1,85 @@
+"""Hot reload: rule files watched, valid changes applied, invalid ones reported.
+
+The folders holding the rule files are watched rather than the files, because
+editors save by writing a new file and renaming it over the old one, which a
+watch on the old file never sees. Each change reloads every rule file; a
+set that fails to load is reported with all its errors and the engine goes on
+with the rules it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from engine.rules.errors import RuleFileError
+from engine.rules.loader import RULE_SUFFIXES, load_rules
+from engine.runtime.engine import Engine
+
+log = logging.getLogger("engine.reload")
+
+
+def watch_targets(
+    paths: Sequence[str | os.PathLike[str]],
+) -> tuple[list[Path], Callable[[str], bool]]:
+    """The folders to watch, and a test for the changed paths that matter."""
+    folders: set[Path] = set()
+    files: set[Path] = set()
+    for item in paths:
+        path = Path(item).resolve()
+        if path.is_dir():
+            folders.add(path)
+        else:
+            files.add(path)
+    watched = sorted(folders | {f.parent for f in files})
+
+    def relevant(changed: str) -> bool:
+        p = Path(changed).resolve()
+        if p in files:
+            return True
+        return p.parent in folders and p.suffix in RULE_SUFFIXES
+
+    return watched, relevant
+
+
+async def watch_rules(
+    engine: Engine,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    stop: asyncio.Event,
+    env: Mapping[str, str] | None = None,
+    debounce_ms: int = 300,
+    on_result: Callable[[object], None] | None = None,
+) -> None:
+    """Reload ``paths`` into ``engine`` whenever a rule file changes, until ``stop`` is set.
+
+    ``on_result`` gets each outcome (the changes applied, or the ``RuleFileError``).
+    """
+    from watchfiles import awatch
+
+    folders, relevant = watch_targets(paths)
+    if not folders:
+        return
+    async for changes in awatch(
+        *folders, stop_event=stop, debounce=debounce_ms, step=50, recursive=False
+    ):
+        if not any(relevant(path) for _, path in changes):
+            continue
+        try:
+            rules = await asyncio.to_thread(load_rules, paths, env)
+        except RuleFileError as exc:
+            log.error("rule files changed but cannot be used; the running rules stay:\n%s", exc)
+            if on_result is not None:
+                on_result(exc)
+            continue
+        applied = await engine.apply(rules)
+        if applied:
+            what = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in applied.items())
+            log.info("rule files reloaded (%s)", what)
+        else:
+            log.info("rule files reloaded (nothing changed)")
+        if on_result is not None:
+            on_result(applied)

@@ -1,0 +1,142 @@
+"""Which rules a frame, an engine event or a schedule fires: the pure decision core.
+
+The live engine and ``cuecap replay`` both feed frames, events and schedule
+fires through a ``Rulebook`` and get back ``Firing`` records; only what they
+then do with them differs (run the actions, or report them). That is why a
+replay reports the firings a live run made.
+
+Frames are routed by message type first, read off the first byte without
+decoding, so a rule about ``electrode_state`` never decodes a camera frame;
+the CEL condition runs only on frames of the types it can match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.events import EngineEvent
+from engine.core.frame import Frame
+from engine.rules.model import EventTrigger, MessageTrigger, Rule, ScheduleTrigger
+from engine.runtime.policy import FiringPolicy
+
+TriggerKey = tuple[str, int]  # (rule name, index of the trigger in its ``when``)
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """A rule fired: which, when (engine clock), by what, with the facts for its actions."""
+
+    rule: str
+    time: float
+    trigger: str  # "schedule", "message" or "event"
+    index: int
+    event: str  # the message type, the engine event's name, or "schedule"
+    source: str = ""
+    count: int = 0  # this rule's firings so far, this one included
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.trigger == "message":
+            return f"{self.event} from {self.source} (seq {self.facts.get('seq', '?')})"
+        if self.trigger == "event":
+            subject = self.facts.get("recorder") or self.facts.get("camera") or self.source
+            return f"{self.event} {subject}".rstrip()
+        return "schedule"
+
+
+def _matches_event(trigger: EventTrigger, event: EngineEvent) -> bool:
+    data = event.data
+    for key in ("recorder", "camera", "source", "rule"):
+        wanted = getattr(trigger, key)
+        if wanted is not None and data.get(key) != wanted:
+            return False
+    return True
+
+
+class Rulebook:
+    """Routes frames and events to the rules they fire; keeps each rule's firing policy."""
+
+    def __init__(self, rules: Mapping[str, Rule], default_source: str | None = None) -> None:
+        self.rules = {name: rule for name, rule in rules.items() if rule.enabled}
+        self.policies: dict[str, FiringPolicy] = {
+            name: FiringPolicy(rule.mode, rule.max, rule.cooldown)
+            for name, rule in self.rules.items()
+        }
+        self._by_kind: dict[str, list[tuple[str, int, MessageTrigger]]] = {}
+        self._any_kind: list[tuple[str, int, MessageTrigger]] = []
+        self._by_event: dict[str, list[tuple[str, int, EventTrigger]]] = {}
+        self.schedules: list[TriggerKey] = []
+        for name, rule in self.rules.items():
+            for i, trigger in enumerate(rule.when):
+                if isinstance(trigger, MessageTrigger):
+                    kinds = trigger.kinds
+                    if kinds is None:
+                        self._any_kind.append((name, i, trigger))
+                    else:
+                        for kind in kinds:
+                            self._by_kind.setdefault(kind, []).append((name, i, trigger))
+                elif isinstance(trigger, EventTrigger):
+                    self._by_event.setdefault(trigger.event, []).append((name, i, trigger))
+                elif isinstance(trigger, ScheduleTrigger):
+                    self.schedules.append((name, i))
+        self.default_source = default_source
+        # Kinds some rule may fire on: a dispatcher skips every other frame at once.
+        self.kinds: frozenset[str] | None = None if self._any_kind else frozenset(self._by_kind)
+
+    def carry_over(self, old: Rulebook) -> None:
+        """Keep cooldowns and counts of rules that a reload left unchanged."""
+        for name in list(self.policies):
+            before = old.policies.get(name)
+            if before is not None and old.rules.get(name) == self.rules.get(name):
+                self.policies[name] = before
+
+    def _accept(self, name: str, index: int, time: float, trigger: str, event: str,
+                source: str, facts: Mapping[str, Any]) -> Firing | None:  # fmt: skip
+        policy = self.policies[name]
+        if not policy.accepts(time):
+            return None
+        return Firing(name, time, trigger, index, event, source, policy.fired, facts)
+
+    def on_frame(self, frame: Frame) -> list[Firing]:
+        kind = frame.kind
+        if kind is None:
+            return []
+        candidates: Iterable[tuple[str, int, MessageTrigger]] = self._by_kind.get(kind, ())
+        if self._any_kind:
+            candidates = [*candidates, *self._any_kind]
+        out: list[Firing] = []
+        fired: set[str] = set()
+        for name, index, trigger in candidates:
+            if name in fired:
+                continue  # two triggers of one rule on one frame fire it once
+            if trigger.source is not None and trigger.source != frame.source:
+                continue
+            condition = trigger.condition
+            if condition is not None and not condition.evaluate(frame):
+                continue
+            facts = {"seq": frame.seq, "source": frame.source}
+            firing = self._accept(name, index, frame.time, "message", kind, frame.source, facts)
+            fired.add(name)
+            if firing is not None:
+                out.append(firing)
+        return out
+
+    def on_event(self, event: EngineEvent) -> list[Firing]:
+        out: list[Firing] = []
+        fired: set[str] = set()
+        for name, index, trigger in self._by_event.get(event.name, ()):
+            if name in fired or not _matches_event(trigger, event):
+                continue
+            fired.add(name)
+            source = str(event.data.get("source") or "")
+            firing = self._accept(name, index, event.time, "event", event.name, source, event.data)
+            if firing is not None:
+                out.append(firing)
+        return out
+
+    def on_schedule(self, name: str, index: int, time: float) -> Firing | None:
+        if name not in self.policies:
+            return None
+        return self._accept(name, index, time, "schedule", "schedule", "", {})
