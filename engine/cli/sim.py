@@ -191,6 +191,9 @@ def sim(
         )
     except (SimConfigError, RecordingError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:  # where signal handlers are unavailable (Windows)
+        click.echo("stopped")
+        code = 0
     ctx.exit(code)
 
 
