@@ -90,7 +90,7 @@ class SimulatorSource:
         else:
             now = t
             clock = self.clock
-            if type(clock) is ManualClock and t > clock.time():
+            if isinstance(clock, ManualClock) and t > clock.time():
                 clock.set(t)
         seq = self._seq
         self._seq = seq + 1
