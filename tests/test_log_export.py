@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import struct
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from google.protobuf.json_format import MessageToDict
 from hypothesis import given
 from hypothesis import strategies as st
 from logfixtures import T0, scan, session, sim_session, write_recording
@@ -19,6 +21,7 @@ from engine.cli.main import main
 from engine.logtools.errors import LogToolError
 from engine.logtools.export import export_csv, shortest_float32
 from engine.logtools.inputs import LogInput
+from engine.proto.purpledrop_pb2 import ActiveCapacitance
 
 
 def cuecap(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
@@ -142,8 +145,14 @@ def test_a_type_the_recording_lacks_is_an_error(tmp_path: Path) -> None:
     assert not (tmp_path / "x.csv").exists()
 
 
-@given(st.floats(width=32, allow_nan=False, allow_infinity=False))
-def test_shortest_float32_reads_back_as_the_same_float32(value: float) -> None:
+@given(st.floats(width=32, allow_nan=False))
+def test_shortest_float32_is_what_protobuf_json_shows(value: float) -> None:
     short = shortest_float32(value)
     assert struct.unpack("<f", struct.pack("<f", short))[0] == value
     assert len(repr(short)) <= len(repr(value))
+    shown = MessageToDict(ActiveCapacitance(baseline=value))["baseline"] if value else 0.0
+    assert short == (float(shown) if isinstance(shown, str) else shown)
+
+
+def test_shortest_float32_keeps_nan() -> None:
+    assert math.isnan(shortest_float32(math.nan))

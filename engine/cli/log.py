@@ -418,7 +418,7 @@ def export(
     else:
         with (
             _output_text(output, force) as out,
-            progress_bar("exporting", 2 * log_input.size) as bar,
+            progress_bar("exporting", log_input.size) as bar,
         ):
             result = export_csv(log_input, kind, out, time_range, bar)
         say(f"{result.rows} rows x {len(result.columns)} columns written to {output}")

@@ -7,24 +7,25 @@ fields become ``name_0``, ``name_1``...; repeated messages flatten per item
 are 0/1; bytes become ``<name>_size``; strings are left out. A repeated field
 that is shorter in some rows leaves those cells empty.
 
-Two streaming passes: the first finds how long each repeated field gets (so
-the header is known before the first row), the second writes. Values are the
-ones ``log dump`` shows: float32 fields are written in their shortest form
-that reads back as the same float32, as protobuf's JSON mapping does.
+One streaming pass; the header, which depends on how long repeated fields
+get, is written when it is known (see ``export_csv``). Values are the ones
+``log dump`` shows: float32 fields are written in their shortest form that
+reads back as the same float32, as protobuf's JSON mapping does.
 """
 
 from __future__ import annotations
 
 import csv
-import math
+import json
 import struct
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from engine.core.frame import Frame, FrameDecodeError
+from engine.core.frame import Frame
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput, Progress
 from engine.logtools.timerange import EVERYTHING, TimeRange
@@ -39,29 +40,27 @@ _INTS = {
 _FLOAT32 = struct.Struct("<f")
 
 
+_pack, _unpack = _FLOAT32.pack, _FLOAT32.unpack
+
+
 def shortest_float32(value: float) -> float:
-    """The shortest decimal that reads back as the same float32 (0.1, not 0.10000000149)."""
-    if not math.isfinite(value):
-        return value
-    for digits in range(6, 10):
-        candidate = float(f"{value:.{digits}g}")
-        if _FLOAT32.unpack(_FLOAT32.pack(candidate))[0] == value:
-            return candidate
-    return value
+    """The shortest decimal that reads back as the same float32 (0.1, not 0.10000000149).
+
+    Most float32 values need 7 or 8 digits; 9 always suffice. A shorter
+    decimal is further from the value, so if 7 digits miss, 6 miss too.
+    """
+    eight = float(f"{value:.8g}")
+    if _unpack(_pack(eight))[0] != value:  # also NaN, which equals nothing
+        return float(f"{value:.9g}")
+    seven = float(f"{value:.7g}")
+    if _unpack(_pack(seven))[0] != value:
+        return eight
+    six = float(f"{value:.6g}")
+    return six if _unpack(_pack(six))[0] == value else seven
 
 
 def _is_timestamp(field: FieldDescriptor) -> bool:
     return field.type == _F.TYPE_MESSAGE and field.message_type.name == "Timestamp"
-
-
-def _scalar(field: FieldDescriptor, value: Any) -> Any:
-    if field.type == _F.TYPE_FLOAT:
-        return shortest_float32(value)
-    if field.type == _F.TYPE_BOOL:
-        return int(value)
-    if field.type == _F.TYPE_BYTES:
-        return len(value)
-    return value
 
 
 def _exported(field: FieldDescriptor) -> bool:
@@ -78,30 +77,72 @@ def _exported(field: FieldDescriptor) -> bool:
     )
 
 
-def _name(prefix: str, field: FieldDescriptor) -> str:
-    name = f"{prefix}{field.name}"
-    return f"{name}_size" if field.type == _F.TYPE_BYTES else name
+_CONVERT: dict[int, Callable[[Any], Any]] = {
+    _F.TYPE_FLOAT: shortest_float32,
+    _F.TYPE_BOOL: int,
+    _F.TYPE_BYTES: len,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """How one exported field becomes columns (worked out once per message type)."""
+
+    name: str
+    column: str  # the column (stem) name: the field name, ``<name>_size`` for bytes
+    repeated: bool
+    message: Descriptor | None  # the nested message type, None for scalars
+    convert: Callable[[Any], Any] | None
+    deep: bool  # the nested message has repeated fields somewhere: measuring must descend
+
+
+_PLANS: dict[str, tuple[_Step, ...]] = {}
+
+
+def _plan(descriptor: Descriptor) -> tuple[_Step, ...]:
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is None:
+        steps = []
+        for field in descriptor.fields:
+            if not _exported(field):
+                continue
+            nested = field.message_type if field.type == _F.TYPE_MESSAGE else None
+            column = f"{field.name}_size" if field.type == _F.TYPE_BYTES else field.name
+            deep = nested is not None and _has_repeated(nested)
+            steps.append(
+                _Step(field.name, column, field.is_repeated, nested, _CONVERT.get(field.type), deep)
+            )
+        plan = _PLANS[descriptor.full_name] = tuple(steps)
+    return plan
+
+
+def _has_repeated(descriptor: Descriptor) -> bool:
+    return any(step.repeated or step.deep for step in _plan(descriptor))
 
 
 def flatten(message: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
     """The columns of one message: ``{column name: value}``, defaults included."""
     if out is None:
         out = {}
-    for field in message.DESCRIPTOR.fields:
-        if not _exported(field):
-            continue
-        value = getattr(message, field.name)
-        if field.type == _F.TYPE_MESSAGE:
-            if field.is_repeated:
+    for step in _plan(message.DESCRIPTOR):
+        value = getattr(message, step.name)
+        if step.message is not None:
+            if step.repeated:
                 for i, item in enumerate(value):
-                    flatten(item, f"{prefix}{field.name}_{i}_", out)
+                    flatten(item, f"{prefix}{step.name}_{i}_", out)
             else:
-                flatten(value, f"{prefix}{field.name}_", out)
-        elif field.is_repeated:
-            for i, item in enumerate(value):
-                out[f"{prefix}{field.name}_{i}"] = _scalar(field, item)
+                flatten(value, f"{prefix}{step.name}_", out)
+        elif step.repeated:
+            base = f"{prefix}{step.name}_"
+            convert = step.convert
+            if convert is None:
+                for i, item in enumerate(value):
+                    out[f"{base}{i}"] = item
+            else:
+                for i, item in enumerate(value):
+                    out[f"{base}{i}"] = convert(item)
         else:
-            out[_name(prefix, field)] = _scalar(field, value)
+            out[prefix + step.column] = value if step.convert is None else step.convert(value)
     return out
 
 
@@ -111,18 +152,18 @@ def measure(
     """Longest length seen of each repeated field (keyed by column prefix), updated in place."""
     if lengths is None:
         lengths = {}
-    for field in message.DESCRIPTOR.fields:
-        if not _exported(field):
+    for step in _plan(message.DESCRIPTOR):
+        if not (step.repeated or step.deep):
             continue
-        value = getattr(message, field.name)
-        key = f"{prefix}{field.name}"
-        if field.is_repeated:
+        value = getattr(message, step.name)
+        key = f"{prefix}{step.name}"
+        if step.repeated:
             if len(value) > lengths.get(key, 0):
                 lengths[key] = len(value)
-            if field.type == _F.TYPE_MESSAGE:
+            if step.deep:
                 for i, item in enumerate(value):
                     measure(item, f"{key}_{i}_", lengths)
-        elif field.type == _F.TYPE_MESSAGE:
+        else:
             measure(value, f"{key}_", lengths)
     return lengths
 
@@ -130,20 +171,18 @@ def measure(
 def columns(descriptor: Descriptor, lengths: dict[str, int], prefix: str = "") -> list[str]:
     """Column names in ``.proto`` order for the repeated lengths seen."""
     out: list[str] = []
-    for field in descriptor.fields:
-        if not _exported(field):
-            continue
-        key = f"{prefix}{field.name}"
-        if field.type == _F.TYPE_MESSAGE:
-            if field.is_repeated:
+    for step in _plan(descriptor):
+        key = f"{prefix}{step.name}"
+        if step.message is not None:
+            if step.repeated:
                 for i in range(lengths.get(key, 0)):
-                    out.extend(columns(field.message_type, lengths, f"{key}_{i}_"))
+                    out.extend(columns(step.message, lengths, f"{key}_{i}_"))
             else:
-                out.extend(columns(field.message_type, lengths, f"{key}_"))
-        elif field.is_repeated:
+                out.extend(columns(step.message, lengths, f"{key}_"))
+        elif step.repeated:
             out.extend(f"{key}_{i}" for i in range(lengths.get(key, 0)))
         else:
-            out.append(_name(prefix, field))
+            out.append(prefix + step.column)
     return out
 
 
@@ -153,14 +192,14 @@ class ExportResult:
     columns: list[str]
 
 
-def _decoded(log: LogInput, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Any]]:
-    for frame in frames:
-        try:
-            message = frame.message
-        except FrameDecodeError:
-            log.note_invalid(frame)
-            continue
-        yield frame, message
+def _row(frame: Frame, message: Any, has_timestamp: bool) -> dict[str, Any]:
+    row = flatten(message)
+    row["time"] = frame.time
+    row["seq"] = frame.seq
+    if has_timestamp:
+        stamp = frame.timestamp
+        row["timestamp"] = "" if stamp is None else stamp
+    return row
 
 
 def export_csv(
@@ -172,38 +211,41 @@ def export_csv(
 ) -> ExportResult:
     """Write the ``kind`` messages of ``log`` in ``time_range`` as CSV to ``out``.
 
-    ``progress`` sees both passes: bytes read go from 0 to twice the file size.
+    The recording is read once. For types with repeated fields the columns
+    are known only at the end, so their rows wait in a temporary file (as
+    JSON lines: floats keep every bit) rather than in memory.
     """
     field = PurpleDropEvent.DESCRIPTOR.fields_by_name.get(kind)
     if field is None or field.containing_oneof is None:
         raise LogToolError(f"unknown message type {kind!r}")
-    size = log.size
-    first_pass = progress
-    second_pass = None if progress is None else (lambda n: progress(size + n))
+    message_type = field.message_type
+    has_timestamp = "timestamp" in message_type.fields_by_name
     lengths: dict[str, int] = {}
-    rows = 0
-    for _, message in _decoded(log, log.frames([kind], time_range, first_pass)):
-        measure(message, "", lengths)
-        rows += 1
-    if rows == 0:
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        rows: Iterator[dict[str, Any]]
+        if _has_repeated(message_type):
+            dumps = json.JSONEncoder(separators=(",", ":")).encode
+            for frame, message in log.messages(kind, time_range, progress):
+                measure(message, "", lengths)
+                spool.write(dumps(_row(frame, message, has_timestamp)))
+                spool.write("\n")
+            spool.seek(0)
+            rows = map(json.loads, spool)
+        else:
+            rows = (_row(f, m, has_timestamp) for f, m in log.messages(kind, time_range, progress))
+        header = [
+            "time",
+            "seq",
+            *(["timestamp"] if has_timestamp else []),
+            *columns(message_type, lengths),
+        ]
+        writer = csv.DictWriter(out, header, restval="", extrasaction="ignore", lineterminator="\n")
+        written = 0
+        for row in rows:
+            if written == 0:
+                writer.writeheader()
+            writer.writerow(row)
+            written += 1
+    if written == 0:
         raise LogToolError(f"{log.path}: no {kind} messages in {time_range.describe()}")
-    has_timestamp = "timestamp" in field.message_type.fields_by_name
-    header = [
-        "time",
-        "seq",
-        *(["timestamp"] if has_timestamp else []),
-        *columns(field.message_type, lengths),
-    ]
-    writer = csv.DictWriter(out, header, restval="", extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    written = 0
-    for frame, message in _decoded(log, log.frames([kind], time_range, second_pass)):
-        row = flatten(message)
-        row["time"] = frame.time
-        row["seq"] = frame.seq
-        if has_timestamp:
-            stamp = frame.timestamp
-            row["timestamp"] = "" if stamp is None else stamp
-        writer.writerow(row)
-        written += 1
     return ExportResult(written, header)

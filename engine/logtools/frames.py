@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.core.frame import FrameDecodeError
 from engine.core.templates import PathEscapeError, Template, TemplateError, safe_join
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput, Progress
@@ -65,12 +64,8 @@ def export_frames(
     result = FramesResult(folder=folder)
     start: float | None = None
     last_base: Path | None = None
-    for index, frame in enumerate(log.frames(["image"], time_range, progress)):
-        try:
-            data = frame.message.image_data
-        except FrameDecodeError:
-            log.note_invalid(frame)
-            continue
+    for index, (frame, message) in enumerate(log.messages("image", time_range, progress)):
+        data = message.image_data
         t = frame_clock.time(frame)
         if start is None:
             start = t

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.core.frame import KIND_NAMES, Frame
+from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
 from engine.logtools.errors import LogToolError
 from engine.logtools.timerange import EVERYTHING, TimeRange, TimeSpec, resolve_range
 from engine.recording.format import INDEX_ENTRY, INDEX_MAGIC, RECORD_HEADER, RecordingError
@@ -165,6 +165,21 @@ class LogInput:
                 yield frame
         if progress is not None:
             progress(self.size)
+
+    def messages(
+        self,
+        kind: str,
+        time_range: TimeRange = EVERYTHING,
+        progress: Progress | None = None,
+    ) -> Iterator[tuple[Frame, Any]]:
+        """``(frame, decoded inner message)`` of one type; records that do not decode are counted."""
+        for frame in self.frames([kind], time_range, progress):
+            try:
+                message = frame.message
+            except FrameDecodeError:
+                self.note_invalid(frame)
+                continue
+            yield frame, message
 
     def note_invalid(self, frame: Frame) -> None:
         """Count a record that is not a PurpleDrop event (tools call it after a failed decode)."""

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.core.frame import FrameDecodeError
 from engine.logtools.errors import LogToolError, MissingDependency
 from engine.logtools.inputs import LogInput, Progress
 from engine.logtools.timerange import EVERYTHING, TimeRange
@@ -196,12 +195,8 @@ def write_video(
     last_interval = 0
     durations: dict[int, int] = {}
     try:
-        for frame in log.frames(["image"], options.time_range, progress):
-            try:
-                data = frame.message.image_data
-            except FrameDecodeError:
-                log.note_invalid(frame)
-                continue
+        for frame, message in log.messages("image", options.time_range, progress):
+            data = message.image_data
             t = clock.time(frame)
             if planner is None:
                 planner = PtsPlanner(t, options.speed)
