@@ -21,6 +21,7 @@ from engine.core.templates import Template, safe_join
 from engine.shots.config import PATH_FIELDS
 
 TEMP_SUFFIX = ".part"
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
 
 @lru_cache(maxsize=256)
@@ -80,13 +81,22 @@ def is_temp_name(name: str) -> bool:
 def write_atomic(final: Path, data: bytes, task: str) -> None:
     """Write ``data`` to ``final`` through a temporary name; on failure nothing is left.
 
-    Runs on a worker thread (disk I/O stays off the event loop).
+    Runs on a worker thread (disk I/O stays off the event loop). The folder is
+    created only when missing: creating the file is the costly part already.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(final, task)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        fd = os.open(tmp, _CREATE, 0o666)
+    except FileNotFoundError:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, _CREATE, 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

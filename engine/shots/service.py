@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
+import os
 import random as _random
 import socket
 import uuid
@@ -51,6 +53,12 @@ StatusCallback = Callable[[str, str], Any]
 Deliver = Callable[[Any], Any]
 When = datetime | float | int | None
 _MAX_THREADS = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _root(folder: str, cwd: str) -> Path:
+    """The screenshots folder as an absolute path (``cwd`` is part of the cache key)."""
+    return Path(cwd, Path(folder).expanduser())
 
 
 def to_epoch(dt: When) -> float | None:
@@ -335,7 +343,7 @@ class ShotService:
                 task=guid,
                 figures="figures" if figures else "",
             )
-            base = Path(root if root is not None else s.folder).expanduser().absolute()
+            base = _root(str(root if root is not None else s.folder), os.getcwd())
             sub = (
                 folder
                 if folder is not None
