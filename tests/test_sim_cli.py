@@ -88,7 +88,7 @@ def test_ctrl_c_exits_cleanly_with_a_summary() -> None:
     try:
         assert process.stdout is not None
         port = URI.search(process.stdout.readline()).group(1)  # type: ignore[union-attr]
-        with connect(f"ws://127.0.0.1:{port}", proxy=None) as ws:
+        with connect(f"ws://127.0.0.1:{port}", max_queue=None, proxy=None) as ws:
             ws.recv(timeout=10)
             process.send_signal(signal.SIGINT)
         rest = process.stdout.read()

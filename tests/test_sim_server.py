@@ -22,7 +22,8 @@ SMALL = {"fps": 5, "image_size": (64, 48)}
 
 
 def client(uri: str) -> connect:
-    return connect(uri, max_size=None, compression=None, proxy=None)
+    # No receive flow control: a test that stops reading must still see the closing handshake.
+    return connect(uri, max_size=None, max_queue=None, compression=None, proxy=None)
 
 
 async def receive(ws: ClientConnection, n: int, timeout: float = 10.0) -> list[bytes]:
@@ -223,7 +224,9 @@ async def test_bad_arguments_are_refused(tmp_path: Path) -> None:
 
 def test_run_in_a_thread_for_synchronous_code() -> None:
     with run_sim_in_thread(seed=5, wait_for_clients=1, speed=50, **SMALL) as sim:
-        with sync_connect(sim.uri, max_size=None, compression=None, proxy=None) as ws:
+        with sync_connect(
+            sim.uri, max_size=None, max_queue=None, compression=None, proxy=None
+        ) as ws:
             messages = [ws.recv(timeout=5) for _ in range(50)]
         assert all(Frame(m, 0.0, 0).valid for m in messages)
         sim.shutdown(abrupt=True)

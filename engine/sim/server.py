@@ -356,7 +356,8 @@ async def start_sim_server(
         clock=clock,
     )
     try:
-        ws_server = await serve(server._handle, host, port, compression=None)
+        # A client that stops reading must not hold up a shutdown for long.
+        ws_server = await serve(server._handle, host, port, compression=None, close_timeout=2.0)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     server._server = ws_server
