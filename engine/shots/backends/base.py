@@ -9,6 +9,7 @@ again can help (a wrong password will not get better).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,10 +65,19 @@ class BaseCamera:
 
     kind = "camera"
 
-    def __init__(self, name: str, config: CameraCommon, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: CameraCommon,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.clock = clock
+        # Where secrets are read from, at each shot (so a rotated secret is picked up).
+        self.environ: Mapping[str, str] = environ if environ is not None else os.environ
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

@@ -16,10 +16,8 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
-from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.shots.backends.base import BaseCamera, CaptureError, CaptureRequest, fill, redact
 from engine.shots.config import CommandCameraConfig, format_fields
 
@@ -49,21 +47,10 @@ class CommandCamera(BaseCamera):
     kind = "command"
     config: CommandCameraConfig
 
-    def __init__(
-        self,
-        name: str,
-        config: CommandCameraConfig,
-        *,
-        environ: Mapping[str, str] | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        super().__init__(name, config, clock=clock)
-        self._environ = environ if environ is not None else os.environ
-
     def _secrets(self) -> dict[str, str]:
         secrets: dict[str, str] = {}
         for field, env in self.config.secret_env.items():
-            value = self._environ.get(env)
+            value = self.environ.get(env)
             if value is None:
                 raise CaptureError(
                     f"camera {self.name!r}: environment variable {env} (for {{{field}}}) is not set",

@@ -8,13 +8,10 @@ reasons show the URL without its query string.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import httpx
 
-from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.shots.backends.base import BaseCamera, CaptureError, CaptureRequest, fill, redact
 from engine.shots.config import HttpCameraConfig
 from engine.shots.jpeg import SOI, describe
@@ -33,23 +30,13 @@ class HttpCamera(BaseCamera):
     kind = "http"
     config: HttpCameraConfig
 
-    def __init__(
-        self,
-        name: str,
-        config: HttpCameraConfig,
-        *,
-        environ: Mapping[str, str] | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        super().__init__(name, config, clock=clock)
-        self._environ = environ if environ is not None else os.environ
-        self._client: httpx.AsyncClient | None = None
+    _client: httpx.AsyncClient | None = None
 
     def _auth(self) -> tuple[httpx.Auth | None, str]:
         auth = self.config.auth
         if auth is None:
             return None, ""
-        password = self._environ.get(auth.password_env)
+        password = self.environ.get(auth.password_env)
         if password is None:
             raise CaptureError(
                 f"camera {self.name!r}: environment variable {auth.password_env} "
