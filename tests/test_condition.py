@@ -169,3 +169,13 @@ def test_field_path_reading_and_errors() -> None:
         FieldPath("capacitance.calibrated")
     with pytest.raises(FieldPathError, match="not a list"):
         FieldPath("active_capacitance.calibrated[0]")
+
+
+def test_has_tells_whether_a_message_field_is_set() -> None:
+    c = Condition("has(scan_capacitance.timestamp)")
+    without = frame(scan_capacitance={"measurements": [{"capacitance": 1.0}]})
+    event = PurpleDropEvent()
+    event.scan_capacitance.timestamp.seconds = 5
+    assert c.evaluate(without) is False
+    assert c.evaluate(Frame(event.SerializeToString(), 0.0, 2, "pd")) is True
+    assert Condition("size(scan_capacitance.measurements) == 1").evaluate(without) is True

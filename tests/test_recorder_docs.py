@@ -32,6 +32,7 @@ def test_python_example_runs() -> None:
         exec(compile(code, str(DOC), "exec"), {})
     lines = out.getvalue().splitlines()
     path, records, first, last = lines[0].split()
+    assert path.endswith(".bin") and Path(path).exists()
     assert (int(records), float(first), float(last)) == (31, 1003.0, 1006.0)
     assert lines[1] == "['recording.started', 'recording.stopped']"
 

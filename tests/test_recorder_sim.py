@@ -64,7 +64,9 @@ async def test_one_file_per_burst_exactly_its_window(tmp_path: Path) -> None:
         assert records[0].time >= burst.start - PRE and records[-1].time <= burst.end + POST
         assert manifest.counts["electrode_state"] == len(burst.activity)
     # The idle stretches are not on disk: the files hold only the windows' records.
-    outside = [f for f in frames if not any(b.start - PRE <= f.time <= b.end + POST for b in bursts)]
+    outside = [
+        f for f in frames if not any(b.start - PRE <= f.time <= b.end + POST for b in bursts)
+    ]
     assert len(outside) > 1000
     assert sum(m.records for m in recorder.segments) == len(frames) - len(outside)
     assert all(p.suffix in (".bin", ".idx", ".json") for p in tmp_path.rglob("*") if p.is_file())

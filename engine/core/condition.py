@@ -178,7 +178,11 @@ def _locals(tokens: list[_Token]) -> set[str]:
 
 
 def to_cel(message: Message, fields: frozenset[str] | None = None) -> dict[str, Any]:
-    """A message as the nested dicts and lists CEL reads; ``fields`` limits the top level."""
+    """A message as the nested dicts and lists CEL reads; ``fields`` limits the top level.
+
+    Numbers, strings and lists are always there (proto3 defaults); a message
+    field only when set, so ``has(x.timestamp)`` is false for a message without one.
+    """
     out: dict[str, Any] = {}
     for field in message.DESCRIPTOR.fields:
         name = field.name
@@ -186,7 +190,10 @@ def to_cel(message: Message, fields: frozenset[str] | None = None) -> dict[str, 
             continue
         value = getattr(message, name)
         if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-            out[name] = [to_cel(v) for v in value] if field.is_repeated else to_cel(value)
+            if field.is_repeated:
+                out[name] = [to_cel(v) for v in value]
+            elif message.HasField(name):  # so that has(x.timestamp) tells the truth
+                out[name] = to_cel(value)
         elif field.is_repeated:
             out[name] = list(value)
         else:

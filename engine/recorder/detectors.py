@@ -67,14 +67,19 @@ class _FieldDetector:
         self.label = label
         self.errors = 0
 
-    def _value(self, frame: Frame) -> Any:
+    def _message(self, frame: Frame) -> Any:
+        """The frame's message if it is of this detector's type and decodes, else None."""
         if frame.kind != self.kind:
-            return MISSING
+            return None
         try:
-            return self.path.get(frame.message)
+            return frame.message
         except FrameDecodeError:
             self.errors += 1
-            return MISSING
+            return None
+
+    def _value(self, frame: Frame) -> Any:
+        message = self._message(frame)
+        return MISSING if message is None else self.path.get(message)
 
 
 class ChangedDetector(_FieldDetector):
@@ -91,12 +96,8 @@ class ChangedDetector(_FieldDetector):
         self._previous: Any = _UNSET
 
     def hit(self, frame: Frame) -> bool:
-        if frame.kind != self.kind:
-            return False
-        try:
-            message = frame.message
-        except FrameDecodeError:
-            self.errors += 1
+        message = self._message(frame)
+        if message is None:
             return False
         value = comparable(self.path.get(message))
         previous = self._previous
