@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from apscheduler.triggers.cron import CronTrigger
 
 _TINY = 1e-6  # strictly after: one microsecond, the resolution of datetimes
-_SEARCH_LIMIT = 10_000  # candidate times looked at before "never fires"
+_SEARCH_LIMIT = 2_000  # candidate times looked at before "never fires"
 _DAY = 86400
 
 

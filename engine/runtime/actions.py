@@ -71,7 +71,11 @@ def render(text: str, values: Mapping[str, Any]) -> str:
 
 
 class ActionRunner:
-    """Performs a rule's actions for a firing; ``notes`` collects what a dry run would do."""
+    """Performs a rule's actions for a firing; ``note`` collects what they do.
+
+    ``exact_time``: shots ask for the trigger's time even without an offset
+    (virtual time, where "now" has moved on by the time a shot is taken).
+    """
 
     def __init__(
         self,
@@ -81,12 +85,14 @@ class ActionRunner:
         tz: tzinfo,
         dry_run: bool = False,
         note: Callable[[Firing, str], None] | None = None,
+        exact_time: bool = False,
     ) -> None:
         self.shots = shots
         self.recorders = recorders
         self.tz = tz
         self.dry_run = dry_run
         self._note = note
+        self.exact_time = exact_time
         self.commands = 0
         self.command_failures = 0
         self.shot_requests = 0
@@ -123,7 +129,9 @@ class ActionRunner:
     # -- shots -------------------------------------------------------------
 
     async def _shot(self, action: ShotAction, firing: Firing) -> None:
-        dt = None if action.offset == 0 else firing.time + action.offset
+        # Live, "now" is the trigger's time; in virtual time it must be said.
+        exact = action.offset != 0 or self.exact_time
+        dt = firing.time + action.offset if exact else None
         when = "live" if dt is None else f"at {datetime.fromtimestamp(dt, self.tz):%H:%M:%S.%f}"
         if self.dry_run or self.shots is None:
             for camera in action.cameras:

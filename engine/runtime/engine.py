@@ -57,6 +57,7 @@ log = logging.getLogger("engine")
 
 MAX_FIRINGS = 100_000  # firings kept for the summary; counts go on beyond
 _YIELD_EVERY = 256  # frames between chances for timers and actions to run
+VIRTUAL_SETTLE = 5.0  # real seconds virtual time waits for rule runs to finish
 
 
 def schedule_jobs(rules: RuleSet) -> dict[tuple[str, int], Job]:
@@ -121,8 +122,15 @@ class Engine:
         self.shots_failed: list[str] = []
         self.errors: list[str] = []
         self.frame_errors = 0
+        self.dispatched: Counter[str] = Counter()  # frames handled, per source
+        self._fired = False
         self.actions = ActionRunner(
-            shots=None, recorders=self.recorders, tz=self.tz, dry_run=dry_run, note=self._note
+            shots=None,
+            recorders=self.recorders,
+            tz=self.tz,
+            dry_run=dry_run,
+            note=self._note,
+            exact_time=self.virtual,
         )
         self.runner = RuleRunner(self.rulebook, self.actions.run)
         self._scheduler: LiveScheduler | VirtualScheduler | None = None
@@ -298,6 +306,11 @@ class Engine:
         try:
             async for item in source:
                 if isinstance(item, Frame):
+                    if self.virtual:
+                        if not self._until(item.time):
+                            break
+                        if self._fired:  # schedules fired: their runs happen before this frame
+                            await self._settle()
                     try:
                         if not self._dispatch(item):
                             break
@@ -305,6 +318,8 @@ class Engine:
                         self.frame_errors += 1
                         if self.frame_errors <= 3:
                             log.exception("frame %d of %s could not be handled", item.seq, name)
+                    if self._fired and self.virtual:
+                        await self._settle()
                 elif isinstance(item, Gap):
                     self._gap(item)
                 count += 1
@@ -331,6 +346,17 @@ class Engine:
                     or not self._scheduler.next_times()
                 ):
                     self.request_stop("sources ended")
+
+    async def _settle(self) -> None:
+        """Virtual time: the runs just started finish before the stream moves on.
+
+        Actions take no virtual time, so a rule's mode and the next frames see
+        them done, as in a live run where they are quick. A run still going
+        after ``VIRTUAL_SETTLE`` real seconds is left to finish in the background.
+        """
+        self._fired = False
+        if not await self.runner.settle(VIRTUAL_SETTLE):
+            log.warning("rule runs still going after %gs; virtual time moves on", VIRTUAL_SETTLE)
 
     def _all_sources_ended(self) -> bool:
         return all(name in self._ended for name in self.sources)
@@ -360,17 +386,21 @@ class Engine:
 
     # -- the hot path ------------------------------------------------------------
 
+    def _until(self, time: float) -> bool:
+        """Virtual time moves on to a frame's time: False once that is past the end."""
+        end = self._end_time
+        if end is not None and time >= end:
+            self._advance(end, inclusive=False)  # a run --for N covers [start, start + N)
+            self.request_stop(f"ran for {end - self.started_at:g} s")
+            return False
+        self._advance(time)
+        return self._accepting
+
     def _dispatch(self, frame: Frame) -> bool:
-        """Hand a frame to recorders, the frame cache and rules; False once past the end."""
+        """Hand a frame to recorders, the frame cache and rules; False once stopping."""
         if not self._accepting:
             return False
-        if self.virtual:
-            end = self._end_time
-            if end is not None and frame.time >= end:
-                self._advance(end, inclusive=False)  # a run --for N covers [start, start + N)
-                self.request_stop(f"ran for {end - self.started_at:g} s")
-                return False
-            self._advance(frame.time)
+        self.dispatched[frame.source] += 1
         for recorder in self._by_source.get(frame.source, ()):
             recorder.feed(frame)
         self.cache.update(frame)
@@ -419,6 +449,7 @@ class Engine:
             self._fire(firing)
 
     def _fire(self, firing: Firing) -> None:
+        self._fired = True
         self.firing_counts[firing.rule] += 1
         if len(self.firings) < MAX_FIRINGS:
             self.firings.append(firing)
@@ -526,7 +557,7 @@ class Engine:
             shots_ok=list(self.shots_ok),
             shots_failed=list(self.shots_failed),
             notes=list(self.notes),
-            frames={name: s.stats.frames for name, s in self._all_sources().items()},
+            frames={name: self.dispatched[name] for name in self._seen_sources},
             errors=list(self.errors),
             dry_run=self.dry_run,
         )
@@ -534,9 +565,6 @@ class Engine:
             self._tmp.cleanup()
             self._tmp = None
         return summary
-
-    def _all_sources(self) -> dict[str, Source]:
-        return dict(self._seen_sources)
 
     async def _abort(self) -> None:
         """An error or cancellation: close what is open so nothing recorded is lost."""

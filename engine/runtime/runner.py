@@ -110,6 +110,20 @@ class RuleRunner:
             else:
                 tasks.waiting.clear()
 
+    async def settle(self, timeout: float) -> bool:
+        """Wait (up to ``timeout`` real seconds) until no run is going; True if none is.
+
+        Virtual time uses this: actions take no virtual time, so the stream waits
+        for them, and a rule's mode decides as if each run ended at once.
+        """
+        running = [t for tasks in self._rules.values() for t in tasks.running]
+        while running:
+            _, pending = await asyncio.wait(running, timeout=timeout)
+            if pending:
+                return False
+            running = [t for tasks in self._rules.values() for t in tasks.running]
+        return True
+
     async def stop(self, timeout: float) -> int:
         """Take no new firings, drop queued ones, let running ones finish for ``timeout`` s.
 
