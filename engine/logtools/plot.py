@@ -107,7 +107,7 @@ def plot(
         records=sum(sum(c) for c in timeline.counts.values()),
         bins=timeline.bins,
         bin_width=timeline.width,
-        panels=["rates", *timeline.panels()],
+        panels=_panel_names(timeline),
         activity_spans=len(timeline.activity_spans()),
     )
 
@@ -117,7 +117,7 @@ def _draw(plt: Any, log: LogInput, timeline: Timeline, utc: bool, width: float) 
 
     tz = UTC if utc else datetime.now().astimezone().tzinfo
     panels = timeline.panels()
-    names = ["rates", *[p for p in PANEL_TITLES if p in panels]]
+    names = _panel_names(timeline)
     heights = [1.4 if n == "rates" else 1.0 for n in names]
     figure, axes = plt.subplots(
         len(names),
@@ -138,6 +138,8 @@ def _draw(plt: Any, log: LogInput, timeline: Timeline, utc: bool, width: float) 
     step = timeline.rate_step()
     for kind in sorted(timeline.counts, key=lambda k: -sum(timeline.counts[k])):
         starts, rates = timeline.rates(kind, step)
+        starts.append(starts[-1] + step * timeline.width)  # so the last window is drawn too
+        rates.append(rates[-1])
         rates_ax.step(
             [when(t) for t in starts],
             rates,
@@ -194,6 +196,11 @@ def _draw(plt: Any, log: LogInput, timeline: Timeline, utc: bool, width: float) 
     )
     figure.tight_layout()
     return figure
+
+
+def _panel_names(timeline: Timeline) -> list[str]:
+    present = timeline.panels()
+    return ["rates", *[p for p in PANEL_TITLES if p in present]]
 
 
 def _seconds(width: float) -> str:
