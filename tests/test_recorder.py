@@ -361,3 +361,15 @@ def test_pre_roll_byte_bound_evicts_oldest_first() -> None:
     assert [t for t, _ in ring.take(0.0)] == [2.0, 3.0, 4.0]
     ring.push(5.0, bytes(500))  # larger than the whole budget: cannot be kept
     assert len(ring) == 0 and ring.bytes == 0
+
+
+async def test_start_with_an_explicit_file_name(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, pre_roll=0, post_roll=1, max_segment_seconds=1.0)
+    target = tmp_path / "elsewhere" / "log0.bin"
+    assert await rig.recorder.start(pre_roll=False, path=target) == target
+    rig.background(100.0, 101.5)
+    await rig.recorder.stop()
+    assert [Path(m.path).name for m in rig.recorder.segments] == ["log0.bin", "log0-2.bin"]
+    rig.feed("electrode_state", 102.0)  # a later activity recording uses the templates again
+    rig.recorder.close()
+    assert Path(rig.recorder.segments[-1].path).parent == tmp_path / "rec"

@@ -107,6 +107,7 @@ class Recorder:
         self._reason = ""
         self._seg_hits: dict[str, int] = {}
         self._source = config.source or ""
+        self._explicit: Path | None = None  # a file name given to start(path=...)
 
     def __repr__(self) -> str:
         return f"Recorder({self.name!r}, state={self.state!r}, segments={len(self.segments)})"
@@ -169,16 +170,22 @@ class Recorder:
 
     # -- commands ----------------------------------------------------------------
 
-    async def start(self, reason: str = REASON_MANUAL, *, pre_roll: bool = True) -> Path | None:
+    async def start(
+        self, reason: str = REASON_MANUAL, *, pre_roll: bool = True, path: str | Path | None = None
+    ) -> Path | None:
         """Record until ``stop``, starting with the pre-roll (unless ``pre_roll=False``).
 
-        Already recording: the open recording is kept and now lasts until
-        ``stop``. Returns the file being written (None if opening it failed:
-        the recorder is then in the error state). Raises
-        ``RecorderStateError`` when disabled or closed.
+        ``path`` names the file instead of the templates (for code such as a
+        seed-style ``EventRecorder.start("log.bin")``; rotated parts get
+        ``-2``, ``-3``...). Already recording: the open recording is kept and
+        now lasts until ``stop`` (``path`` is then ignored). Returns the file
+        being written (None if opening it failed: the recorder is then in the
+        error state). Raises ``RecorderStateError`` when disabled or closed.
         """
         now = self.clock.time()
         code = self.policy.manual_start(now, pre_roll)
+        if code & START:
+            self._explicit = Path(path) if path is not None else None
         if code & RECOVER:
             self.machine.fire("recover")
         if code & HOLD:
@@ -259,6 +266,8 @@ class Recorder:
     def _begin(self, now: float, reason: str, hit: str | None, trigger: str) -> None:
         """Open a recording: its first segment, then the pre-roll records."""
         records = self.policy.take_pre_roll()
+        if trigger != "start":
+            self._explicit = None
         self.recordings += 1
         self._part = 0
         self._reason = reason
@@ -297,6 +306,7 @@ class Recorder:
                 reason=reason,
                 source=self._source,
                 extra={"recording": self.recordings},
+                path=self._explicit,
             )
         except (OSError, ValueError) as exc:
             self._fail(exc, time)

@@ -70,9 +70,17 @@ class SegmentFiles:
         reason: str,
         source: str,
         extra: dict[str, Any] | None = None,
+        path: Path | None = None,
     ) -> RecordingWriter:
-        """Create the segment's files; ``RecordingError`` names the file when that fails."""
-        path = self.path_for(time=time, seq=seq, part=part, reason=reason, source=source)
+        """Create the segment's files; ``RecordingError`` names the file when that fails.
+
+        ``path`` (from code, not from a rule file) overrides the templates; a
+        taken name still gets ``-2``, ``-3``... rather than being overwritten.
+        """
+        if path is not None:
+            path = unique_path(path)
+        else:
+            path = self.path_for(time=time, seq=seq, part=part, reason=reason, source=source)
         return RecordingWriter(
             path,
             recorder=self.recorder,
