@@ -28,7 +28,7 @@ Progress = Callable[[int], None]
 
 # Records looked at to decide whether a file is a recording at all.
 SNIFF_RECORDS = 16
-_PROGRESS_EVERY = 512
+_PROGRESS_BYTES = 1 << 20  # report progress about once per MiB read
 
 
 def check_kinds(kinds: Collection[str] | None) -> frozenset[str] | None:
@@ -151,9 +151,11 @@ class LogInput:
         self.invalid = 0
         self.first_invalid = None
         reader = self.reader
-        for n, frame in enumerate(reader):
-            if progress is not None and n % _PROGRESS_EVERY == 0:
+        next_report = 0
+        for frame in reader:
+            if progress is not None and reader.bytes >= next_report:
                 progress(reader.bytes)
+                next_report = reader.bytes + _PROGRESS_BYTES
             kind = frame.kind
             if kind is None:
                 self.note_invalid(frame)
