@@ -43,12 +43,15 @@ class Recorder:
     def __init__(self) -> None:
         self.statuses: dict[str, list[str]] = {}
         self.reasons: dict[str, str] = {}
+        self.saving_reasons: dict[str, list[str]] = {}
         self.events: list[EngineEvent] = []
 
     def callback(self, guid: str, state: str) -> None:
         self.statuses.setdefault(guid, []).append(str(state))
         if state == "error":
             self.reasons[guid] = state.reason  # type: ignore[attr-defined]
+        if state == "saving":  # a retry says why the previous try failed
+            self.saving_reasons.setdefault(guid, []).append(state.reason)  # type: ignore[attr-defined]
 
     def emit(self, event: EngineEvent) -> None:
         self.events.append(event)
@@ -96,6 +99,8 @@ async def test_retries_with_backoff_then_error_with_reason_and_no_file(tmp_path:
         await service.drain()
     assert rec.statuses[guid] == ["in_queue", "saving", "saving", "saving", "error"]
     assert rec.reasons[guid] == "HTTP 500 Internal Server Error"
+    failed = "HTTP 500 Internal Server Error"
+    assert rec.saving_reasons[guid] == ["", failed, failed]
     assert len(calls) == 3 and calls[1] - calls[0] >= 0.019 and calls[2] - calls[1] >= 0.039
     assert files(tmp_path) == [] and path is not None and not path.exists()
     assert rec.events[0].name == SHOT_ERROR and rec.events[0].data["reason"].startswith("HTTP 500")

@@ -557,7 +557,8 @@ class ShotService:
             camera=task.camera,
             path=task.path,
             try_number=task.tries,
-            reason=task.reason if state is ShotStatus.error else "",
+            # error: why it failed; saving on a retry: why the previous try failed
+            reason=task.reason if state is not ShotStatus.success else "",
             time=now,
         )
         self._call(callback, task.guid, update)
