@@ -96,10 +96,12 @@ class Engine:
         sources: Mapping[str, Source] | None = None,
         watch: Sequence[str | Path] | None = None,
         env: Mapping[str, str] | None = None,
+        reload_debounce: float = 0.3,
     ) -> None:
         self.rules = rules
         self._watch = list(watch) if watch else None
         self._env = env
+        self._debounce_ms = max(1, round(reload_debounce * 1000))
         self.reloads: list[object] = []  # outcome of each reload: changes, or RuleFileError
         self.clock = clock
         self.virtual = isinstance(clock, ManualClock)
@@ -257,7 +259,12 @@ class Engine:
                 from engine.runtime.reload import watch_rules
 
                 watcher = watch_rules(
-                    self, self._watch, stop=self._stop, env=self._env, on_result=self.reloads.append
+                    self,
+                    self._watch,
+                    stop=self._stop,
+                    env=self._env,
+                    debounce_ms=self._debounce_ms,
+                    on_result=self.reloads.append,
                 )
                 background.append(loop.create_task(watcher, name="rule watcher"))
             if not self.sources and not jobs and not self.virtual:
