@@ -264,7 +264,12 @@ class ShotSaver:
 
     def _at_exit(self) -> None:
         if not self._closed and self._thread.is_alive():
-            self.close(graceful=True)
+            # Long enough for queued shots to run their tries; a shot waiting for a
+            # far-future moment is abandoned (it still gets its error status).
+            s = self.settings
+            self.close(
+                graceful=True, timeout=s.timeout_sec * s.max_tries + s.backoff_max + s.buffer_ts
+            )
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
