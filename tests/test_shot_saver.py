@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -238,3 +241,27 @@ def test_http_camera_by_url_and_from_file(tmp_path: Path) -> None:
             assert ss.pool_size == 3
             _, path = ss.save("door")
             assert ss.wait(5) and path.parent == tmp_path / "f"
+
+
+AT_EXIT = """
+import time
+from engine.shots import PythonCamera, ShotSaver, ShotsConfig
+from engine.shots.testing import make_jpeg
+
+settings = ShotsConfig(folder={folder!r}, timeout_sec=0.2, max_tries=1, backoff_max=0)
+ss = ShotSaver(cameras={{"cam": PythonCamera("cam", lambda r: make_jpeg())}}, settings=settings)
+report = lambda guid, state: state in ("success", "error") and print(guid, state, flush=True)
+ss.save("cam", callback=report, task_guid="now", file_name="now.jpg")
+ss.save("cam", dt=time.time() + 3600, callback=report, task_guid="later")
+"""
+
+
+def test_program_exit_finishes_queued_shots_and_abandons_far_future_ones(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    script = AT_EXIT.format(folder=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split("\n")[:2]) == ["later error", "now success"]
+    assert (tmp_path / "now.jpg").read_bytes().startswith(b"\xff\xd8")
