@@ -79,8 +79,11 @@ class RecordingPolicy:
     """Start/extend/stop/rotate decisions for one recorder, from receive times alone."""
 
     __slots__ = (
+        "_cools",
+        "_ends",
         "_exclude",
         "_hits",
+        "_limits",
         "activity_window",
         "cut",
         "failed_at",
@@ -134,7 +137,8 @@ class RecordingPolicy:
         self.max_segment_seconds = max_segment_seconds
         self.max_segment_bytes = max_segment_bytes
         self.retry_after = retry_after
-        self._exclude = frozenset(exclude)
+        self._exclude = frozenset(exclude) or None
+        self._limits = max_segment_seconds is not None or max_segment_bytes is not None
         # The first hit of a min_activity group may be a whole window before the start.
         horizon = pre_roll + (activity_window if min_activity > 1 else 0.0)
         self.preroll = PreRoll(horizon, pre_roll_bytes)
@@ -144,6 +148,8 @@ class RecordingPolicy:
         self.first_activity: float | None = None
         self.last_activity = -math.inf
         self.cut = math.inf
+        self._ends = math.inf  # receive time after which the open recording ends
+        self._cools = math.inf  # receive time after which recording turns to cooling_down
         self.start_reason = ""
         self.stop_reason = ""
         self.rotate_reason = ""
@@ -160,9 +166,9 @@ class RecordingPolicy:
     @property
     def deadline(self) -> float | None:
         """Receive time after which the open recording ends (None: no end planned)."""
-        if self.state not in OPEN_STATES or self.manual:
+        if self.state not in OPEN_STATES or self._ends == math.inf:
             return None
-        return self.last_activity + self.post_roll
+        return self._ends
 
     # -- the hot path ----------------------------------------------------------
 
@@ -172,25 +178,31 @@ class RecordingPolicy:
         t = frame.time
         code = 0
         if state is RECORDING or state is COOLING_DOWN:
-            if self.manual or t <= self.last_activity + self.post_roll:
+            if t <= self._ends:
                 if hit:
                     self.last_activity = t
+                    if not self.manual:
+                        self._ends = t + self.post_roll
+                        self._cools = t + self.quiet
                     if state is COOLING_DOWN:
                         self.state = RECORDING
                         code = RESUME
-                elif state is RECORDING and not self.manual and t > self.last_activity + self.quiet:
+                elif t > self._cools:
                     self.state = COOLING_DOWN
+                    self._cools = math.inf
                     code = QUIET
-                if self._exclude and frame.kind in self._exclude:
+                exclude = self._exclude
+                if exclude is not None and frame.kind in exclude:
                     return code
-                if self.account(t, len(frame.raw)):
+                if self._limits and self.account(t, len(frame.raw)):
                     code |= ROTATE
                 return code | WRITE
             self._end(REASON_POST_ROLL)
             code = STOP
         elif state is not IDLE:
             return 0
-        if not (self._exclude and frame.kind in self._exclude):
+        exclude = self._exclude
+        if exclude is None or frame.kind not in exclude:
             self.preroll.push(t, frame.raw)
         if not hit:
             return code
@@ -208,10 +220,14 @@ class RecordingPolicy:
         self._begin(REASON_ACTIVITY, first - self.pre_roll)
         self.first_activity = first
         self.last_activity = t
+        self._ends = t + self.post_roll
+        self._cools = t + self.quiet
         return code | START
 
     def account(self, time: float, size: int) -> bool:
         """Count one record into the open segment; True: rotate to a new segment before it."""
+        if not self._limits:
+            return False
         size += RECORD_OVERHEAD
         if self.seg_records:
             max_bytes = self.max_segment_bytes
@@ -239,13 +255,12 @@ class RecordingPolicy:
         """Decisions due at ``now`` when no frame arrives: end of post-roll, cooling, retry."""
         state = self.state
         if state is RECORDING or state is COOLING_DOWN:
-            if self.manual:
-                return 0
-            if now > self.last_activity + self.post_roll:
+            if now > self._ends:
                 self._end(REASON_POST_ROLL)
                 return STOP
-            if state is RECORDING and now > self.last_activity + self.quiet:
+            if now > self._cools:
                 self.state = COOLING_DOWN
+                self._cools = math.inf
                 return QUIET
         elif (
             state is ERROR
@@ -270,6 +285,7 @@ class RecordingPolicy:
         elif state is RECORDING or state is COOLING_DOWN:
             self.manual = True
             self.state = RECORDING
+            self._ends = self._cools = math.inf
             return HOLD
         self._begin(REASON_MANUAL, now - self.pre_roll if pre_roll else math.inf)
         self.manual = True
@@ -332,6 +348,7 @@ class RecordingPolicy:
         self.cut = cut
         self.first_activity = None
         self.manual = False
+        self._ends = self._cools = math.inf  # until activity sets them
         self.seg_first, self.seg_bytes, self.seg_records = 0.0, 0, 0
 
     def _end(self, reason: str) -> None:
