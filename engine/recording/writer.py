@@ -28,6 +28,8 @@ from engine.recording.format import (
 )
 
 _BUFFER = 1 << 20
+_pack_header = RECORD_HEADER.pack
+_pack_entry = INDEX_ENTRY.pack
 
 
 @dataclass
@@ -99,7 +101,7 @@ class RecordingWriter:
             start_reason=start_reason,
             extra=dict(extra or {}),
         )
-        self._counts: Counter[str] = Counter()
+        self._tag_counts = [0] * 257  # by first byte; 256: empty records
         self._offset = 0
         self._last_flush = opened_at
         self._last_manifest = opened_at
@@ -123,6 +125,8 @@ class RecordingWriter:
         try:
             self._index = open(self.index_path, "wb", buffering=_BUFFER)  # noqa: SIM115
             self._index.write(INDEX_MAGIC)
+            self._write_data = self._data.write
+            self._write_index = self._index.write
             self._write_manifest()
         except OSError as exc:
             self._data.close()
@@ -137,13 +141,15 @@ class RecordingWriter:
         n = len(raw)
         if n > MAX_RECORD:
             raise RecordingError(f"{self.path}: a {n}-byte message does not fit a record")
+        offset = self._offset
         try:
-            self._data.write(RECORD_HEADER.pack(n))
-            self._data.write(raw)
-            self._index.write(INDEX_ENTRY.pack(self._offset, time))
+            write_data = self._write_data
+            write_data(_pack_header(n))
+            write_data(raw)
+            self._write_index(_pack_entry(offset, time))
         except OSError as exc:
             raise RecordingError(f"{self.path}: write failed: {exc.strerror or exc}") from None
-        self._offset += 4 + n
+        self._offset = offset + 4 + n
         m = self.manifest
         if m.first_time is None:
             m.first_time = time
@@ -151,7 +157,8 @@ class RecordingWriter:
                 self._last_flush = self._last_manifest = time
         m.last_time = time
         m.records += 1
-        self._counts[peek_kind(raw) or "unknown"] += 1
+        # Counted by first byte, named when the manifest is written: the hot path stays cheap.
+        self._tag_counts[raw[0] if n else 256] += 1
         if time - self._last_flush >= self.flush_interval:  # type: ignore[operator]
             self.flush(time)
 
@@ -207,7 +214,11 @@ class RecordingWriter:
     def _write_manifest(self) -> None:
         m = self.manifest
         m.bytes = self._offset
-        m.counts = dict(self._counts)
+        counts: Counter[str] = Counter()
+        for tag, count in enumerate(self._tag_counts):
+            if count:
+                counts[(peek_kind(bytes((tag,))) if tag < 256 else None) or "unknown"] += count
+        m.counts = dict(counts)
         try:
             _atomic_write_text(self.manifest_path, m.to_json())
         except OSError as exc:
