@@ -1,0 +1,153 @@
+"""``cuecap record URI FILE``: PurpleDrop's ``pdrecord``, plus reconnects, index and manifest.
+
+The file is created before connecting, so a wrong path fails at once rather
+than after the experiment started. Ctrl-C and SIGTERM end the recording
+cleanly (exit 0) with a summary; so do ``--duration`` and ``--count``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class ByteSize(click.ParamType):
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from engine.recorder.config import parse_size
+
+        try:
+            size = parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if not isinstance(size, int) or size < 1:
+            self.fail(f"{value!r}: a size is a whole number of bytes, at least 1", param, ctx)
+        return size
+
+
+@click.command()
+@click.argument("uri")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many seconds.",
+)
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many records.")
+@click.option(
+    "--max-size",
+    type=ByteSize(),
+    default="16MiB",
+    show_default=True,
+    help="Largest message accepted (camera frames can exceed 1 MiB).",
+)
+@click.option(
+    "--retry-initial",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="First reconnect delay, seconds; doubles on each failure.",
+)
+@click.option(
+    "--retry-max",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Longest reconnect delay, seconds.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Give up after this many failed connection attempts in a row (default: never).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace FILE (and its index and manifest) if it exists."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def record(
+    uri: str,
+    file: Path,
+    duration: float | None,
+    count: int | None,
+    max_size: int,
+    retry_initial: float,
+    retry_max: float,
+    max_retries: int | None,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """Record the event stream at URI into FILE until Ctrl-C.
+
+    URI is a websocket URI (ws://host:7001) or just a host (port 7001 is
+    assumed). FILE gets PurpleDrop pdrecord records, readable by PurpleDrop's
+    own tools; FILE.idx holds receive times and FILE.json a manifest
+    (counts, gaps, why it stopped).
+    """
+    import asyncio
+
+    from engine.core.clock import SYSTEM_CLOCK
+    from engine.recording.format import RecordingError, companion_paths
+    from engine.recording.session import record_stream
+    from engine.recording.writer import RecordingWriter
+    from engine.sources.backoff import Backoff
+    from engine.sources.websocket import WebSocketSource, normalize_uri
+
+    try:
+        uri = normalize_uri(uri)
+        backoff = Backoff(initial=retry_initial, maximum=max(retry_max, retry_initial))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if overwrite:
+        for path in companion_paths(file):
+            if path.is_file():
+                path.unlink()
+    try:
+        writer = RecordingWriter(
+            file,
+            recorder="cuecap record",
+            source=uri,
+            opened_at=SYSTEM_CLOCK.time(),
+            start_reason="command",
+        )
+    except RecordingError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+    source = WebSocketSource(uri, max_size=max_size, backoff=backoff, max_retries=max_retries)
+
+    async def session() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            click.echo(f"{signal.Signals(signum).name}: stopping, closing {file}", err=True)
+            stop.set()
+            # A second Ctrl-C interrupts for real if closing ever hangs.
+            loop.remove_signal_handler(signum)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # Not on Windows, nor outside the main thread: Ctrl-C then interrupts.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, on_signal, signum)
+        return await record_stream(source, writer, duration=duration, max_records=count, stop=stop)
+
+    click.echo(f"recording {uri} to {file} (Ctrl-C to stop)", err=True)
+    summary = asyncio.run(session())
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        for line in summary.lines():
+            click.echo(line)
+    sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)

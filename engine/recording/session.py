@@ -1,0 +1,223 @@
+"""One recording session: a source poured into a writer until told to stop.
+
+``cuecap record``, ``EventRecorder`` and the ingest benchmark all run this same
+code, so what is measured is what users run. The loop does the least per
+message (one ``write``); everything else happens on the side: a timer flushes
+the writer while the stream is idle, so a crash loses under a second even when
+nothing arrives, and the stop conditions (duration, record count, a stop event,
+the source giving up, a write error) all end in ``writer.close`` with the
+reason in the manifest. Nothing already written is lost on any of those paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.core.frame import Frame, Gap
+from engine.logtools.info import format_bytes
+from engine.recording.format import RecordingError
+from engine.recording.writer import Manifest, RecordingWriter
+from engine.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+STOP_REQUESTED = "stopped"
+STOP_DURATION = "duration"
+STOP_COUNT = "count"
+STOP_SOURCE_ENDED = "source ended"
+STOP_SOURCE_LOST = "source lost"
+STOP_WRITE_ERROR = "write error"
+STOP_ERROR = "error"
+STOP_CANCELLED = "cancelled"
+
+
+@dataclass
+class RecordingSummary:
+    """What a session recorded and why it stopped; the CLI prints it."""
+
+    path: str
+    records: int
+    bytes: int
+    counts: dict[str, int]
+    started_at: float
+    stopped_at: float
+    stop_reason: str
+    reconnects: int = 0
+    invalid: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    error: str | None = None
+    manifest: Manifest | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.stopped_at - self.started_at
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "records": self.records,
+            "bytes": self.bytes,
+            "counts": dict(self.counts),
+            "seconds": round(self.seconds, 6),
+            "stop_reason": self.stop_reason,
+            "reconnects": self.reconnects,
+            "invalid": self.invalid,
+            "gaps": [
+                {
+                    "start": g.start,
+                    "end": g.end,
+                    "seconds": round(g.duration, 6),
+                    "reason": g.reason,
+                }
+                for g in self.gaps
+            ],
+            "error": self.error,
+        }
+
+    def lines(self) -> list[str]:
+        """A short human summary, one fact a line."""
+        out = [
+            f"{self.path}: {self.records} records, {format_bytes(self.bytes)} "
+            f"in {self.seconds:.1f} s (stopped: {self.stop_reason})"
+        ]
+        width = max((len(kind) for kind in self.counts), default=0)
+        out.extend(
+            f"  {kind:<{width}}  {count}"
+            for kind, count in sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))
+        )
+        lost = sum(gap.duration for gap in self.gaps)
+        out.append(
+            f"reconnects: {self.reconnects}, gaps: {len(self.gaps)} ({lost:.1f} s without data), "
+            f"invalid frames: {self.invalid}"
+        )
+        if self.error:
+            out.append(f"error: {self.error}")
+        return out
+
+
+async def _pour(source: Source, writer: RecordingWriter, max_records: int | None) -> str:
+    """The hot loop: frames to the writer. Returns why it ended."""
+    write = writer.write
+    left = max_records if max_records is not None else -1
+    async for item in source:
+        if type(item) is Frame:
+            write(item.raw, item.time)
+            left -= 1
+            if left == 0:
+                return STOP_COUNT
+        else:
+            assert isinstance(item, Gap)
+            writer.note_gap(item)
+    return STOP_SOURCE_ENDED
+
+
+async def _flush_while_idle(writer: RecordingWriter, clock: Clock, period: float) -> None:
+    while True:
+        await asyncio.sleep(period)
+        writer.maybe_flush(clock.time())
+
+
+async def record_stream(
+    source: Source,
+    writer: RecordingWriter,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    duration: float | None = None,
+    max_records: int | None = None,
+    stop: asyncio.Event | None = None,
+    flush_period: float | None = None,
+) -> RecordingSummary:
+    """Record ``source`` into ``writer`` until a stop condition; always closes both.
+
+    ``duration`` is in seconds of the event loop's time (real seconds, also when
+    ``clock`` is virtual); ``stop`` ends the session when set from the loop
+    (use ``loop.call_soon_threadsafe(stop.set)`` from another thread). The
+    flush timer runs every ``flush_period`` seconds (default: half the
+    writer's ``flush_interval``) and flushes once that interval has passed.
+    """
+    if max_records is not None and max_records < 1:
+        raise ValueError(f"max_records must be >= 1, got {max_records}")
+    if duration is not None and duration < 0:
+        raise ValueError(f"duration must be >= 0, got {duration}")
+    started_at = clock.time()
+    period = flush_period if flush_period is not None else max(writer.flush_interval / 2, 0.01)
+    pour = asyncio.ensure_future(_pour(source, writer, max_records))
+    flusher = asyncio.ensure_future(_flush_while_idle(writer, clock, period))
+    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    waiting = {pour, flusher} if stopper is None else {pour, flusher, stopper}
+    reason = STOP_CANCELLED
+    error: str | None = None
+    try:
+        done, _ = await asyncio.wait(waiting, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        if pour in done:
+            reason, error = _outcome(pour)
+        elif flusher in done:
+            reason, error = _outcome(flusher)
+        elif stopper is not None and stopper in done:
+            reason = STOP_REQUESTED
+        else:
+            reason = STOP_DURATION
+    finally:
+        for task in (pour, flusher, stopper):
+            if task is not None and not task.done():
+                task.cancel()
+        for task in (pour, flusher, stopper):
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
+        try:
+            await source.aclose()
+        except Exception as exc:  # a failed close must not cost the recording
+            log.warning("closing %s failed: %s", source.name, exc)
+        stopped_at = clock.time()
+        stats = source.stats
+        writer.manifest.extra.update(
+            {
+                "reconnects": stats.reconnects,
+                "invalid": stats.invalid,
+                "source_errors": stats.errors,
+            }
+        )
+        if error:
+            writer.manifest.extra["error"] = error
+        try:
+            manifest = writer.close(stop_reason=reason, closed_at=stopped_at)
+        except RecordingError as exc:
+            error = f"{error}; {exc}" if error else str(exc)
+            manifest = writer.manifest
+    if error:
+        log.error("recording %s stopped: %s", writer.path, error)
+    return RecordingSummary(
+        path=str(writer.path),
+        records=manifest.records,
+        bytes=writer.bytes,
+        counts=dict(manifest.counts),
+        started_at=started_at,
+        stopped_at=stopped_at,
+        stop_reason=reason,
+        reconnects=stats.reconnects,
+        invalid=stats.invalid,
+        gaps=list(stats.gaps),
+        error=error,
+        manifest=manifest,
+    )
+
+
+def _outcome(task: asyncio.Future[Any]) -> tuple[str, str | None]:
+    exc = task.exception()
+    if exc is None:
+        return task.result(), None
+    if isinstance(exc, RecordingError):
+        return STOP_WRITE_ERROR, str(exc)
+    if isinstance(exc, ConnectionError):
+        return STOP_SOURCE_LOST, str(exc)
+    return STOP_ERROR, f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,319 @@
+"""The live source: a PurpleDrop ``pdserver`` (or anything like it) over a websocket.
+
+The receive path is kept as lean as a bare ``async for msg in ws``: one
+``recv``, one clock read, one ``Frame``. Nothing is decoded here; a recorder
+stores the bytes exactly as they arrived, and the first tag byte is enough to
+notice bytes that cannot be a ``PurpleDropEvent``.
+
+A ``pdserver`` never replays what a client missed, so a reconnect leaves a hole.
+The source reconnects with backoff and jitter and then yields one ``Gap``
+before the next frame, so recorders can note the hole in their manifest
+instead of pretending the stream was continuous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import process_exception
+from websockets.exceptions import ConnectionClosed, InvalidURI
+from websockets.frames import CloseCode
+from websockets.uri import parse_uri
+
+from engine.core.clock import SYSTEM_CLOCK, Clock, SystemClock
+from engine.core.frame import Frame, Gap, peek_kind
+from engine.sources.backoff import Backoff
+from engine.sources.base import SourceStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIZE = 16 * 1024 * 1024
+PDSERVER_PORT = 7001
+
+
+class SourceUnavailable(ConnectionError):
+    """The source cannot deliver any more frames: the server is gone or refuses us."""
+
+
+def normalize_uri(uri: str) -> str:
+    """``host``, ``host:port`` or a ``ws://``/``wss://`` URI, checked.
+
+    A bare host gets ``ws://`` and PurpleDrop's websocket port (7001), which is
+    what users type on the command line. Raises ``ValueError`` naming the URI.
+    """
+    text = uri.strip()
+    if "://" not in text:
+        host, _, port = text.partition(":")
+        text = f"ws://{host}:{port or PDSERVER_PORT}"
+    try:
+        parse_uri(text)
+    except InvalidURI as exc:
+        raise ValueError(f"{uri!r} is not a websocket URI (ws://host:port): {exc}") from None
+    return text
+
+
+def _close_reason(exc: BaseException) -> str:
+    """A short, human description of why a connection ended."""
+    if isinstance(exc, ConnectionClosed):
+        frame = exc.rcvd or exc.sent
+        if frame is None:
+            return "connection dropped without a close frame"
+        who = "server" if exc.rcvd is not None else "client"
+        reason = f": {frame.reason}" if frame.reason else ""
+        return f"closed by {who} (code {frame.code}{reason})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running?)"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time (open_timeout)"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class WebSocketSource:
+    """Frames from a websocket server; reconnects and reports gaps.
+
+    Iterate it once: ``async for item in source`` yields ``Frame`` and, after a
+    reconnect, one ``Gap``. Iteration ends after ``aclose()``; it raises
+    ``SourceUnavailable`` when the server refuses the connection for good
+    (bad path, forbidden) or when ``max_retries`` attempts in a row failed.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        name: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        max_size: int = DEFAULT_MAX_SIZE,
+        open_timeout: float = 10.0,
+        close_timeout: float = 1.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        max_queue: int = 128,
+        backoff: Backoff | None = None,
+        max_retries: int | None = None,
+        rng: Callable[[], float] | None = None,
+    ) -> None:
+        self.uri = normalize_uri(uri)
+        self.name = name if name is not None else self.uri
+        self.clock = clock
+        self.max_size = max_size
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.max_retries = max_retries
+        self.stats = SourceStats()
+        self.attempts = 0  # connection attempts, successful or not
+        self._rng = rng if rng is not None else random.random
+        self._connect_kwargs = {
+            "compression": None,  # deflate costs ~50x on incompressible camera frames
+            "proxy": None,  # pdserver lives on the LAN; never route it via $HTTPS_PROXY
+            "max_size": max_size,
+            "max_queue": max_queue,
+            "open_timeout": open_timeout,
+            "close_timeout": close_timeout,
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+        }
+        self._ws: ClientConnection | None = None
+        # The wall clock read directly: one Python call less per message.
+        self._now = time.time if type(clock) is SystemClock else clock.time
+        self._connected_once = False
+        self._dropped_at: float | None = None
+        self._drop_reason = ""
+        self._closing = asyncio.Event()
+        self._stream: AsyncGenerator[Frame | Gap] | None = None
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"WebSocketSource({self.uri!r}, frames={self.stats.frames})"
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    def __aiter__(self) -> AsyncIterator[Frame | Gap]:
+        if self._stream is None:
+            self._stream = self._run()
+        return self._stream
+
+    async def __anext__(self) -> Frame | Gap:
+        return await self.__aiter__().__anext__()
+
+    async def _run(self) -> AsyncIterator[Frame | Gap]:
+        # An async generator: resuming it costs less than a fresh __anext__ coroutine
+        # per message, and the names the loop needs are locals.
+        stats = self.stats
+        now = self._now
+        name = self.name
+        known = _KNOWN_PREFIXES
+        try:
+            while not self._closing.is_set():
+                gap = await self._connect()
+                ws = self._ws
+                if ws is None:  # closed while connecting
+                    return
+                if gap is not None:
+                    yield gap
+                recv = ws.recv
+                try:
+                    while True:
+                        msg = await recv()
+                        if type(msg) is bytes and msg[:1] in known:
+                            seq = stats.frames  # frames are numbered 0, 1, 2... as they arrive
+                            stats.frames = seq + 1
+                            stats.bytes += len(msg)
+                            yield Frame(msg, now(), seq, name)
+                        else:
+                            frame = self._odd(msg)
+                            if frame is not None:
+                                yield frame
+                except ConnectionClosed as exc:
+                    self._lost(exc)
+        finally:
+            ws, self._ws = self._ws, None
+            if ws is not None:
+                await ws.close()
+
+    # -- the unusual paths, kept out of the loop above -------------------------------
+
+    def _odd(self, msg: bytes | str) -> Frame | None:
+        """Count a text frame or bytes that cannot be an event; pass binary through."""
+        stats = self.stats
+        stats.invalid += 1
+        if type(msg) is str:
+            self._warn_once("text", "text frames are not PurpleDrop events; skipping them")
+            return None
+        kind = "empty" if not msg else f"tag 0x{msg[0]:02x}"
+        self._warn_once(
+            kind,
+            f"frame {stats.frames} ({len(msg)} bytes, first byte {kind}) is not a PurpleDrop "
+            "event; keeping its bytes",
+        )
+        seq = stats.frames
+        stats.frames = seq + 1
+        stats.bytes += len(msg)
+        return Frame(msg, self._now(), seq, self.name)
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning("%s: %s (further ones are only counted)", self.name, message)
+
+    def _lost(self, exc: ConnectionClosed) -> None:
+        self._ws = None
+        if self._closing.is_set():
+            return
+        self._dropped_at = self.clock.time()
+        self._drop_reason = _close_reason(exc)
+        sent = exc.sent
+        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+            message = (
+                f"{self.uri}: a message exceeded max_size ({self.max_size} bytes); "
+                "raise max_size (cuecap record --max-size)"
+            )
+            self.stats.errors.append(message)
+            log.error("%s", message)
+        log.warning("%s: connection lost (%s); reconnecting", self.name, self._drop_reason)
+
+    async def _connect(self) -> Gap | None:
+        """Open a connection, retrying with backoff; after a drop, returns the gap."""
+        dropped = self._connected_once
+        retries = 0
+        last_error = self._drop_reason
+        wait = dropped  # after a drop, back off before the first attempt too
+        while True:
+            if wait:
+                if self.max_retries is not None and retries >= self.max_retries:
+                    self._give_up(f"gave up after {retries} retries; last error: {last_error}")
+                delay = self.backoff.delay(retries, self._rng())
+                retries += 1
+                if await self._closed_within(delay):
+                    return None
+            wait = True
+            self.attempts += 1
+            try:
+                ws = await self._open()
+            except Exception as exc:
+                if process_exception(exc) is not None:  # bad path, forbidden, not a websocket...
+                    self._give_up(f"refused: {_close_reason(exc)}", exc)
+                last_error = _close_reason(exc)
+                log.warning(
+                    "%s: connect attempt %d failed: %s", self.name, self.attempts, last_error
+                )
+                continue
+            if ws is None:  # closed while connecting
+                return None
+            self._ws = ws
+            now = self.clock.time()
+            if dropped:
+                start = self._dropped_at if self._dropped_at is not None else now
+                gap = Gap(self.name, start, now, self._drop_reason)
+                self.stats.reconnects += 1
+                self.stats.gaps.append(gap)
+                log.warning(
+                    "%s: reconnected after %.3f s (reconnect #%d)",
+                    self.name,
+                    gap.duration,
+                    self.stats.reconnects,
+                )
+                return gap
+            log.info("%s: connected", self.name)
+            self._connected_once = True
+            return None
+
+    def _give_up(self, why: str, cause: BaseException | None = None) -> None:
+        message = f"{self.uri}: {why}"
+        self.stats.errors.append(message)
+        log.error("%s", message)
+        raise SourceUnavailable(message) from cause
+
+    async def _open(self) -> ClientConnection | None:
+        """One connection attempt that ``aclose()`` can interrupt (returns None then)."""
+        attempt = asyncio.ensure_future(connect(self.uri, **self._connect_kwargs))  # type: ignore[arg-type]
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({attempt, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not attempt.done():
+                attempt.cancel()
+                with contextlib.suppress(BaseException):
+                    await attempt
+        if attempt.cancelled():
+            return None
+        ws = attempt.result()
+        if self._closing.is_set():
+            await ws.close()
+            return None
+        return ws
+
+    async def _closed_within(self, delay: float) -> bool:
+        """Wait ``delay`` seconds unless ``aclose()`` comes first (then True)."""
+        try:
+            await asyncio.wait_for(self._closing.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        """End iteration promptly, from any task; closes the connection cleanly."""
+        self._closing.set()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()  # a task waiting in recv() wakes up and ends the iteration
+        stream = self._stream
+        if stream is not None:
+            # Runs the generator's cleanup now if it rests at a yield; if another task is
+            # inside it, that task is already on its way out.
+            with contextlib.suppress(RuntimeError):
+                await stream.aclose()
+
+
+# First bytes a PurpleDropEvent can start with (tags of its oneof members).
+_KNOWN_PREFIXES = frozenset(
+    bytes((tag,)) for tag in range(256) if peek_kind(bytes((tag,))) is not None
+)
