@@ -320,3 +320,26 @@ def test_an_empty_file_is_an_empty_rule_set(tmp_path: Path) -> None:
     rules = load_rules([write(tmp_path, "empty.yaml", "# nothing yet\n")], env={})
     assert rules.rules == {} and rules.sources == {}
     assert rules.settings.timezone == "local"
+
+
+def test_values_from_the_environment_are_shown_by_name(tmp_path: Path) -> None:
+    from engine.rules.describe import explain
+
+    path = write(
+        tmp_path,
+        "env.yaml",
+        """\
+        sources:
+          lab: {type: websocket, url: "ws://${PD_HOST}:7001/?token=${PD_TOKEN}"}
+        rules:
+          r:
+            when: {type: schedule, every: 1h}
+            do: {type: run, argv: [curl, -H, "X-Key: ${API_KEY}", "https://example.org"]}
+        """,
+    )
+    env = {"PD_HOST": "lab-pd", "PD_TOKEN": "s3cr3t-token", "API_KEY": "k3y-very-secret"}
+    rules = load_rules([path], env=env)
+    text = explain(rules, 0.0, 1)
+    assert "ws://${PD_HOST}:7001/?token=${PD_TOKEN}" in text
+    assert "X-Key: ${API_KEY}" in text
+    assert not any(value in text for value in env.values())

@@ -191,9 +191,10 @@ def explain(rules: RuleSet, now: float, count: int = 5) -> str:
         lines.append(f"{title}: {len(table)}")
         lines.extend(f"  {name}: {text(name)}" for name in table)
     lines.append(f"rules: {len(rules.rules)}")
+    lines = [rules.redact(line) for line in lines]
     fires = next_fires(rules, now, count)
     for name, rule in rules.rules.items():
-        lines.extend(f"  {line}" for line in rule_lines(name, rule))
+        lines.extend(f"  {rules.redact(line)}" for line in rule_lines(name, rule))
         for index, trigger in enumerate(rule.when):
             if not isinstance(trigger, ScheduleTrigger):
                 continue

@@ -69,6 +69,20 @@ class RuleSet:
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
     # (rule name, trigger index) -> the schedule of a schedule trigger
     schedules: dict[tuple[str, int], Schedule] = field(default_factory=dict)
+    # environment variables the files used: name -> value (for ``redact``)
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the values that came from the environment shown as ``${NAME}``.
+
+        What the engine prints (``check``, dry-run notes) goes through here, so
+        a token passed as ``${TOKEN}`` is never shown. Values shorter than four
+        characters are left alone: replacing every ``1`` would garble the text.
+        """
+        for name, value in sorted(self.environment.items(), key=lambda kv: -len(kv[1])):
+            if len(value) >= 4:
+                text = text.replace(value, f"${{{name}}}")
+        return text
 
     @property
     def tz(self) -> tzinfo:
@@ -384,4 +398,5 @@ def load_rules(
         files=files,
         origins=merger.origins,
         schedules=schedules,
+        environment={k: v for doc in merger.docs for k, v in doc.positions.environment.items()},
     )

@@ -103,6 +103,7 @@ class Positions:
     values: dict[Path, Mark] = field(default_factory=dict)
     keys: dict[Path, Mark] = field(default_factory=dict)
     secrets: dict[Path, set[str]] = field(default_factory=dict)  # values from the environment
+    environment: dict[str, str] = field(default_factory=dict)  # variables used: name -> value
     broken: set[Location] = field(default_factory=set)  # values already reported as wrong
     styles: dict[Path, str] = field(default_factory=dict)  # quote or block style of strings
 
@@ -288,6 +289,7 @@ class _Builder:
                     return ""
                 return default
             used.add(value)
+            self.positions.environment[name] = value
             return value
 
         result = _ENV_REF.sub(replace, text)

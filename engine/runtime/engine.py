@@ -159,9 +159,12 @@ class Engine:
 
     def _shots_settings(self, rules: RuleSet) -> Any:
         settings = rules.settings.shots
+        update: dict[str, Any] = {}
         if self._shots_override is not None:
-            settings = settings.model_copy(update={"folder": str(self._shots_override)})
-        return settings
+            update["folder"] = str(self._shots_override)
+        if settings.timezone is None and rules.settings.timezone != "local":
+            update["timezone"] = rules.settings.timezone  # dates in shot names: the rules' zone
+        return settings.model_copy(update=update) if update else settings
 
     # -- building ------------------------------------------------------------
 
@@ -465,7 +468,7 @@ class Engine:
 
     def _note(self, firing: Firing, what: str) -> None:
         if len(self.notes) < MAX_FIRINGS:
-            self.notes.append((firing, what))
+            self.notes.append((firing, self.rules.redact(what)))
 
     # -- reloading -----------------------------------------------------------------
 
