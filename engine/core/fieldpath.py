@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -119,7 +120,7 @@ class FieldPath:
     number (or bool), which thresholds and steps need.
     """
 
-    __slots__ = ("_steps", "kind", "leaf", "numeric", "repeated", "text")
+    __slots__ = ("_plain", "_steps", "get", "kind", "leaf", "numeric", "repeated", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -190,6 +191,13 @@ class FieldPath:
             )
             owner = step.name
         self._steps = tuple(steps[1:])
+        if not any(step.indexes for step in self._steps) and self._steps:
+            # No index anywhere: one C-level attrgetter walks the whole path.
+            self._plain = attrgetter(".".join(step.name for step in self._steps))
+            self.get = self._plain
+        else:
+            self._plain = None
+            self.get = self._walk
         self.leaf = leaf
         self.repeated = repeated
         self.numeric = leaf is not None and not repeated and leaf.cpp_type in _NUMERIC_CPP
@@ -206,8 +214,11 @@ class FieldPath:
             return kind_descriptor(self.kind).name
         return type_name(self.leaf, self.repeated)
 
-    def get(self, message: Message) -> Any:
-        """The value at this path in ``message`` (a message of type ``kind``), or ``MISSING``."""
+    def _walk(self, message: Message) -> Any:
+        """The value at this path in ``message`` (a message of type ``kind``), or ``MISSING``.
+
+        ``get`` is this, or an ``attrgetter`` doing the same when no step is indexed.
+        """
         value: Any = message
         for step in self._steps:
             value = getattr(value, step.name)

@@ -78,8 +78,13 @@ class _FieldDetector:
             return None
 
     def _value(self, frame: Frame) -> Any:
-        message = self._message(frame)
-        return MISSING if message is None else self.path.get(message)
+        if frame.kind != self.kind:
+            return MISSING
+        try:
+            return self.path.get(frame.message)
+        except FrameDecodeError:
+            self.errors += 1
+            return MISSING
 
 
 class ChangedDetector(_FieldDetector):
