@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,30 @@ def _load(paths: tuple[str, ...]) -> Any:
 _RULES_ARG = click.argument("rules", nargs=-1, type=click.Path(dir_okay=True))
 
 
+def _folders(when: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--recordings`` and ``--shots``, overriding the rule files' folders."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option, default in (
+            ("shots", "settings.shots.folder"),
+            ("recordings", "settings.recordings"),
+        ):
+            command = click.option(
+                f"--{option}",
+                option,
+                type=click.Path(file_okay=False),
+                help=f"{when or 'F'}{'f' if when else ''}older for {option} (default: {default}).",
+            )(command)
+        return command
+
+    return decorate
+
+
 @click.command()
 @_RULES_ARG
 @click.option("--for", "duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM).")  # fmt: skip
-@click.option("--recordings", type=click.Path(file_okay=False), help="Folder for recordings "
-              "(default: settings.recordings).")  # fmt: skip
-@click.option("--shots", "shots", type=click.Path(file_okay=False),
-              help="Folder for shots (default: settings.shots.folder).")  # fmt: skip
+@_folders("")
 @click.option("--watch/--no-watch", default=True, show_default=True,
               help="Apply changes to the rule files without a restart.")  # fmt: skip
 @click.option("--fast", is_flag=True, help="Virtual time, as fast as possible "
@@ -144,10 +161,7 @@ def check(rules: tuple[str, ...], count: int) -> None:
               help="The rule-file source the recording stands for (default: from its manifest).")  # fmt: skip
 @click.option("--for", "duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Replay only the first SECONDS of the recording.")  # fmt: skip
-@click.option("--recordings", type=click.Path(file_okay=False), help="With --execute: folder "
-              "for recordings.")  # fmt: skip
-@click.option("--shots", "shots", type=click.Path(file_okay=False),
-              help="With --execute: folder for shots.")  # fmt: skip
+@_folders("With --execute: ")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def replay(
     log: str,

@@ -30,18 +30,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.core import events
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
-from engine.core.events import (
-    ENGINE_STARTED,
-    ENGINE_STOPPING,
-    RECORDING_ERROR,
-    RECORDING_STARTED,
-    RECORDING_STOPPED,
-    SHOT_ERROR,
-    SHOT_SUCCESS,
-    SOURCE_GAP,
-    EngineEvent,
-)
+from engine.core.events import EngineEvent
 from engine.core.frame import Frame, Gap
 from engine.rules.loader import RuleSet
 from engine.rules.model import ScheduleTrigger
@@ -245,7 +236,7 @@ class Engine:
             if isinstance(self._scheduler, LiveScheduler):
                 self._scheduler.start()
             self._accepting = True
-            self.emit(EngineEvent(ENGINE_STARTED, now, {}))
+            self.emit(EngineEvent(events.ENGINE_STARTED, now, {}))
             sources = self._given_sources
             if sources is None:
                 sources = {
@@ -425,7 +416,7 @@ class Engine:
             recorder.feed_gap(gap)
         self.emit(
             EngineEvent(
-                SOURCE_GAP,
+                events.SOURCE_GAP,
                 gap.end,
                 {"source": gap.source, "start": gap.start, "end": gap.end, "reason": gap.reason},
             )
@@ -434,17 +425,17 @@ class Engine:
     def emit(self, event: EngineEvent) -> None:
         """Where recorders, the shot service and the engine report; rules react here."""
         name, data = event.name, event.data
-        if name == RECORDING_STARTED:
+        if name == events.RECORDING_STARTED:
             log.info("recording started: %s -> %s (%s)", data.get("recorder"), data.get("path"),
                      data.get("reason"))  # fmt: skip
-        elif name == RECORDING_STOPPED:
+        elif name == events.RECORDING_STOPPED:
             log.info("recording stopped: %s (%s, %s messages)", data.get("path"), data.get("reason"),
                      data.get("records"))  # fmt: skip
-        elif name == RECORDING_ERROR:
+        elif name == events.RECORDING_ERROR:
             self.errors.append(f"recorder {data.get('recorder')}: {data.get('error')}")
-        elif name == SHOT_SUCCESS:
+        elif name == events.SHOT_SUCCESS:
             self.shots_ok.append(str(data.get("path")))
-        elif name == SHOT_ERROR:
+        elif name == events.SHOT_ERROR:
             self.shots_failed.append(f"{data.get('camera')}: {data.get('reason')}")
         if not self._accepting:
             return
@@ -540,7 +531,7 @@ class Engine:
 
     async def _shutdown(self) -> Summary:
         now = self.clock.time()
-        self.emit(EngineEvent(ENGINE_STOPPING, now, {"reason": self.stop_reason}))
+        self.emit(EngineEvent(events.ENGINE_STOPPING, now, {"reason": self.stop_reason}))
         self._accepting = False
         if isinstance(self._scheduler, LiveScheduler):
             self._scheduler.shutdown()

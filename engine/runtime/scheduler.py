@@ -47,6 +47,20 @@ class Job:
     fingerprint: Any
 
 
+def diff_jobs(
+    current: Mapping[Key, Job], wanted: Mapping[Key, Job]
+) -> tuple[list[Key], list[Key], list[Key]]:
+    """Keys of the jobs to add, to replace (their trigger changed) and to remove."""
+    removed = [key for key in current if key not in wanted]
+    added = [key for key in wanted if key not in current]
+    changed = [
+        key
+        for key, job in wanted.items()
+        if key in current and current[key].fingerprint != job.fingerprint
+    ]
+    return added, changed, removed
+
+
 class ScheduleTrigger(BaseTrigger):
     """An APScheduler trigger that asks a pure ``Schedule``; jitter included, reproducible."""
 
@@ -114,17 +128,12 @@ class LiveScheduler:
 
         Returns how many were added, changed and removed.
         """
-        added = changed = removed = 0
-        for key in list(self._jobs):
-            if key not in jobs:
-                self._scheduler.remove_job(_job_id(key))
-                del self._jobs[key]
-                removed += 1
-        for key, job in jobs.items():
-            old = self._jobs.get(key)
-            if old is not None and old.fingerprint == job.fingerprint:
-                continue
-            self._jobs[key] = job
+        added, changed, removed = diff_jobs(self._jobs, jobs)
+        for key in removed:
+            self._scheduler.remove_job(_job_id(key))
+            del self._jobs[key]
+        for key in (*added, *changed):
+            job = self._jobs[key] = jobs[key]
             self._scheduler.add_job(
                 self._run,
                 trigger=ScheduleTrigger(job.schedule),
@@ -136,11 +145,7 @@ class LiveScheduler:
                 max_instances=1,
                 replace_existing=True,
             )
-            if old is None:
-                added += 1
-            else:
-                changed += 1
-        return added, changed, removed
+        return len(added), len(changed), len(removed)
 
     def next_times(self) -> dict[Key, float | None]:
         out: dict[Key, float | None] = {}
@@ -178,25 +183,17 @@ class VirtualScheduler:
             heapq.heappush(self._heap, (fire[1], key, self._version[key]))
 
     def set_jobs(self, jobs: Mapping[Key, Job], now: float | None = None) -> tuple[int, int, int]:
+        """As ``LiveScheduler.set_jobs``; new and changed jobs fire after ``now``."""
         after = self.start if now is None else now
-        added = changed = removed = 0
-        for key in list(self._jobs):
-            if key not in jobs:
-                del self._jobs[key]
-                self._version[key] = self._version.get(key, 0) + 1
-                removed += 1
-        for key, job in jobs.items():
-            old = self._jobs.get(key)
-            if old is not None and old.fingerprint == job.fingerprint:
-                continue
-            self._jobs[key] = job
+        added, changed, removed = diff_jobs(self._jobs, jobs)
+        for key in removed:
+            del self._jobs[key]
+            self._version[key] = self._version.get(key, 0) + 1  # its heap entries go stale
+        for key in (*added, *changed):
+            self._jobs[key] = jobs[key]
             self._version[key] = self._version.get(key, 0) + 1
             self._push(key, after)
-            if old is None:
-                added += 1
-            else:
-                changed += 1
-        return added, changed, removed
+        return len(added), len(changed), len(removed)
 
     def next_time(self) -> float | None:
         self._discard_stale()
