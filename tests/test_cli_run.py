@@ -111,6 +111,7 @@ def test_run_fast_on_the_default_rules_prints_a_summary(tmp_path: Path) -> None:
 SIGNAL_RULES = """\
 settings:
   recordings: rec
+  stop_timeout: 60
 sources:
   sim: {type: simulator, seed: 4, fps: 0, first_burst_delay: 0.2, moves_per_burst: [6, 6]}
 recorders:
@@ -151,3 +152,41 @@ def test_a_signal_stops_cleanly_closing_every_recording(
     assert manifest["complete"] is True
     assert manifest["stop_reason"] == "shutdown"
     assert manifest["records"] == len(list(RecordingReader(path))) > 0
+
+
+def test_a_second_signal_cuts_running_actions_short_but_closes_recordings(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    slow = f"""\
+rules:
+  slow:
+    when: {{type: event, event: engine.started}}
+    do: {{type: run, argv: ["{sys.executable}", -c, "import time; time.sleep(60)"], timeout: 120}}
+"""
+    (tmp_path / "rules" / "rules.yaml").write_text(SIGNAL_RULES, encoding="utf-8")
+    (tmp_path / "rules" / "slow.yaml").write_text(slow, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "--no-watch"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not list(tmp_path.glob("rec/moves/*.bin")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no recording started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None  # waiting for the slow action, up to stop_timeout
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert "SIGTERM again: stopping now" in err
+    (path,) = tmp_path.glob("rec/moves/*.bin")
+    manifest = RecordingReader(path).manifest
+    assert manifest["complete"] is True
+    assert manifest["stop_reason"] == "aborted"

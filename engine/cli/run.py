@@ -126,8 +126,8 @@ def run(
 
     try:
         summary = asyncio.run(main())
-    except KeyboardInterrupt:  # a second Ctrl-C: recordings were closed on the way out
-        click.echo("interrupted", err=True)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal
+        click.echo("interrupted; recordings were closed", err=True)
         sys.exit(130)
     click.echo(summary.render(ruleset.tz, verbose=firings))
 

@@ -131,6 +131,7 @@ class Engine:
         self._seen_sources: dict[str, Source] = {}
         self._ended: set[str] = set()
         self._stop: asyncio.Event | None = None
+        self._main: asyncio.Task[Any] | None = None
         self._accepting = False
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._last_tick = 0.0
@@ -215,6 +216,7 @@ class Engine:
         from engine.shots.frame_cache import FrameCache
 
         self._stop = asyncio.Event()
+        self._main = asyncio.current_task()
         self.started_at = now = self.clock.time()
         self._last_tick = now
         self._end_time = now + duration if duration is not None else None
@@ -289,18 +291,24 @@ class Engine:
             self._stop.set()
 
     def install_signal_handlers(self) -> None:
-        """SIGINT and SIGTERM stop the engine cleanly (a second SIGINT is the usual KeyboardInterrupt)."""
+        """SIGINT and SIGTERM stop the engine cleanly; a second one stops it at once.
+
+        Even then every recording is closed: only running actions are cut short.
+        """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _on_signal(self, sig: signal.Signals) -> None:
+        name = signal.Signals(sig).name
         if self._stop is not None and self._stop.is_set():
-            loop = asyncio.get_running_loop()
-            loop.remove_signal_handler(sig)
+            # A second signal: stop waiting for actions; recordings are still closed.
+            log.warning("%s again: stopping now", name)
+            if self._main is not None:
+                self._main.cancel()
             return
-        self.request_stop(f"{signal.Signals(sig).name} received")
+        self.request_stop(f"{name} received")
 
     async def _pump(self, name: str, source: Source) -> None:
         count = 0
