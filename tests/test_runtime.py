@@ -336,3 +336,50 @@ async def test_the_live_scheduler_runs_on_apscheduler_in_frozen_time() -> None:
     base = start.timestamp() + 9.5
     assert fired == [("tl", 0, base), ("tl", 0, base + 10), ("tl", 0, base + 20)]
     assert scheduler.missed == 1
+
+
+async def test_a_live_run_records_a_websocket_stream_on_loopback(tmp_path: Path) -> None:
+    from engine.sim.server import start_sim_server
+
+    server = await start_sim_server(
+        seed=4, fps=4, image_size=(64, 48), speed=20, first_burst_delay=1, idle=(6, 8),
+        wait_for_clients=1,
+    )  # fmt: skip
+    try:
+        path = tmp_path / "rules.yaml"
+        path.write_text(
+            textwrap.dedent(
+                f"""\
+                settings:
+                  recordings: {tmp_path / "recordings"}
+                  shots: {{folder: {tmp_path / "shots"}}}
+                sources:
+                  lab: {{type: websocket, url: "{server.uri}"}}
+                cameras:
+                  device: {{type: stream, source: lab}}
+                recorders:
+                  moves:
+                    activity: [{{type: message, types: [electrode_state]}}]
+                    pre_roll: 0.05
+                    post_roll: 0.1
+                rules:
+                  shot-at-start:
+                    when: {{type: event, event: recording.started, recorder: moves}}
+                    do: {{type: shot, cameras: device}}
+                  moved:
+                    when: {{type: message, source: lab, types: electrode_state}}
+                    do: {{type: log, message: "moved"}}
+                """
+            ),
+            encoding="utf-8",
+        )
+        summary = await Engine(load_rules([path], env={})).run(duration=1.5)
+    finally:
+        await server.close(abrupt=True)
+    assert summary.frames["lab"] > 100
+    assert len(summary.segments) >= 2
+    assert all(Path(s.path).exists() and s.records > 0 for s in summary.segments)
+    starts = [f for f in summary.firings if f.rule == "shot-at-start"]
+    assert len(starts) == len(summary.segments)
+    assert len(summary.shots_ok) == len(starts) and summary.shots_failed == []
+    assert summary.firing_counts["moved"] > len(starts)
