@@ -86,7 +86,8 @@ def test_check_without_rules_here_says_what_to_do(tmp_path: Path) -> None:
 def test_the_published_schema_is_the_current_one() -> None:
     code, out, _ = cli("schema")
     assert code == 0
-    assert out == (REPO / "rules" / "cuecap.schema.json").read_text(encoding="utf-8")
+    published = (REPO / "rules" / "cuecap.schema.json").read_text(encoding="utf-8")
+    assert out == published, "a config model changed: cuecap schema -o rules/cuecap.schema.json"
     schema = json.loads(out)
     assert set(schema["properties"]) == {"settings", "sources", "cameras", "recorders", "rules"}
     assert schema["$defs"]["Rule"]["additionalProperties"] is False

@@ -109,6 +109,8 @@ def run(
         live = [n for n, s in ruleset.sources.items() if isinstance(s, WebSocketSourceConfig)]
         if live:
             raise click.UsageError(f"--fast cannot run websocket sources ({', '.join(live)})")
+        if len(ruleset.sources) > 1:
+            raise click.UsageError("--fast runs one source; these rules have several")
         import time
 
         clock = ManualClock(time.time())
