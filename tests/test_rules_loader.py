@@ -343,3 +343,28 @@ def test_values_from_the_environment_are_shown_by_name(tmp_path: Path) -> None:
     assert "ws://${PD_HOST}:7001/?token=${PD_TOKEN}" in text
     assert "X-Key: ${API_KEY}" in text
     assert not any(value in text for value in env.values())
+
+
+def test_templates_of_actions_are_checked_at_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "t.yaml",
+        """\
+        sources:
+          sim: {type: simulator}
+        cameras:
+          bench: {type: stream, source: sim}
+        rules:
+          r:
+            when: {type: schedule, every: 1h}
+            do:
+              - {type: shot, cameras: bench, file_name: "{camera}-{nope}.jpg"}
+              - {type: run, argv: [echo, "{time:%H}", "{rule.__dict__}"]}
+        """,
+    )
+    errors = errors_of([path])
+    assert len(errors) == 2
+    assert errors[0].startswith(f"{path}:9:49: file_name: template '{{camera}}-{{nope}}.jpg'")
+    assert "unknown field {nope}" in errors[0]
+    assert errors[1].startswith(f"{path}:10:47: argv: template '{{rule.__dict__}}'")
+    assert "attribute and index lookups are not allowed" in errors[1]
