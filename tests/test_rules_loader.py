@@ -132,7 +132,7 @@ def test_every_error_of_a_file_is_reported_at_once_with_its_position(tmp_path: P
         f"{f}:12:10: max: expected a valid integer, unable to parse string as an integer, got 'many'",
         f"{f}:15:34: cron: bad cron expression '*/5 * * *': expected 5 fields (minute hour day "
         "month weekday, e.g. '*/5 * * * *') or 6 with seconds first",
-        f"{f}:16:30: message: template '{{rule.__class__}}' at column 1: {{rule.__class__}}: "
+        f"{f}:16:31: message: template '{{rule.__class__}}' at column 1: {{rule.__class__}}: "
         "attribute and index lookups are not allowed",
         # the column of the misspelled field inside the quoted CEL expression
         f"{f}:18:54: where: condition 'active_capacitance.calibratd > 1' at column 20: "
@@ -364,7 +364,7 @@ def test_templates_of_actions_are_checked_at_load(tmp_path: Path) -> None:
     )
     errors = errors_of([path])
     assert len(errors) == 2
-    assert errors[0].startswith(f"{path}:9:49: file_name: template '{{camera}}-{{nope}}.jpg'")
+    assert errors[0].startswith(f"{path}:9:59: file_name: template '{{camera}}-{{nope}}.jpg'")
     assert "unknown field {nope}" in errors[0]
-    assert errors[1].startswith(f"{path}:10:47: argv: template '{{rule.__dict__}}'")
+    assert errors[1].startswith(f"{path}:10:48: argv: template '{{rule.__dict__}}'")
     assert "attribute and index lookups are not allowed" in errors[1]

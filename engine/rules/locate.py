@@ -12,9 +12,10 @@ stands.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -163,6 +164,21 @@ def _message(error: dict[str, Any], path: Path, root: Any, positions: Positions,
     return positions.redact(f"{prefix}expected {_expected(msg)}{got}", full)
 
 
+_AT_COLUMN = re.compile(r"\bat (?:line (\d+), )?column (\d+)\b")
+
+
+def _inner_position(error: Mapping[str, Any]) -> tuple[int, int | None]:
+    """Line and column inside a string value that a validator named (a CEL or template error)."""
+    cause = (error.get("ctx") or {}).get("error")
+    column = getattr(cause, "column", None)
+    if isinstance(column, int):
+        return getattr(cause, "line", None) or 1, column
+    match = _AT_COLUMN.search(str(error.get("msg", "")))
+    if match is None:
+        return 1, None
+    return int(match.group(1) or 1), int(match.group(2))
+
+
 def validation_errors(
     exc: ValidationError,
     root: Any,
@@ -185,10 +201,8 @@ def validation_errors(
             location = positions.location((*prefix, *path, disc))
         else:
             location = positions.location((*prefix, *path))
-            cause = (error.get("ctx") or {}).get("error")
-            column = getattr(cause, "column", None)
-            if isinstance(column, int) and (*prefix, *path) not in positions.secrets:
-                line = getattr(cause, "line", None) or 1
+            line, column = _inner_position(error)
+            if column is not None and (*prefix, *path) not in positions.secrets:
                 location = positions.inside((*prefix, *path), line, column)
         message = _message(error, path, root, positions, (*prefix, *path))
         key = (str(location), message)
