@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Literal
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any, Literal
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -55,6 +55,7 @@ class ScriptedServer:
         self.connections = 0
         self.sent = 0
         self._server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def uri(self) -> str:
@@ -99,14 +100,24 @@ class ScriptedServer:
     @contextlib.contextmanager
     def threaded(self) -> Iterator[ScriptedServer]:
         """Serve from a background thread (for code under test that blocks)."""
-        loop = asyncio.new_event_loop()
+        loop = self._loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()
         try:
-            asyncio.run_coroutine_threadsafe(self.start(), loop).result(5)
+            self._on_loop(self.start())
             yield self
         finally:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(5)
+            self._on_loop(self.stop())
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
             loop.close()
+            self._loop = None
+
+    def restart(self) -> None:
+        """Threaded only: go away (closing every connection) and come back on the same port."""
+        self._on_loop(self.stop())
+        self._on_loop(self.start())
+
+    def _on_loop(self, coro: Coroutine[Any, Any, object]) -> None:
+        assert self._loop is not None, "only inside threaded()"
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(5)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import runpy
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -168,28 +166,13 @@ def test_server_down_is_reported_not_fatal(tmp_path: Path) -> None:
 
 def test_reconnects_while_recording(tmp_path: Path) -> None:
     server = ScriptedServer(SCRIPT, then="repeat", interval=0.0005)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    def on_loop(coro: object) -> None:
-        asyncio.run_coroutine_threadsafe(coro, loop).result(5)  # type: ignore[arg-type]
-
-    on_loop(server.start())
-    rec = EventRecorder(server.uri, backoff=FAST)
-    try:
+    with server.threaded(), EventRecorder(server.uri, backoff=FAST) as rec:
         rec.start(tmp_path / "a.bin")
         wait_until(lambda: rec.records >= 10)
-        on_loop(server.stop())  # the server restarts...
-        on_loop(server.start())  # ...on the same port
+        server.restart()  # goes away and comes back on the same port
         before = rec.records
         wait_until(lambda: rec.records >= before + 10)
         summary = rec.stop()
-    finally:
-        rec.close()
-        on_loop(server.stop())
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
     assert summary is not None and summary.ok
     assert summary.reconnects == 1 and len(summary.gaps) == 1
     reader = RecordingReader(tmp_path / "a.bin")

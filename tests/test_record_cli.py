@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -126,33 +124,31 @@ def test_signal_stops_cleanly_across_a_server_restart(tmp_path: Path, signum: in
     """The server goes away mid-recording and comes back: one file, one gap, exit 0."""
     out = tmp_path / "log.bin"
     server = ScriptedServer(SCRIPT[:10], then="repeat", interval=0.001)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    def on_loop(coro: object) -> None:
-        asyncio.run_coroutine_threadsafe(coro, loop).result(5)  # type: ignore[arg-type]
-
-    on_loop(server.start())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "record", server.uri, str(out), "--retry-initial", "0.01"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_for_records(out, 2000, proc)  # flushed within half a second, while it runs
-        on_loop(server.stop())
-        on_loop(server.start())
-        _wait_for_records(out, out.stat().st_size + 2000, proc)
-        proc.send_signal(signum)
-        stdout, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        on_loop(server.stop())
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+    with server.threaded():
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "engine",
+                "record",
+                server.uri,
+                str(out),
+                "--retry-initial",
+                "0.01",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for_records(out, 2000, proc)  # flushed within half a second, while it runs
+            server.restart()
+            _wait_for_records(out, out.stat().st_size + 2000, proc)
+            proc.send_signal(signum)
+            stdout, stderr = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     assert proc.returncode == 0, stderr
     assert f"{signal.Signals(signum).name}: stopping" in stderr
     assert "(stopped: stopped)" in stdout and "reconnects: 1, gaps: 1" in stdout
