@@ -19,6 +19,7 @@ import click
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class ByteSize(click.ParamType):
@@ -144,7 +145,11 @@ def record(
         return await record_stream(source, writer, duration=duration, max_records=count, stop=stop)
 
     click.echo(f"recording {uri} to {file} (Ctrl-C to stop)", err=True)
-    summary = asyncio.run(session())
+    try:
+        summary = asyncio.run(session())
+    except KeyboardInterrupt:  # without signal handlers (Windows), or a second Ctrl-C
+        click.echo(f"interrupted; {file} was closed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:
