@@ -102,8 +102,8 @@ async def test_text_and_garbage_are_counted_and_the_stream_goes_on(
     assert [f.kind for f in frames].count(None) == 3
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("text frames" in w for w in warnings) == 1  # logged once per kind
-    assert sum("tag 0xff" in w for w in warnings) == 1
-    assert sum("first byte empty" in w for w in warnings) == 1
+    assert sum("is not a PurpleDrop event" in w for w in warnings) == 1
+    assert "frame 1 (9 bytes, first byte 0xff)" in " ".join(warnings)
 
 
 async def test_server_that_never_comes_back_ends_with_a_clear_error() -> None:

@@ -187,10 +187,10 @@ class WebSocketSource:
         if type(msg) is str:
             self._warn_once("text", "text frames are not PurpleDrop events; skipping them")
             return None
-        kind = "empty" if not msg else f"tag 0x{msg[0]:02x}"
+        first = "none, it is empty" if not msg else f"0x{msg[0]:02x}"
         self._warn_once(
-            kind,
-            f"frame {stats.frames} ({len(msg)} bytes, first byte {kind}) is not a PurpleDrop "
+            "binary",
+            f"frame {stats.frames} ({len(msg)} bytes, first byte {first}) is not a PurpleDrop "
             "event; keeping its bytes",
         )
         seq = stats.frames
