@@ -1,0 +1,50 @@
+"""Run every benchmark, one after another, in one command: ``python bench/run.py``.
+
+Each benchmark compares cuecap side by side against its baseline in the same
+run and prints its own table and ratios. ``--quick`` makes each one short
+(a smoke run that checks they all still work, not a measurement).
+
+    python bench/run.py [--quick] [NAME ...]     # NAME: ingest recorder rules shots logtools sim_world
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = ("ingest", "recorder", "rules", "shots", "logtools", "sim_world")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHES)}")
+    parser.add_argument("--quick", action="store_true", help="short smoke runs")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    sys.path.insert(0, str(HERE))
+    load = os.getloadavg()[0]
+    print(f"cuecap benchmarks: {os.cpu_count()} CPUs, load average {load:.2f}", flush=True)
+    failed: list[str] = []
+    for name in args.names or BENCHES:
+        print(f"\n=== {name} " + "=" * (60 - len(name)), flush=True)
+        started = time.perf_counter()
+        module = importlib.import_module(name)
+        bench_args = ["--quick"] if args.quick and name != "shots" else []
+        result = module.main(bench_args)
+        if isinstance(result, int) and result != 0:
+            failed.append(name)
+        print(f"({name}: {time.perf_counter() - started:.1f} s)", flush=True)
+    if failed:
+        print(f"\ntargets not met: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
