@@ -26,7 +26,7 @@ class ByteSize(click.ParamType):
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from engine.recorder.config import parse_size
+        from engine.core.units import parse_size
 
         try:
             size = parse_size(value)

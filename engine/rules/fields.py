@@ -2,7 +2,7 @@
 
 Each parses the forms people write by hand (``-2s``, ``"08:30"``, ``mon-fri``,
 ``Europe/Berlin``) and fails with a sentence that shows an accepted form.
-Plain durations and sizes are the recorder configuration's types, reused.
+Plain durations and sizes are ``engine.core.units``'s, shared with every other config.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-from engine.recorder.config import parse_duration
+from engine.core.units import parse_duration
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_ALIASES: dict[str, tuple[int, ...]] = {

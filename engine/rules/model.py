@@ -44,7 +44,8 @@ from engine.core.events import (
     SHOT_SUCCESS,
     SOURCE_GAP,
 )
-from engine.recorder.config import ByteSize, Duration, KindName, RecorderConfig
+from engine.core.units import ByteSize, Duration
+from engine.recorder.config import KindName, RecorderConfig
 from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
 from engine.rules.schedule import parse_cron
 from engine.shots.config import CameraConfig, ShotsConfig, check_format, check_template

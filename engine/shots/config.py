@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
-    ByteSize,
     ConfigDict,
     Field,
     field_validator,
@@ -29,6 +28,7 @@ from pydantic import (
 )
 
 from engine.core.templates import Template, TemplateError
+from engine.core.units import ByteSize, Duration
 
 # Names a file-name or folder template may use. Values are made filesystem-safe.
 PATH_FIELDS: frozenset[str] = frozenset(
@@ -106,20 +106,20 @@ class CameraCommon(_Model):
     max_in_flight: int | None = Field(
         default=None, ge=1, description="At most this many shots of this camera at once."
     )
-    min_interval: float = Field(
+    min_interval: Duration = Field(
         default=0.0, ge=0, description="At most one shot of this camera per this many seconds."
     )
     throttle: Literal["skip", "delay"] = Field(
         default="skip",
         description="A request inside min_interval: 'skip' refuses it, 'delay' queues it.",
     )
-    timeout: float | None = Field(
+    timeout: Duration | None = Field(
         default=None, gt=0, description="Seconds per try (default: timeout_sec)."
     )
     tries: int | None = Field(
         default=None, ge=1, description="Tries per shot (default: max_tries)."
     )
-    live_window: float = Field(
+    live_window: Duration = Field(
         default=2.0,
         ge=0,
         description="A requested time this close to now (seconds) is served by a live shot.",
@@ -211,10 +211,10 @@ class StreamCameraConfig(CameraCommon):
 
     type: Literal["stream"]
     source: str = Field(min_length=1, description="Name of the event source carrying images.")
-    max_age: float = Field(
+    max_age: Duration = Field(
         default=5.0, gt=0, description="A live shot refuses a newest frame older than this (s)."
     )
-    tolerance: float = Field(
+    tolerance: Duration = Field(
         default=1.0, ge=0, description="A past shot takes the nearest frame within this (s)."
     )
     recordings: str | None = Field(
@@ -252,7 +252,7 @@ class RetentionConfig(_Model):
     min_free_bytes: ByteSize | None = Field(
         default=None, description="Delete oldest shots while the disk has less free space."
     )
-    interval: float = Field(default=600.0, gt=0, description="Seconds between clean-ups.")
+    interval: Duration = Field(default=600.0, gt=0, description="Seconds between clean-ups.")
     patterns: list[str] = Field(default_factory=lambda: ["*.jpg", "*.jpeg"], min_length=1)
 
     @model_validator(mode="after")
@@ -270,14 +270,14 @@ class ShotsConfig(_Model):
     file_name: str = Field(default=DEFAULT_FILE_NAME, description="File name template.")
     pool_size: int = Field(default=10, ge=1, description="At most this many shots at once.")
     queue_size: int = Field(default=1000, ge=1, description="Waiting shots; more are refused.")
-    timeout_sec: float = Field(default=10.0, gt=0, description="Seconds per try.")
+    timeout_sec: Duration = Field(default=10.0, gt=0, description="Seconds per try.")
     max_tries: int = Field(default=2, ge=1)
-    buffer_ts: float = Field(
+    buffer_ts: Duration = Field(
         default=0.0, ge=0, description="Seconds a shot waits before it starts."
     )
-    backoff: float = Field(default=0.5, ge=0, description="Seconds before the first retry.")
+    backoff: Duration = Field(default=0.5, ge=0, description="Seconds before the first retry.")
     backoff_factor: float = Field(default=2.0, ge=1)
-    backoff_max: float = Field(default=30.0, ge=0)
+    backoff_max: Duration = Field(default=30.0, ge=0)
     jitter: float = Field(
         default=0.5, ge=0, le=1, description="Retry delay varies by +-this fraction."
     )
