@@ -118,5 +118,5 @@ def test_a_missing_recording_is_an_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["sim", "--port", "0", "--replay", str(tmp_path / "none.bin")]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, as `cuecap log info none.bin` says it
     assert "none.bin: no such recording" in result.output

@@ -1,10 +1,16 @@
-"""``cuecap graph RECORDER [RULES...]``: draw a recorder's state machine."""
+"""``cuecap graph RECORDER [RULES...]``: draw a recorder's state machine.
+
+Exit codes as every command: 2 for rule files with errors or an unknown
+recorder, 1 when the picture cannot be drawn or written.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+
+from engine.cli.common import EXIT_FAILED, fail, load_rules_or_exit
 
 
 @click.command()
@@ -23,29 +29,25 @@ def graph(recorder: str, rules: tuple[Path, ...], output: Path | None) -> None:
     writes an image with -o FILE.png when Graphviz is installed.
     """
     from engine.recorder.graph import IMAGE_SUFFIXES, GraphError, draw_image, mermaid
-    from engine.rules.errors import RuleFileError
-    from engine.rules.loader import load_rules
 
-    try:
-        rule_set = load_rules(rules or [Path("rules")])
-    except RuleFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    rule_set = load_rules_or_exit(rules)
     config = rule_set.recorders.get(recorder)
     if config is None:
         known = ", ".join(sorted(rule_set.recorders)) or "none"
-        raise click.ClickException(
-            f"no recorder {recorder!r} in the rule files; recorders: {known}"
-        )
+        fail(f"no recorder {recorder!r} in the rule files; recorders: {known}")
     if output is not None and output.suffix.lower() in IMAGE_SUFFIXES:
         try:
             draw_image(recorder, config, output)
         except GraphError as exc:
-            raise click.ClickException(str(exc)) from None
+            fail(str(exc), EXIT_FAILED)
         click.echo(f"wrote {output}", err=True)
         return
     text = mermaid(recorder, config)
     if output is None:
         click.echo(text)
     else:
-        output.write_text(text + "\n", encoding="utf-8")
+        try:
+            output.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_FAILED)
         click.echo(f"wrote {output}", err=True)

@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 
 import click
 
+from engine.cli.common import EXIT_USAGE, error, warning
 from engine.logtools.errors import LogToolError
 from engine.logtools.timerange import HELP as TIME_HELP
 from engine.logtools.timerange import TimeSpec, TimeSpecError, parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = EXIT_USAGE
 
 
 # -- shared plumbing -------------------------------------------------------------------
@@ -67,14 +68,14 @@ recording_argument = click.argument(
 
 
 def handles_errors(func: F) -> F:
-    """Turn tool errors into ``error: ...`` on stderr and their exit code."""
+    """Turn tool errors into ``cuecap: error: ...`` on stderr and their exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except LogToolError as exc:
-            click.echo(f"error: {exc}", err=True)
+            error(str(exc))
             sys.exit(exc.exit_code)
         except BrokenPipeError:  # `cuecap log dump ... | head`
             with contextlib.suppress(OSError):
@@ -122,10 +123,10 @@ def report_input(*logs: Any) -> None:
     problems: list[str] = []
     for log in logs:
         for note in log.notes():
-            click.echo(f"warning: {note}", err=True)
+            warning(note)
         problems.extend(log.problems())
     for problem in problems:
-        click.echo(f"error: {problem}", err=True)
+        error(problem)
     if problems:
         sys.exit(EXIT_BAD_INPUT)
 
@@ -304,10 +305,9 @@ def video(
     if result.missing_timestamps:
         say(f"note: {result.missing_timestamps} frame(s) had no timestamp; placed by receive time")
     if result.skipped:
-        click.echo(
-            f"error: {result.skipped} frame(s) could not be decoded and were left out: "
-            + "; ".join(result.errors),
-            err=True,
+        error(
+            f"{result.skipped} frame(s) could not be decoded and were left out: "
+            + "; ".join(result.errors)
         )
     report_input(log_input)
     if result.skipped:
@@ -486,4 +486,4 @@ def repair(file: Path, dry_run: bool, force: bool) -> None:
     if report.manifest_backup:
         say(f"  old manifest kept as {report.manifest_backup.name}")
     if report.invalid:
-        say(f"warning: {report.invalid} record(s) are not PurpleDrop events (kept as they are)")
+        warning(f"{report.invalid} record(s) are not PurpleDrop events (kept as they are)")

@@ -2,7 +2,7 @@
 
 The file is created before connecting, so a wrong path fails at once rather
 than after the experiment started. Ctrl-C and SIGTERM end the recording
-cleanly (exit 0) with a summary; so do ``--duration`` and ``--count``.
+cleanly (exit 0) with a summary; so do ``--for`` (``--duration``) and ``--count``.
 """
 
 from __future__ import annotations
@@ -16,39 +16,31 @@ from typing import Any
 
 import click
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class ByteSize(click.ParamType):
-    name = "size"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from engine.core.units import parse_size
-
-        try:
-            size = parse_size(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        if not isinstance(size, int) or size < 1:
-            self.fail(f"{value!r}: a size is a whole number of bytes, at least 1", param, ctx)
-        return size
+from engine.cli.common import (
+    DURATION,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SIZE,
+)
 
 
 @click.command()
 @click.argument("uri")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
+    "--for",
     "--duration",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Stop after this many seconds.",
+    "duration",
+    type=DURATION,
+    metavar="DURATION",
+    help="Stop after this long: seconds, or 90s, 5min, 2h.",
 )
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many records.")
 @click.option(
     "--max-size",
-    type=ByteSize(),
+    type=SIZE,
     default="16MiB",
     show_default=True,
     help="Largest message accepted (camera frames can exceed 1 MiB).",

@@ -1,8 +1,9 @@
 """``cuecap run``, ``check``, ``replay`` and ``schema``: the rule-file commands.
 
 Exit codes: 0 done (also after SIGINT/SIGTERM: a clean stop is success),
-2 rule files with errors (all of them listed, nothing started), 1 anything
-else that went wrong.
+2 bad input (rule files with errors, all of them listed, nothing started; a
+recording ``replay`` cannot use), 1 anything else that went wrong, 130 a
+second signal cut running actions short.
 """
 
 from __future__ import annotations
@@ -10,14 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-DEFAULT_RULES = ("rules",)
+from engine.cli.common import (
+    DEFAULT_RULES,
+    DURATION,
+    EXIT_INTERRUPTED,
+    fail,
+    load_rules_or_exit,
+)
+
 _NOISY = ("transitions", "apscheduler")
 
 
@@ -26,29 +33,6 @@ def _quiet_libraries() -> None:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for name in _NOISY:
             logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _load(paths: tuple[str, ...]) -> Any:
-    """The rule set, or exit 2 with every error on stderr."""
-    from engine.rules.errors import RuleFileError
-    from engine.rules.loader import load_rules
-
-    chosen = paths or DEFAULT_RULES
-    if not paths and not Path(DEFAULT_RULES[0]).exists():
-        click.echo(
-            "error: no rule files given and there is no rules/ folder here; "
-            "name rule files or folders (cuecap run my-rules/)",
-            err=True,
-        )
-        sys.exit(2)
-    try:
-        return load_rules(chosen)
-    except RuleFileError as exc:
-        for error in exc.errors:
-            click.echo(str(error), err=True)
-        count = len(exc.errors)
-        click.echo(f"{count} error{'s' if count != 1 else ''}; nothing was started", err=True)
-        sys.exit(2)
 
 
 _RULES_ARG = click.argument("rules", nargs=-1, type=click.Path(dir_okay=True))
@@ -75,8 +59,9 @@ def _folders(when: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 @click.command()
 @_RULES_ARG
-@click.option("--for", "duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM).")  # fmt: skip
+@click.option("--for", "--duration", "duration", type=DURATION, metavar="DURATION",
+              help="Stop after this long: seconds, or 90s, 5min, 2h "
+              "(default: run until Ctrl-C or SIGTERM).")  # fmt: skip
 @_folders("")
 @click.option("--watch/--no-watch", default=True, show_default=True,
               help="Apply changes to the rule files without a restart.")  # fmt: skip
@@ -99,7 +84,7 @@ def run(
     actions finish, every recording is closed. A summary is printed at the end.
     """
     _quiet_libraries()
-    ruleset = _load(rules)
+    ruleset = load_rules_or_exit(rules)
     from engine.core.clock import SYSTEM_CLOCK, ManualClock
     from engine.rules.model import WebSocketSourceConfig
     from engine.runtime.engine import Engine
@@ -129,8 +114,7 @@ def run(
     try:
         summary = asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal
-        click.echo("interrupted; recordings were closed", err=True)
-        sys.exit(130)
+        fail("interrupted; recordings were closed", EXIT_INTERRUPTED)
     click.echo(summary.render(ruleset.tz, verbose=firings))
 
 
@@ -147,7 +131,7 @@ def check(rules: tuple[str, ...], count: int) -> None:
     """
     import time
 
-    ruleset = _load(rules)
+    ruleset = load_rules_or_exit(rules)
     from engine.rules.describe import explain
 
     click.echo(explain(ruleset, time.time(), count))
@@ -161,8 +145,8 @@ def check(rules: tuple[str, ...], count: int) -> None:
               "write the recordings (default: a dry run that only reports).")  # fmt: skip
 @click.option("--source", "source", metavar="NAME",
               help="The rule-file source the recording stands for (default: from its manifest).")  # fmt: skip
-@click.option("--for", "duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Replay only the first SECONDS of the recording.")  # fmt: skip
+@click.option("--for", "--duration", "duration", type=DURATION, metavar="DURATION",
+              help="Replay only the first DURATION of the recording (seconds, or 90s, 5min).")  # fmt: skip
 @_folders("With --execute: ")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def replay(
@@ -182,7 +166,7 @@ def replay(
     run unless --execute.
     """
     _quiet_libraries()
-    ruleset = _load(rules)
+    ruleset = load_rules_or_exit(rules)
     from engine.runtime.replay import ReplayError
     from engine.runtime.replay import replay as run_replay
 
@@ -198,9 +182,8 @@ def replay(
                 duration=duration,
             )
         )
-    except ReplayError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    except ReplayError as exc:  # the recording or --source does not fit: bad input
+        fail(str(exc))
     if as_json:
         click.echo(json.dumps(report(summary), indent=2))
     else:

@@ -15,44 +15,36 @@ from typing import Any
 
 import click
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from engine.cli.common import DURATION, EXIT_FAILED, EXIT_OK, error, fail, load_rules_or_exit
 
 
 def _moment(text: str | None) -> float | None:
-    """``--at``: epoch seconds or an ISO date-time (local time when no zone is given)."""
+    """``--at``: epoch seconds (``@`` optional, as in ``cuecap log``) or an ISO date-time.
+
+    An ISO date-time without a zone is local time.
+    """
     if text is None:
         return None
     try:
-        return float(text)
+        return float(text.removeprefix("@"))
     except ValueError:
         pass
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise click.BadParameter(
-            f"{text!r} is neither epoch seconds nor an ISO date-time (2026-03-04T05:06:07)",
+            f"{text!r} is neither epoch seconds (@1714557600) nor an ISO date-time "
+            "(2026-03-04T05:06:07)",
             param_hint="--at",
         ) from None
 
 
 def _from_rules(camera: str, rules: tuple[str, ...]) -> tuple[Any, Any]:
-    from engine.rules.errors import RuleFileError
-    from engine.rules.loader import load_rules
-
-    try:
-        ruleset = load_rules(rules or ("rules",))
-    except RuleFileError as exc:
-        click.echo(f"error: rule files are not usable:\n{exc}", err=True)
-        sys.exit(EXIT_USAGE)
+    ruleset = load_rules_or_exit(rules)
     config = ruleset.cameras.get(camera)
     if config is None:
         known = ", ".join(sorted(ruleset.cameras)) or "none"
-        click.echo(
-            f"error: no camera named {camera!r} in the rule files (known: {known})", err=True
-        )
-        sys.exit(EXIT_USAGE)
+        fail(f"no camera named {camera!r} in the rule files (known: {known})")
     return config, ruleset.settings.shots
 
 
@@ -86,14 +78,14 @@ async def _take(
         if output is None or Path(output).is_dir():
             result = await service.shoot(camera, dt=at, root=output)
             if result != "success":
-                click.echo(f"error: {result.reason}", err=True)
+                error(result.reason)
                 return EXIT_FAILED
             click.echo(str(result.path))
             return EXIT_OK
         try:
             data = await service.grab(camera, dt=at)
         except ShotFailed as exc:
-            click.echo(f"error: {exc.reason}", err=True)
+            error(exc.reason)
             return EXIT_FAILED
     if output == "-":
         sys.stdout.buffer.write(data)
@@ -103,7 +95,7 @@ async def _take(
     try:
         await asyncio.to_thread(write_atomic, target, data, "cli")
     except OSError as exc:
-        click.echo(f"error: cannot write {target}: {exc.strerror or exc}", err=True)
+        error(f"cannot write {target}: {exc.strerror or exc}")
         return EXIT_FAILED
     click.echo(str(target))
     return EXIT_OK
@@ -121,8 +113,10 @@ async def _take(
 @click.option("--auth", type=click.Choice(["basic", "digest"]), help="With --url: auth scheme.")
 @click.option("--user", help="With --url: user name.")
 @click.option("--password-env", help="With --url: environment variable holding the password.")
-@click.option("--at", "at", help="Moment to shoot (epoch seconds or ISO date-time); default now.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per try.")
+@click.option(
+    "--at", "at", help="Moment to shoot (epoch seconds, @epoch or ISO date-time); default now."
+)
+@click.option("--timeout", type=DURATION, help="Per try: seconds, or 500ms, 1min.")
 @click.option("--tries", type=click.IntRange(min=1), help="Tries before giving up.")
 def shot(
     camera: str,
@@ -156,10 +150,8 @@ def shot(
         settings.max_tries = tries
         config = config.model_copy(update={"tries": None})
     if config.type == "stream" and moment is None:
-        click.echo(
-            f"error: camera {camera!r} takes frames from source {config.source!r}, which only "
-            "a running engine receives; use --at with its recordings folder",
-            err=True,
+        fail(
+            f"camera {camera!r} takes frames from source {config.source!r}, which only "
+            "a running engine receives; use --at with its recordings folder"
         )
-        sys.exit(EXIT_USAGE)
     sys.exit(asyncio.run(_take(camera, config, settings, moment, output)))

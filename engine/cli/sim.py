@@ -1,6 +1,6 @@
 """``cuecap sim``: a simulated PurpleDrop ``pdserver`` on a websocket, or a recording served back.
 
-Runs until Ctrl-C (or SIGTERM), until ``--duration`` seconds of stream have
+Runs until Ctrl-C (or SIGTERM), until ``--for`` (``--duration``) of stream has
 been sent, or until a ``--replay`` has been served in full; then it closes
 the clients' connections cleanly and prints a summary. The first line printed
 is the URI to connect to, so scripts can read it (with ``--port 0``, any free
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from engine.cli.common import DURATION, EXIT_FAILED, fail
 
 # Options that shape the simulated world; they mean nothing for --replay.
 _WORLD_OPTIONS = ("seed", "fps", "image_size", "quality", "idle", "moves")
@@ -111,9 +113,12 @@ def _speed(ctx: click.Context, param: click.Parameter, value: str) -> float:
     help="Droplet moves per burst.",
 )
 @click.option(
+    "--for",
     "--duration",
-    type=click.FloatRange(0, min_open=True),
-    help="Stop after this many seconds of stream.",
+    "duration",
+    type=DURATION,
+    metavar="DURATION",
+    help="Stop after this much stream: seconds, or 90s, 5min.",
 )
 @click.option(
     "--speed",
@@ -189,8 +194,10 @@ def sim(
                 wait=wait_for_clients,
             )
         )
-    except (SimConfigError, RecordingError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (SimConfigError, RecordingError) as exc:  # bad options or not a recording
+        fail(str(exc))
+    except OSError as exc:  # the port is taken, the interface does not exist
+        fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:  # where signal handlers are unavailable (Windows)
         click.echo("stopped")
         code = 0
