@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -9,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli.common import DURATION, SIZE
-from engine.cli.main import main
+from engine.cli.main import COMMANDS, main
 
 RULES = """\
 sources:
@@ -85,3 +87,26 @@ def test_rule_file_errors_exit_2_wherever_the_rules_are_read(tmp_path: Path) -> 
         assert result.exit_code == 2, (args, result.output)
         assert "rules.yaml:" in result.stderr and "typez" in result.stderr
         assert result.stderr.strip().endswith("nothing was started")
+
+
+def test_help_lists_every_command_on_one_untruncated_line_without_heavy_imports() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from engine.cli.main import main\n"
+        "print(CliRunner().invoke(main, ['--help']).stdout)\n"
+        "print(CliRunner().invoke(main, ['log', '--help']).stdout)\n"
+        "heavy = ('av', 'matplotlib', 'httpx', 'transitions', 'websockets', 'apscheduler',\n"
+        "         'pydantic', 'PIL', 'cel')\n"
+        "print('heavy:', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    for name in COMMANDS:
+        (line,) = [x for x in out.splitlines() if x.startswith(f"  {name} ")]
+        assert not line.endswith("..."), line
+    listed = [x for x in out.splitlines() if x.startswith("  ") and not x.startswith("   ")]
+    assert any(x.startswith("  video ") for x in listed)
+    assert not [x for x in listed if x.endswith("...")]
+    assert out.strip().endswith("heavy: []")

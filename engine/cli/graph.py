@@ -13,7 +13,7 @@ import click
 from engine.cli.common import EXIT_FAILED, fail, load_rules_or_exit
 
 
-@click.command()
+@click.command(short_help="Draw the state machine of a recorder (mermaid or image).")
 @click.argument("recorder")
 @click.argument("rules", nargs=-1, type=click.Path(path_type=Path))
 @click.option(

@@ -139,7 +139,7 @@ def say(message: str) -> None:
 # -- the group ---------------------------------------------------------------------------
 
 
-@click.group("log")
+@click.group("log", short_help="Inspect, cut, merge, export, plot, repair recordings; videos.")
 def log() -> None:
     """Inspect, dump, cut, merge, export, plot and repair recordings; make videos.
 
@@ -150,7 +150,7 @@ def log() -> None:
     """
 
 
-@log.command()
+@log.command(short_help="Summarise a recording: counts per type, span, gaps, problems.")
 @recording_argument
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @utc_option
@@ -170,7 +170,7 @@ def info(file: Path, as_json: bool, utc: bool) -> None:
         sys.exit(EXIT_BAD_INPUT)
 
 
-@log.command()
+@log.command(short_help="Print records as JSON lines.")
 @recording_argument
 @click.option(
     "-t", "--type", "types", multiple=True, metavar="TYPE",
@@ -238,7 +238,7 @@ def _output_text(path: Path, force: bool) -> Iterator[Any]:
             tmp.unlink()
 
 
-@log.command()
+@log.command(short_help="Turn the camera frames into an H.264 video (true frame times).")
 @recording_argument
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The video file (.mp4, .mov, .mkv).")  # fmt: skip
@@ -314,7 +314,7 @@ def video(
         sys.exit(EXIT_BAD_INPUT)
 
 
-@log.command()
+@log.command(short_help="Write the camera frames as JPEG files named by time.")
 @recording_argument
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The folder for the frames (created if needed).")  # fmt: skip
@@ -394,7 +394,7 @@ def merge(files: tuple[Path, ...], output: Path, interleave: bool) -> None:
     report_input(*logs)
 
 
-@log.command()
+@log.command(short_help="Write the numeric fields of one message type as CSV.")
 @recording_argument
 @click.option("-t", "--type", "kind", required=True, metavar="TYPE",
               help="The message type, e.g. active_capacitance, temperature_control.")  # fmt: skip
@@ -425,7 +425,7 @@ def export(
     report_input(log_input)
 
 
-@log.command()
+@log.command(short_help="Draw the time line: rates, capacitance, temperature, activity.")
 @recording_argument
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The picture (.png, .svg, .pdf).")  # fmt: skip
@@ -458,7 +458,7 @@ def plot(
     report_input(log_input)
 
 
-@log.command()
+@log.command(short_help="Fix a cut-short last record; rebuild a missing index.")
 @recording_argument
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be done.")
 @click.option(

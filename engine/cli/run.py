@@ -138,7 +138,7 @@ def check(rules: tuple[str, ...], count: int) -> None:
     click.echo("ok: the rule files are valid")
 
 
-@click.command()
+@click.command(short_help="Run rules over a recording in virtual time; report firings.")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
 @_RULES_ARG
 @click.option("--execute", is_flag=True, help="Really take the shots, run the commands and "
@@ -230,7 +230,7 @@ def report(summary: Any) -> dict[str, Any]:
     }
 
 
-@click.command()
+@click.command(short_help="Print the JSON Schema of rule files (for editors).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file.")
 def schema(output: str | None) -> None:
     """Print the JSON Schema of rule files (for editor completion and checks).

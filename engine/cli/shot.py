@@ -101,7 +101,7 @@ async def _take(
     return EXIT_OK
 
 
-@click.command("shot")
+@click.command("shot", short_help="Take one shot from a camera and print where it went.")
 @click.argument("camera")
 @click.argument("rules", nargs=-1, type=click.Path())
 @click.option(

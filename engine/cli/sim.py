@@ -71,7 +71,7 @@ def _speed(ctx: click.Context, param: click.Parameter, value: str) -> float:
     return speed
 
 
-@click.command()
+@click.command(short_help="Serve a simulated PurpleDrop event stream on a websocket.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port",
