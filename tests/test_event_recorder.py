@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import resource
 import runpy
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,10 +64,14 @@ def test_start_stop_start_again(recorder: EventRecorder, tmp_path: Path) -> None
         path = tmp_path / f"log{i}.bin"
         recorder.start(path)  # right after construction too: no race on the loop
         assert recorder.recording and recorder.output_file == str(path)
+        assert recorder.recorder.state == "recording"  # a manual start of the engine's recorder
         wait_until(lambda: recorder.records >= 20)
         summary = recorder.stop()
         assert summary is not None and summary.ok and summary.stop_reason == "stopped"
         assert not recorder.recording and recorder.output_file is None
+        assert recorder.recorder.state == "idle" and recorder.records == summary.records
+        assert summary.manifest is not None and summary.manifest.start_reason == "start()"
+        assert summary.manifest.stop_reason == "stopped"
         assert recorder.last_summary is summary
         assert_stream_slice(path, summary.records)
         assert sum(summary.counts.values()) == summary.records
@@ -204,3 +210,31 @@ def test_demo_runs_against_the_simulator(
     for i in range(2):
         manifest = RecordingReader(tmp_path / f"log{i}.bin").manifest
         assert manifest is not None and manifest["complete"] and manifest["records"] > 0
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[int]:
+    """Writes past 256 KiB fail with EFBIG, as on a full disk (the signal is ignored)."""
+    limit = 256 * 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_write_error_ends_the_recording(tmp_path: Path, file_size_limit: int) -> None:
+    script = sample_events(10, image_every=2, image_size=20_000)
+    server = ScriptedServer(script, then="repeat", interval=0.0005)
+    with server.threaded(), EventRecorder(server.uri, backoff=FAST) as rec:
+        rec.start(tmp_path / "a.bin")
+        wait_until(lambda: not rec.recording)  # ended by itself, the thread lives on
+        assert rec.thread.is_alive() and rec.recorder.state == "error"
+        summary = rec.stop()
+    assert summary is not None and summary.stop_reason == "write error"
+    assert "File too large" in (summary.error or "")
+    manifest = RecordingReader(tmp_path / "a.bin").manifest
+    assert manifest is not None and manifest["complete"] and manifest["stop_reason"] == "error"

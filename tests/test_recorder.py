@@ -373,3 +373,21 @@ async def test_start_with_an_explicit_file_name(tmp_path: Path) -> None:
     rig.feed("electrode_state", 102.0)  # a later activity recording uses the templates again
     rig.recorder.close()
     assert Path(rig.recorder.segments[-1].path).parent == tmp_path / "rec"
+
+
+async def test_start_with_an_exact_file_name(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, pre_roll=0, post_roll=1, max_segment_seconds=1.0)
+    taken = tmp_path / "taken.bin"
+    taken.write_bytes(b"precious")
+    assert await rig.recorder.start(pre_roll=False, path=taken, exact=True) is None
+    assert rig.recorder.state == "error" and "already exists" in (rig.recorder.last_error or "")
+    assert taken.read_bytes() == b"precious"
+    target = tmp_path / "log0.bin"
+    assert await rig.recorder.start(pre_roll=False, path=target, exact=True) == target
+    rig.background(100.0, 101.5)
+    assert rig.recorder.records == 2  # the open (second) part: 101.0 and 101.5
+    manifest = await rig.recorder.stop("done", extra={"note": 1})
+    assert manifest is not None and manifest.extra["note"] == 1 and manifest.stop_reason == "done"
+    names = [Path(m.path).name for m in rig.recorder.segments if m.stop_reason != "error"]
+    assert names == ["log0.bin", "log0-2.bin"]  # rotated parts still get -2
+    assert rig.recorder.records == 0

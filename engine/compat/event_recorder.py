@@ -13,8 +13,11 @@ thread as before. What changed is underneath:
 - files are PurpleDrop records plus an index of receive times and a manifest,
   flushed at least twice a second, closed cleanly at interpreter exit too.
 
-The recording itself is ``engine.recording.session.record_stream``, the same
-code ``cuecap record`` runs; this class only moves calls onto its loop.
+``start``/``stop`` are a manual start and stop of an engine ``Recorder`` (no
+activity detectors, no pre-roll, the file named exactly), the same state
+machine a rule's ``record`` action drives. Each recording gets its own
+``WebSocketSource`` (the seed connects only while recording), fed to the
+recorder by ``run_session``, the loop ``cuecap record`` runs too.
 """
 
 from __future__ import annotations
@@ -22,19 +25,35 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from engine.core.clock import SYSTEM_CLOCK
-from engine.recording.session import RecordingSummary, record_stream
-from engine.recording.writer import RecordingWriter
+from engine.core.events import RECORDING_ERROR, EngineEvent
+from engine.recorder.config import RecorderConfig
+from engine.recorder.decisions import ERROR
+from engine.recorder.recorder import Recorder, feed_source
+from engine.recording.format import RecordingError
+from engine.recording.session import (
+    STOP_CANCELLED,
+    STOP_WRITE_ERROR,
+    RecordingSummary,
+    close_source,
+    run_session,
+    session_extra,
+)
 from engine.sources.backoff import Backoff
 from engine.sources.websocket import DEFAULT_MAX_SIZE, WebSocketSource, normalize_uri
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_TERMINATED = "EventRecorder thread has terminated."
 
 
 class EventRecorder:
@@ -62,12 +81,19 @@ class EventRecorder:
         self.stop_timeout = stop_timeout
         self.output_file: str | None = None
         self.last_summary: RecordingSummary | None = None
+        self.recorder = Recorder(
+            "EventRecorder",
+            RecorderConfig(source=self.uri, pre_roll=0, retry_after=None),
+            root=".",
+            emit=self._on_event,
+            clock=SYSTEM_CLOCK,
+        )
         self.loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._session: concurrent.futures.Future[RecordingSummary] | None = None
         self._stop: asyncio.Event | None = None
         self._source: WebSocketSource | None = None
-        self._writer: RecordingWriter | None = None
+        self._ended: concurrent.futures.Future[None] = concurrent.futures.Future()
         ready = threading.Event()
         self.thread = threading.Thread(
             target=self._thread_entry, args=(ready,), name="cuecap-event-recorder", daemon=True
@@ -95,26 +121,17 @@ class EventRecorder:
             if self.recording:
                 raise RuntimeError("Already recording. Call stop() first.")
             self._reap()
-            writer = RecordingWriter(
-                filepath,
-                recorder="EventRecorder",
-                source=self.uri,
-                opened_at=SYSTEM_CLOCK.time(),
-                start_reason="start()",
+            opening = self._on_loop(
+                self.recorder.start("start()", pre_roll=False, path=filepath, exact=True)
             )
+            if self._wait(opening, f"opening {filepath}") is None:
+                raise RecordingError(self.recorder.last_error or f"{filepath}: cannot record")
             self.output_file = str(filepath)
-            self._writer = writer
             self._stop = asyncio.Event()
             self._source = WebSocketSource(
-                self.uri,
-                max_size=self.max_size,
-                backoff=self.backoff,
-                max_retries=self.max_retries,
+                self.uri, max_size=self.max_size, backoff=self.backoff, max_retries=self.max_retries
             )
-            assert self.loop is not None
-            self._session = asyncio.run_coroutine_threadsafe(
-                record_stream(self._source, writer, stop=self._stop), self.loop
-            )
+            self._session = self._on_loop(self._record(self._source, self._stop))
 
     def stop(self) -> RecordingSummary | None:
         """Stop the recording in progress and return its summary (None if none ran).
@@ -129,19 +146,13 @@ class EventRecorder:
                 return None
             if not session.done():
                 self._check_thread()
-                assert self.loop is not None and self._stop is not None
-                self.loop.call_soon_threadsafe(self._stop.set)
+                self._signal_stop()
             try:
-                session.result(self.stop_timeout)
-            except concurrent.futures.TimeoutError:
-                raise RuntimeError(
-                    f"EventRecorder: recording to {self.output_file} did not stop within "
-                    f"{self.stop_timeout} s"
-                ) from None
-            except concurrent.futures.CancelledError:
-                self._reap()
-                raise RuntimeError("EventRecorder thread has terminated.") from None
-            return self._reap()
+                self._wait(session, f"recording to {self.output_file}")
+            finally:
+                if session.done() or self._ended.done():
+                    self._reap()
+            return self.last_summary
 
     # -- additions -------------------------------------------------------------
 
@@ -159,8 +170,10 @@ class EventRecorder:
     @property
     def records(self) -> int:
         """Records written so far in the current (or last) recording."""
-        writer = self._writer
-        return writer.records if writer is not None else 0
+        if self.recording:
+            return self.recorder.records
+        summary = self.last_summary
+        return summary.records if summary is not None else 0
 
     @property
     def errors(self) -> list[str]:
@@ -177,8 +190,9 @@ class EventRecorder:
             self.stop()
         finally:
             loop = self.loop
-            if loop is not None and self.thread.is_alive():
-                loop.call_soon_threadsafe(loop.stop)
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # already closed: the thread is ending
+                    loop.call_soon_threadsafe(loop.stop)
             self.thread.join(self.stop_timeout)
 
     def __enter__(self) -> EventRecorder:
@@ -186,6 +200,42 @@ class EventRecorder:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- on the loop -------------------------------------------------------------
+
+    async def _record(self, source: WebSocketSource, stop: asyncio.Event) -> RecordingSummary:
+        """One recording: the source fed to the recorder (already recording) until stopped."""
+        recorder = self.recorder
+        started_at = SYSTEM_CLOCK.time()
+        reason, error = STOP_CANCELLED, None
+        try:
+            reason, error = await run_session(
+                feed_source(recorder, source),
+                recorder.tick,
+                clock=SYSTEM_CLOCK,
+                period=recorder.config.flush_interval / 2,
+                stop=stop,
+            )
+        finally:
+            await close_source(source)
+            if recorder.state == ERROR:  # a write failed; the recorder closed the file itself
+                reason, error = STOP_WRITE_ERROR, recorder.last_error
+            await recorder.stop(reason, extra=session_extra(source.stats, error))
+        if error:
+            log.warning("EventRecorder: recording %s ended: %s", self.output_file, error)
+        return RecordingSummary.of(
+            recorder.segments[-1],
+            source.stats,
+            started_at=started_at,
+            stopped_at=SYSTEM_CLOCK.time(),
+            stop_reason=reason,
+            error=error,
+        )
+
+    def _on_event(self, event: EngineEvent) -> None:
+        """The recorder's announcements: a write error ends the recording in progress."""
+        if event.name == RECORDING_ERROR and self._stop is not None:
+            self._stop.set()
 
     # -- the background thread ----------------------------------------------------
 
@@ -202,24 +252,53 @@ class EventRecorder:
             for task in pending:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.recorder.close(STOP_CANCELLED)  # a file opened by start() with no session yet
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+            self._ended.set_result(None)
+
+    def _on_loop(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        assert self.loop is not None
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        except RuntimeError:  # the loop is closed
+            coroutine.close()
+            raise RuntimeError(_TERMINATED) from None
+
+    def _wait(self, future: concurrent.futures.Future[_T], what: str) -> _T:
+        """The result of work sent to the loop, or ``RuntimeError`` if the thread ends first.
+
+        The thread's end is waited for too, so a loop stopped under a pending
+        call never leaves the caller waiting for ``stop_timeout``.
+        """
+        concurrent.futures.wait(
+            (future, self._ended), self.stop_timeout, concurrent.futures.FIRST_COMPLETED
+        )
+        if future.done():
+            if future.cancelled():
+                raise RuntimeError(_TERMINATED)
+            return future.result()
+        if self._ended.done():
+            raise RuntimeError(_TERMINATED)
+        raise RuntimeError(f"EventRecorder: {what} did not finish within {self.stop_timeout} s")
+
+    def _signal_stop(self) -> None:
+        assert self.loop is not None and self._stop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: its session is ending
+            self.loop.call_soon_threadsafe(self._stop.set)
 
     def _check_thread(self) -> None:
         if not self.thread.is_alive():
-            raise RuntimeError("EventRecorder thread has terminated.")
+            raise RuntimeError(_TERMINATED)
 
-    def _reap(self) -> RecordingSummary | None:
+    def _reap(self) -> None:
         """Forget a finished session; its summary becomes ``last_summary``."""
         session, self._session = self._session, None
         self.output_file = None
-        if session is None or session.cancelled() or not session.done():
-            return None
-        summary = session.result()
-        self.last_summary = summary
-        if summary.error:
-            log.warning("EventRecorder: recording %s ended: %s", summary.path, summary.error)
-        return summary
+        if session is None or not session.done() or session.cancelled():
+            return
+        if session.exception() is None:
+            self.last_summary = session.result()
 
 
 def _close_at_exit(recorder: EventRecorder) -> Callable[[], None]:

@@ -46,11 +46,13 @@ from engine.recorder.decisions import (
 from engine.recorder.detectors import ActivityDetectors, build_detectors
 from engine.recorder.machine import RecorderMachine
 from engine.recorder.segments import SegmentFiles
+from engine.recording.session import STOP_COUNT, STOP_SOURCE_ENDED
 from engine.recording.writer import Manifest, RecordingWriter
+from engine.sources.base import Source
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Recorder", "RecorderStateError"]
+__all__ = ["Recorder", "RecorderStateError", "feed_source"]
 
 
 class Recorder:
@@ -108,6 +110,7 @@ class Recorder:
         self._seg_hits: dict[str, int] = {}
         self._source = config.source or ""
         self._explicit: Path | None = None  # a file name given to start(path=...)
+        self._exact = False  # start(exact=True): that very name, never "-2"
 
     def __repr__(self) -> str:
         return f"Recorder({self.name!r}, state={self.state!r}, segments={len(self.segments)})"
@@ -127,6 +130,12 @@ class Recorder:
     def path(self) -> Path | None:
         """The file being written now, if any."""
         return self._writer.path if self._writer is not None else None
+
+    @property
+    def records(self) -> int:
+        """Records in the open segment so far (0 when none is open)."""
+        writer = self._writer
+        return writer.records if writer is not None else 0
 
     # -- the hot path --------------------------------------------------------------
 
@@ -171,21 +180,29 @@ class Recorder:
     # -- commands ----------------------------------------------------------------
 
     async def start(
-        self, reason: str = REASON_MANUAL, *, pre_roll: bool = True, path: str | Path | None = None
+        self,
+        reason: str = REASON_MANUAL,
+        *,
+        pre_roll: bool = True,
+        path: str | Path | None = None,
+        exact: bool = False,
     ) -> Path | None:
         """Record until ``stop``, starting with the pre-roll (unless ``pre_roll=False``).
 
         ``path`` names the file instead of the templates (for code such as a
         seed-style ``EventRecorder.start("log.bin")``; rotated parts get
-        ``-2``, ``-3``...). Already recording: the open recording is kept and
+        ``-2``, ``-3``...). A taken ``path`` gets ``-2`` too, unless ``exact``:
+        then opening fails. Already recording: the open recording is kept and
         now lasts until ``stop`` (``path`` is then ignored). Returns the file
         being written (None if opening it failed: the recorder is then in the
-        error state). Raises ``RecorderStateError`` when disabled or closed.
+        error state, ``last_error`` says why). Raises ``RecorderStateError``
+        when disabled or closed.
         """
         now = self.clock.time()
         code = self.policy.manual_start(now, pre_roll)
         if code & START:
             self._explicit = Path(path) if path is not None else None
+            self._exact = exact and path is not None
         if code & RECOVER:
             self.machine.fire("recover")
         if code & HOLD:
@@ -194,11 +211,16 @@ class Recorder:
             self._begin(now, reason, None, "start")
         return self.path
 
-    async def stop(self, reason: str = REASON_MANUAL) -> Manifest | None:
-        """Close the open recording now (no post-roll); returns its last segment's manifest."""
+    async def stop(
+        self, reason: str = REASON_MANUAL, *, extra: Mapping[str, Any] | None = None
+    ) -> Manifest | None:
+        """Close the open recording now (no post-roll); returns its last segment's manifest.
+
+        ``extra`` is added to that manifest's ``extra`` (e.g. why a session ended).
+        """
         now = self.clock.time()
         if self.policy.manual_stop(now) & STOP:
-            return self._stop_segment(reason, now, "stop")
+            return self._stop_segment(reason, now, "stop", extra)
         return None
 
     def enable(self) -> None:
@@ -268,6 +290,7 @@ class Recorder:
         records = self.policy.take_pre_roll()
         if trigger != "start":
             self._explicit = None
+            self._exact = False
         self.recordings += 1
         self._part = 0
         self._reason = reason
@@ -307,6 +330,7 @@ class Recorder:
                 source=self._source,
                 extra={"recording": self.recordings},
                 path=self._explicit,
+                exact=self._exact and self._part == 1,
             )
         except (OSError, ValueError) as exc:
             self._fail(exc, time)
@@ -323,23 +347,29 @@ class Recorder:
             "rotate", stopped=stopped, started=self._started(t, REASON_ROTATION, None)
         )
 
-    def _stop_segment(self, reason: str, now: float, trigger: str) -> Manifest | None:
+    def _stop_segment(
+        self, reason: str, now: float, trigger: str, extra: Mapping[str, Any] | None = None
+    ) -> Manifest | None:
         closed_at = now
         if reason == REASON_POST_ROLL:
             closed_at = min(now, self.policy.last_activity + self.policy.post_roll)
-        stopped = self._close(reason, closed_at)
+        stopped = self._close(reason, closed_at, extra)
         if self.policy.state == "error":
             return None
         self.machine.fire(trigger, stopped=stopped)
         return self.segments[-1] if stopped is not None else None
 
-    def _close(self, reason: str, now: float) -> dict[str, Any] | None:
+    def _close(
+        self, reason: str, now: float, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """Close the open segment; its manifest joins ``segments``. A close error is announced."""
         writer = self._writer
         if writer is None:
             return None
         self._writer = None
         writer.manifest.extra["activity"] = dict(self._seg_hits)
+        if extra:
+            writer.manifest.extra.update(extra)
         error: OSError | None = None
         try:
             manifest = writer.close(stop_reason=reason, closed_at=now)
@@ -422,3 +452,23 @@ class Recorder:
 
     def _notify(self, name: str, data: Mapping[str, Any]) -> None:
         self._emit(EngineEvent(name, data.get("time", self.clock.time()), dict(data)))
+
+
+async def feed_source(recorder: Recorder, source: Source, *, max_frames: int | None = None) -> str:
+    """Feed every item of ``source`` to ``recorder`` until it ends; returns why it ended.
+
+    The loop of a recorder on its own source (``EventRecorder``, the ingest
+    benchmark); the engine has its own, which also runs rules. Ends after
+    ``max_frames`` frames if given. ``run_session`` runs it with a tick.
+    """
+    feed = recorder.feed
+    left = max_frames if max_frames is not None else -1
+    async for item in source:
+        if type(item) is Frame:
+            feed(item)
+            left -= 1
+            if left == 0:
+                return STOP_COUNT
+        else:
+            recorder.feed_gap(item)  # type: ignore[arg-type]
+    return STOP_SOURCE_ENDED

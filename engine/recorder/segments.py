@@ -71,14 +71,17 @@ class SegmentFiles:
         source: str,
         extra: dict[str, Any] | None = None,
         path: Path | None = None,
+        exact: bool = False,
     ) -> RecordingWriter:
         """Create the segment's files; ``RecordingError`` names the file when that fails.
 
         ``path`` (from code, not from a rule file) overrides the templates; a
-        taken name still gets ``-2``, ``-3``... rather than being overwritten.
+        taken name still gets ``-2``, ``-3``... rather than being overwritten,
+        unless ``exact``: then a taken name is an error.
         """
         if path is not None:
-            path = unique_path(path)
+            if not exact:
+                path = unique_path(path)
         else:
             path = self.path_for(time=time, seq=seq, part=part, reason=reason, source=source)
         return RecordingWriter(

@@ -1,7 +1,8 @@
 """One recording session: a source poured into a writer until told to stop.
 
-``cuecap record``, ``EventRecorder`` and the ingest benchmark all run this same
-code, so what is measured is what users run. The loop does the least per
+``cuecap record`` and the ingest benchmark run ``record_stream``; ``EventRecorder``
+runs ``run_session`` with an engine recorder in place of the bare writer, so
+what is measured is what users run. The loop does the least per
 message (one ``write``); everything else happens on the side: a timer flushes
 the writer while the stream is idle, so a crash loses under a second even when
 nothing arrives, and the stop conditions (duration, record count, a stop event,
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,7 @@ from engine.core.frame import Frame, Gap
 from engine.logtools.info import format_bytes
 from engine.recording.format import RecordingError
 from engine.recording.writer import Manifest, RecordingWriter
-from engine.sources.base import Source
+from engine.sources.base import Source, SourceStats
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,33 @@ class RecordingSummary:
     gaps: list[Gap] = field(default_factory=list)
     error: str | None = None
     manifest: Manifest | None = None
+
+    @classmethod
+    def of(
+        cls,
+        manifest: Manifest,
+        stats: SourceStats,
+        *,
+        started_at: float,
+        stopped_at: float,
+        stop_reason: str,
+        error: str | None = None,
+    ) -> RecordingSummary:
+        """The summary of a closed recording (``manifest``) of a source with ``stats``."""
+        return cls(
+            path=manifest.path,
+            records=manifest.records,
+            bytes=manifest.bytes,
+            counts=dict(manifest.counts),
+            started_at=started_at,
+            stopped_at=stopped_at,
+            stop_reason=stop_reason,
+            reconnects=stats.reconnects,
+            invalid=stats.invalid,
+            gaps=list(stats.gaps),
+            error=error,
+            manifest=manifest,
+        )
 
     @property
     def seconds(self) -> float:
@@ -120,10 +149,72 @@ async def _pour(source: Source, writer: RecordingWriter, max_records: int | None
     return STOP_SOURCE_ENDED
 
 
-async def _flush_while_idle(writer: RecordingWriter, clock: Clock, period: float) -> None:
+async def _tick_every(tick: Callable[[float], None], clock: Clock, period: float) -> None:
     while True:
         await asyncio.sleep(period)
-        writer.maybe_flush(clock.time())
+        tick(clock.time())
+
+
+async def run_session(
+    pour: Coroutine[Any, Any, str],
+    tick: Callable[[float], None],
+    *,
+    clock: Clock,
+    period: float,
+    duration: float | None = None,
+    stop: asyncio.Event | None = None,
+) -> tuple[str, str | None]:
+    """Run ``pour`` with ``tick(now)`` every ``period`` s until the first stop condition.
+
+    ``pour`` moves a source's frames somewhere and returns why it ended; the
+    tick keeps flushing while the stream is idle. Returns ``(reason, error)``:
+    the pour's reason or its failure, a failed tick, ``stop`` being set, or
+    ``duration`` passing. Everything it started is finished before it returns;
+    a cancellation propagates (after that cleanup).
+    """
+    pouring = asyncio.ensure_future(pour)
+    ticker = asyncio.ensure_future(_tick_every(tick, clock, period))
+    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    tasks = [t for t in (pouring, ticker, stopper) if t is not None]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        if pouring in done:
+            return _outcome(pouring)
+        if ticker in done:
+            return _outcome(ticker)
+        if stopper is not None and stopper in done:
+            return STOP_REQUESTED, None
+        return STOP_DURATION, None
+    finally:
+        for task in tasks:
+            # A task already being cancelled (the loop shutting down cancels every task) is
+            # left to finish its cleanup: cancelling it again would interrupt that cleanup,
+            # e.g. a websocket close handshake, and leave the connection open.
+            if not task.done() and not task.cancelling():
+                task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+async def close_source(source: Source) -> None:
+    """Close ``source``; a failure is logged, never raised (it must not cost the recording)."""
+    try:
+        await source.aclose()
+    except Exception as exc:
+        log.warning("closing %s failed: %s", source.name, exc)
+
+
+def session_extra(stats: SourceStats, error: str | None) -> dict[str, Any]:
+    """What a session adds to its manifest's ``extra``: the source's troubles, the error."""
+    extra: dict[str, Any] = {
+        "reconnects": stats.reconnects,
+        "invalid": stats.invalid,
+        "source_errors": list(stats.errors),
+    }
+    if error:
+        extra["error"] = error
+    return extra
 
 
 async def record_stream(
@@ -150,45 +241,21 @@ async def record_stream(
         raise ValueError(f"duration must be >= 0, got {duration}")
     started_at = clock.time()
     period = flush_period if flush_period is not None else max(writer.flush_interval / 2, 0.01)
-    pour = asyncio.ensure_future(_pour(source, writer, max_records))
-    flusher = asyncio.ensure_future(_flush_while_idle(writer, clock, period))
-    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
-    waiting = {pour, flusher} if stopper is None else {pour, flusher, stopper}
-    reason = STOP_CANCELLED
+    reason: str = STOP_CANCELLED
     error: str | None = None
     try:
-        done, _ = await asyncio.wait(waiting, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
-        if pour in done:
-            reason, error = _outcome(pour)
-        elif flusher in done:
-            reason, error = _outcome(flusher)
-        elif stopper is not None and stopper in done:
-            reason = STOP_REQUESTED
-        else:
-            reason = STOP_DURATION
-    finally:
-        for task in (pour, flusher, stopper):
-            if task is not None and not task.done():
-                task.cancel()
-        for task in (pour, flusher, stopper):
-            if task is not None:
-                with contextlib.suppress(BaseException):
-                    await task
-        try:
-            await source.aclose()
-        except Exception as exc:  # a failed close must not cost the recording
-            log.warning("closing %s failed: %s", source.name, exc)
-        stopped_at = clock.time()
-        stats = source.stats
-        writer.manifest.extra.update(
-            {
-                "reconnects": stats.reconnects,
-                "invalid": stats.invalid,
-                "source_errors": stats.errors,
-            }
+        reason, error = await run_session(
+            _pour(source, writer, max_records),
+            writer.maybe_flush,
+            clock=clock,
+            period=period,
+            duration=duration,
+            stop=stop,
         )
-        if error:
-            writer.manifest.extra["error"] = error
+    finally:
+        await close_source(source)
+        stopped_at = clock.time()
+        writer.manifest.extra.update(session_extra(source.stats, error))
         try:
             manifest = writer.close(stop_reason=reason, closed_at=stopped_at)
         except RecordingError as exc:
@@ -196,19 +263,13 @@ async def record_stream(
             manifest = writer.manifest
     if error:
         log.error("recording %s stopped: %s", writer.path, error)
-    return RecordingSummary(
-        path=str(writer.path),
-        records=manifest.records,
-        bytes=writer.bytes,
-        counts=dict(manifest.counts),
+    return RecordingSummary.of(
+        manifest,
+        source.stats,
         started_at=started_at,
         stopped_at=stopped_at,
         stop_reason=reason,
-        reconnects=stats.reconnects,
-        invalid=stats.invalid,
-        gaps=list(stats.gaps),
         error=error,
-        manifest=manifest,
     )
 
 

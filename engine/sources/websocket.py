@@ -176,7 +176,7 @@ class WebSocketSource:
         finally:
             ws, self._ws = self._ws, None
             if ws is not None:
-                await ws.close()
+                await _close(ws)
 
     # -- the unusual paths, kept out of the loop above -------------------------------
 
@@ -287,7 +287,7 @@ class WebSocketSource:
             return None
         ws = attempt.result()
         if self._closing.is_set():
-            await ws.close()
+            await _close(ws)
             return None
         return ws
 
@@ -304,13 +304,27 @@ class WebSocketSource:
         self._closing.set()
         ws, self._ws = self._ws, None
         if ws is not None:
-            await ws.close()  # a task waiting in recv() wakes up and ends the iteration
+            await _close(ws)  # a task waiting in recv() wakes up and ends the iteration
         stream = self._stream
         if stream is not None:
             # Runs the generator's cleanup now if it rests at a yield; if another task is
             # inside it, that task is already on its way out.
             with contextlib.suppress(RuntimeError):
                 await stream.aclose()
+
+
+async def _close(ws: ClientConnection) -> None:
+    """The closing handshake; if it is cancelled half-way, drop the TCP connection at once.
+
+    Cancelled mid-handshake (an event loop shutting down cancels every task), the
+    connection would otherwise stay open with nobody left to finish closing it,
+    and the server would hang on to it until its own close timeout.
+    """
+    try:
+        await ws.close()
+    except asyncio.CancelledError:
+        ws.transport.abort()
+        raise
 
 
 # First bytes a PurpleDropEvent can start with (tags of its oneof members).
