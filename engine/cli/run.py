@@ -226,6 +226,7 @@ def report(summary: Any) -> dict[str, Any]:
         "actions": [{"rule": f.rule, "time": f.time, "action": what} for f, what in summary.notes],
         "shots_ok": summary.shots_ok,
         "shots_failed": summary.shots_failed,
+        "shot_counts": {"ok": summary.shots_taken, "failed": summary.shot_failures},
         "errors": summary.errors,
     }
 

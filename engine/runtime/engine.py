@@ -46,7 +46,9 @@ from engine.sources.base import Source
 
 log = logging.getLogger("engine")
 
-MAX_FIRINGS = 100_000  # firings kept for the summary; counts go on beyond
+# Firings, notes, shot paths and errors kept for the summary: a run of months
+# must not grow without bound. Counts go on beyond.
+MAX_FIRINGS = 100_000
 _YIELD_EVERY = 256  # frames between chances for timers and actions to run
 VIRTUAL_SETTLE = 5.0  # real seconds virtual time waits for rule runs to finish
 
@@ -113,7 +115,9 @@ class Engine:
         self.segments: list[Segment] = []
         self.shots_ok: list[str] = []
         self.shots_failed: list[str] = []
+        self.shot_counts: Counter[str] = Counter()  # "ok", "failed": all, not only those kept
         self.errors: list[str] = []
+        self.error_count = 0
         self.frame_errors = 0
         self.dispatched: Counter[str] = Counter()  # frames handled, per source
         self._fired = False
@@ -128,6 +132,8 @@ class Engine:
         self.runner = RuleRunner(self.rulebook, self.actions.run)
         self._scheduler: LiveScheduler | VirtualScheduler | None = None
         self._pumps: dict[str, asyncio.Task[None]] = {}
+        # Shot services replaced by a reload, finishing their queues; awaited at shutdown.
+        self._retiring: set[asyncio.Task[None]] = set()
         self._seen_sources: dict[str, Source] = {}
         self._ended: set[str] = set()
         self._stop: asyncio.Event | None = None
@@ -338,7 +344,7 @@ class Engine:
             raise
         except Exception as exc:
             message = f"source {name} failed: {exc}"
-            self.errors.append(message)
+            self._error(message)
             log.error("%s", message)
         self._ended.add(name)
         if self._accepting and self._pumps.get(name) is asyncio.current_task():
@@ -440,11 +446,15 @@ class Engine:
             log.info("recording stopped: %s (%s, %s messages)", data.get("path"), data.get("reason"),
                      data.get("records"))  # fmt: skip
         elif name == events.RECORDING_ERROR:
-            self.errors.append(f"recorder {data.get('recorder')}: {data.get('error')}")
+            self._error(f"recorder {data.get('recorder')}: {data.get('error')}")
         elif name == events.SHOT_SUCCESS:
-            self.shots_ok.append(str(data.get("path")))
+            self.shot_counts["ok"] += 1
+            if len(self.shots_ok) < MAX_FIRINGS:
+                self.shots_ok.append(str(data.get("path")))
         elif name == events.SHOT_ERROR:
-            self.shots_failed.append(f"{data.get('camera')}: {data.get('reason')}")
+            self.shot_counts["failed"] += 1
+            if len(self.shots_failed) < MAX_FIRINGS:
+                self.shots_failed.append(f"{data.get('camera')}: {data.get('reason')}")
         if not self._accepting:
             return
         for firing in self.rulebook.on_event(event):
@@ -464,6 +474,11 @@ class Engine:
             self.firings.append(firing)
         log.debug("rule %s fired: %s", firing.rule, firing.describe())
         self.runner.submit(firing)
+
+    def _error(self, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_FIRINGS:
+            self.errors.append(message)
 
     def _note(self, firing: Firing, what: str) -> None:
         if len(self.notes) < MAX_FIRINGS:
@@ -485,6 +500,11 @@ class Engine:
                 changes[kind] = sorted(names)
             return names
 
+        # A new shot service is built first: it is the step that fails on rules that load
+        # (a camera function that does not import), and failing here changes nothing.
+        cameras_changed = changed("cameras", old.cameras, rules.cameras)
+        replace_shots = bool(cameras_changed) or old.settings.shots != rules.settings.shots
+        new_shots = await self._start_shots(rules) if replace_shots else None
         self.rules = rules
         # Recorders: a changed recorder closes its segment and starts afresh.
         root_changed = old.settings.recordings != rules.settings.recordings
@@ -512,14 +532,19 @@ class Engine:
                     config = rules.sources[name]
                     source = build_source(name, config, self.clock, virtual=self.virtual)
                     self._start_source(name, source)
-        # Cameras and the shot saver: a new service; the old one finishes its queue.
-        cameras_changed = changed("cameras", old.cameras, rules.cameras)
-        if cameras_changed or old.settings.shots != rules.settings.shots:
+        # Cameras and the shot saver: the new service (built above); the old one finishes
+        # its queue.
+        if replace_shots:
             previous = self.shots
-            self.shots = await self._start_shots(rules)
-            self.actions.shots = self.shots
+            self.shots = new_shots
+            self.actions.shots = new_shots
             if previous is not None:
-                asyncio.get_running_loop().create_task(previous.aclose(graceful=True))
+                # Kept, so the task is neither garbage-collected mid-way nor forgotten at shutdown.
+                retiring = asyncio.get_running_loop().create_task(
+                    previous.aclose(graceful=True), name="retiring shot service"
+                )
+                self._retiring.add(retiring)
+                retiring.add_done_callback(self._retiring.discard)
         # Rules and schedules.
         changed("rules", old.rules, rules.rules)
         rulebook = Rulebook(rules.rules, rules.default_source())
@@ -547,15 +572,16 @@ class Engine:
             await self._stop_source(name)
         cancelled = await self.runner.stop(self.rules.settings.stop_timeout)
         if cancelled:
-            self.errors.append(f"{cancelled} rule runs did not finish in time and were cancelled")
+            self._error(f"{cancelled} rule runs did not finish in time and were cancelled")
         for name, recorder in self.recorders.items():
             try:
                 recorder.close("shutdown" if not self.virtual else "end")
             except Exception as exc:
-                self.errors.append(f"recorder {name} did not close cleanly: {exc}")
+                self._error(f"recorder {name} did not close cleanly: {exc}")
             self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
         if self.shots is not None:
             await self.shots.aclose(graceful=True, timeout=self.rules.settings.stop_timeout)
+        await self._close_retiring(graceful=True)
         summary = Summary(
             started=self.started_at,
             ended=self.clock.time(),
@@ -565,15 +591,30 @@ class Engine:
             segments=sorted(self.segments, key=lambda s: (s.first_time or 0.0, s.recorder)),
             shots_ok=list(self.shots_ok),
             shots_failed=list(self.shots_failed),
+            shot_counts=Counter(self.shot_counts),
             notes=list(self.notes),
             frames={name: self.dispatched[name] for name in self._seen_sources},
             errors=list(self.errors),
+            error_count=self.error_count,
             dry_run=self.dry_run,
         )
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
         return summary
+
+    async def _close_retiring(self, *, graceful: bool) -> None:
+        """Wait for shot services a reload replaced (up to ``stop_timeout``), or cut them short."""
+        tasks = list(self._retiring)
+        if not tasks:
+            return
+        if graceful:
+            _, pending = await asyncio.wait(tasks, timeout=self.rules.settings.stop_timeout)
+        else:
+            pending = {t for t in tasks if not t.done()}
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _abort(self) -> None:
         """An error or cancellation: close what is open so nothing recorded is lost."""
@@ -591,6 +632,7 @@ class Engine:
         if self.shots is not None:
             with contextlib.suppress(Exception):
                 await self.shots.aclose(graceful=False)
+        await self._close_retiring(graceful=False)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -56,7 +56,8 @@ async def watch_rules(
 ) -> None:
     """Reload ``paths`` into ``engine`` whenever a rule file changes, until ``stop`` is set.
 
-    ``on_result`` gets each outcome (the changes applied, or the ``RuleFileError``).
+    ``on_result`` gets each outcome: the changes applied, the ``RuleFileError``,
+    or the exception that applying valid rules raised.
     """
     from watchfiles import awatch
 
@@ -75,7 +76,14 @@ async def watch_rules(
             if on_result is not None:
                 on_result(exc)
             continue
-        applied = await engine.apply(rules)
+        try:
+            applied = await engine.apply(rules)
+        except Exception as exc:  # e.g. a new recordings folder that cannot be created
+            # The watcher must outlive one bad reload, or later edits are silently ignored.
+            log.exception("rule files changed but applying them failed; edit them again to retry")
+            if on_result is not None:
+                on_result(exc)
+            continue
         if applied:
             what = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in applied.items())
             log.info("rule files reloaded (%s)", what)

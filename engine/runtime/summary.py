@@ -53,12 +53,22 @@ class Summary:
     firings: list[Firing] = field(default_factory=list)
     firing_counts: Counter[str] = field(default_factory=Counter)
     segments: list[Segment] = field(default_factory=list)
-    shots_ok: list[str] = field(default_factory=list)
-    shots_failed: list[str] = field(default_factory=list)
+    shots_ok: list[str] = field(default_factory=list)  # paths, the first 100,000
+    shots_failed: list[str] = field(default_factory=list)  # "camera: reason", likewise
     notes: list[tuple[Firing, str]] = field(default_factory=list)
     frames: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     dry_run: bool = False
+    shot_counts: Counter[str] = field(default_factory=Counter)  # "ok", "failed": every shot
+    error_count: int | None = None  # every error, when more happened than ``errors`` keeps
+
+    @property
+    def shots_taken(self) -> int:
+        return max(self.shot_counts["ok"], len(self.shots_ok))
+
+    @property
+    def shot_failures(self) -> int:
+        return max(self.shot_counts["failed"], len(self.shots_failed))
 
     @property
     def seconds(self) -> float:
@@ -89,7 +99,7 @@ class Summary:
             shot_notes = [n for _, n in self.notes if n.startswith("shot ")]
             lines.append(f"shots that would be taken: {len(shot_notes)}")
         else:
-            lines.append(f"shots taken: {len(self.shots_ok)}, failed: {len(self.shots_failed)}")
+            lines.append(f"shots taken: {self.shots_taken}, failed: {self.shot_failures}")
         total = sum(self.firing_counts.values())
         lines.append(f"rule firings: {total}")
         for rule, count in sorted(self.firing_counts.items()):
@@ -102,4 +112,6 @@ class Summary:
                 lines.append(f"  {clock(f.time)} {f.rule} <- {f.describe()}")
         for error in self.errors:
             lines.append(f"error: {error}")
+        if self.error_count is not None and self.error_count > len(self.errors):
+            lines.append(f"... and {self.error_count - len(self.errors)} more errors")
         return "\n".join(lines)
