@@ -11,13 +11,13 @@ happens, because it decides what would have been recorded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
+from engine.processes import kill_tree, spawn_options
 from engine.rules.model import LogAction, RecordAction, Rule, RunAction, ShotAction
 from engine.runtime.rulebook import Firing
 
@@ -203,6 +203,7 @@ class ActionRunner:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                **spawn_options(),  # a timeout kills what the command started, too
             )
         except OSError as exc:
             self.command_failures += 1
@@ -212,7 +213,7 @@ class ActionRunner:
             async with asyncio.timeout(action.timeout):
                 out, err = await process.communicate()
         except TimeoutError:
-            await _kill(process)
+            await kill_tree(process)
             self.command_failures += 1
             log.error(
                 "rule %s: %s ran longer than %gs and was killed",
@@ -222,7 +223,7 @@ class ActionRunner:
             )
             return
         except asyncio.CancelledError:
-            await _kill(process)
+            await kill_tree(process)
             raise
         if process.returncode != 0:
             self.command_failures += 1
@@ -236,10 +237,3 @@ class ActionRunner:
             )
         elif out.strip():
             log.info("rule %s: %s: %s", firing.rule, argv[0], out.decode(errors="replace").strip())
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
-    with contextlib.suppress(Exception):
-        await process.wait()

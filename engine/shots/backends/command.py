@@ -10,14 +10,11 @@ output is the image. Secrets come from environment variables
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import shutil
-import signal
-import sys
 import tempfile
 from pathlib import Path
 
+from engine.processes import kill_tree, spawn_options
 from engine.shots.backends.base import BaseCamera, CaptureError, CaptureRequest, fill, redact
 from engine.shots.config import CommandCameraConfig, format_fields
 
@@ -29,18 +26,6 @@ def _tail(stderr: bytes) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     last = lines[-1] if lines else ""
     return last[-_STDERR_TAIL:]
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    """Kill the program and its children, and reap it."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            if sys.platform != "win32":
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
-    with contextlib.suppress(ProcessLookupError):
-        await proc.wait()
 
 
 class CommandCamera(BaseCamera):
@@ -83,7 +68,7 @@ class CommandCamera(BaseCamera):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE if output is None else asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
-                start_new_session=sys.platform != "win32",
+                **spawn_options(),
             )
         except FileNotFoundError:
             raise CaptureError(f"program not found: {program}", retryable=False) from None
@@ -92,7 +77,7 @@ class CommandCamera(BaseCamera):
         try:
             stdout, stderr = await proc.communicate()
         except BaseException:  # timeout (cancellation) or shutdown: leave no process behind
-            await _kill(proc)
+            await kill_tree(proc)
             raise
         if proc.returncode != 0:
             detail = redact(_tail(stderr), secrets)
