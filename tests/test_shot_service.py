@@ -172,6 +172,19 @@ async def test_async_callbacks_are_awaited(tmp_path: Path) -> None:
     assert seen == ["in_queue", "saving", "success"]
 
 
+async def test_closing_lets_async_callbacks_of_final_statuses_end(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    async def slow_cb(guid: str, state: str) -> None:
+        await asyncio.sleep(0.05)  # e.g. uploads the shot somewhere
+        seen.append(str(state))
+
+    async with ShotService({"cam": camera(ok)}, settings(tmp_path)) as service:
+        service.submit("cam", callback=slow_cb)
+        await service.drain()
+    assert seen[-1] == "success"  # aclose waited for it rather than dropping it
+
+
 async def test_bounded_queue_rejects_clearly_and_queues_nothing(tmp_path: Path) -> None:
     gate = asyncio.Event()
 

@@ -134,6 +134,8 @@ class ShotService:
         self._reserved: set[Path] = set()
         self._seq: dict[str, int] = {}
         self._running: set[asyncio.Task[None]] = set()
+        # Coroutine callbacks in progress: held here, since the loop keeps only weak references.
+        self._callbacks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -250,6 +252,7 @@ class ShotService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
             self._retention = None
+        await self._finish_callbacks(graceful, timeout)
         for camera in self._cameras.values():
             try:
                 await camera.aclose()
@@ -573,12 +576,28 @@ class ShotService:
             return
         if inspect.isawaitable(result) and self._loop is not None:
             runner = asyncio.ensure_future(result, loop=self._loop)
+            self._callbacks.add(runner)
             runner.add_done_callback(self._callback_done)
 
     def _callback_done(self, runner: asyncio.Future[Any]) -> None:
+        self._callbacks.discard(runner)
         if not runner.cancelled() and runner.exception() is not None:
             self.stats.callback_errors += 1
             logger.error("shot callback raised", exc_info=runner.exception())
+
+    async def _finish_callbacks(self, graceful: bool, timeout: float | None) -> None:
+        """Let coroutine callbacks of final statuses end (graceful), else cancel them."""
+        pending = set(self._callbacks)
+        if pending and graceful:
+            _, pending = await asyncio.wait(pending, timeout=5.0 if timeout is None else timeout)
+            if pending:
+                logger.warning(
+                    "shot saver: %d status callbacks still running; cancelled", len(pending)
+                )
+        for runner in pending:
+            runner.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # -- retention ---------------------------------------------------------
 
