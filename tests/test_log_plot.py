@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import os
 import sys
+import time
 import tracemalloc
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import tzlocal
 from click.testing import CliRunner
 from logfixtures import T0, active, hv, image, sim_session, write_recording
 from PIL import Image
@@ -18,7 +21,7 @@ from engine.logtools.cutmerge import cut
 from engine.logtools.export import export_csv
 from engine.logtools.info import summarize
 from engine.logtools.inputs import LogInput
-from engine.logtools.plot import collect
+from engine.logtools.plot import axis_zone, collect
 from engine.logtools.timerange import TimeRange
 from engine.recording.writer import RecordingWriter
 
@@ -115,3 +118,20 @@ def test_memory_stays_flat_on_a_big_recording(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert info.types["image"].count == 200
     assert peak < 8_000_000  # a few 1 MiB read buffers and frames, not 40 MB
+
+
+def test_the_time_axis_keeps_each_dates_own_utc_offset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    tzlocal.reload_localzone()
+    try:
+        zone = axis_zone(utc=False)
+        summer = datetime(2026, 7, 1, 12, tzinfo=UTC)
+        winter = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        assert summer.astimezone(zone).utcoffset() == timedelta(hours=2)
+        assert winter.astimezone(zone).utcoffset() == timedelta(hours=1)
+        assert axis_zone(utc=True) is UTC
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+        tzlocal.reload_localzone()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +112,23 @@ def plot(
     )
 
 
+def axis_zone(utc: bool) -> tzinfo:
+    """The zone of the time axis: UTC, or this machine's zone with its DST rules.
+
+    Not today's UTC offset: a summer recording plotted in winter would be drawn
+    an hour off.
+    """
+    if utc:
+        return UTC
+    from tzlocal import get_localzone
+
+    return get_localzone()
+
+
 def _draw(plt: Any, log: LogInput, timeline: Timeline, utc: bool, width: float) -> Any:
     import matplotlib.dates as mdates
 
-    tz = UTC if utc else datetime.now().astimezone().tzinfo
+    tz = axis_zone(utc)
     panels = timeline.panels()
     names = _panel_names(timeline)
     heights = [1.4 if n == "rates" else 1.0 for n in names]
