@@ -13,6 +13,7 @@ from engine.core.clock import ManualClock
 from engine.rules.loader import load_rules
 from engine.runtime import engine as engine_module
 from engine.runtime.engine import Engine
+from engine.shots.frame_cache import FrameCache
 from engine.shots.testing import make_jpeg
 
 T0 = 1_700_000_000.0
@@ -121,3 +122,18 @@ async def test_a_reload_that_fails_to_apply_changes_nothing_and_the_watcher_goes
     finally:
         engine.request_stop("test")
         await asyncio.wait_for(run, 10)
+
+
+async def test_frames_that_fail_are_counted_in_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: FrameCache, frame: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(FrameCache, "update", broken)
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules_text(tmp_path), encoding="utf-8")
+    summary = await Engine(load_rules([path], env={}), clock=ManualClock(T0)).run(duration=2)
+    handled = sum(summary.frames.values())
+    assert handled > 3
+    assert f"{handled} frame(s) could not be handled (see the log)" in summary.errors

@@ -582,6 +582,8 @@ class Engine:
         if self.shots is not None:
             await self.shots.aclose(graceful=True, timeout=self.rules.settings.stop_timeout)
         await self._close_retiring(graceful=True)
+        if self.frame_errors:  # only the first ones went to the log, with their tracebacks
+            self._error(f"{self.frame_errors} frame(s) could not be handled (see the log)")
         summary = Summary(
             started=self.started_at,
             ended=self.clock.time(),
