@@ -141,11 +141,6 @@ class Timeline:
 
     # -- read out ----------------------------------------------------------------
 
-    def bin_times(self) -> list[float]:
-        """Start time of each bin."""
-        assert self.start is not None
-        return [self.start + i * self.width for i in range(self.bins)]
-
     def rate_step(self, min_window: float = 1.0, max_points: int = 300) -> int:
         """How many bins to add up for a rate that does not flicker between 0 and 1/width.
 

@@ -195,10 +195,6 @@ class VirtualScheduler:
             self._push(key, after)
         return len(added), len(changed), len(removed)
 
-    def next_time(self) -> float | None:
-        self._discard_stale()
-        return self._heap[0][0] if self._heap else None
-
     def _discard_stale(self) -> None:
         heap = self._heap
         while heap and (heap[0][1] not in self._jobs or heap[0][2] != self._version[heap[0][1]]):
