@@ -628,9 +628,11 @@ class Engine:
                 await self._stop_source(name)
         with contextlib.suppress(Exception):
             await self.runner.stop(0)
-        for recorder in self.recorders.values():
-            with contextlib.suppress(Exception):
+        for name, recorder in self.recorders.items():
+            try:
                 recorder.close("aborted")
+            except Exception:  # said, not swallowed: the file may need `cuecap log repair`
+                log.exception("recorder %s did not close cleanly", name)
         if self.shots is not None:
             with contextlib.suppress(Exception):
                 await self.shots.aclose(graceful=False)
