@@ -137,3 +137,22 @@ async def test_frames_that_fail_are_counted_in_the_summary(
     handled = sum(summary.frames.values())
     assert handled > 3
     assert f"{handled} frame(s) could not be handled (see the log)" in summary.errors
+
+
+def test_a_recorder_whose_tick_keeps_failing_does_not_flood_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        name = "broken"
+
+        def tick(self, now: float) -> None:
+            raise OSError("disk gone")
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules_text(tmp_path), encoding="utf-8")
+    engine = Engine(load_rules([path], env={}), clock=ManualClock(T0))
+    engine.recorders["broken"] = Broken()
+    for i in range(1000):  # 100 s of ticks
+        engine._tick(T0 + i / 10)
+    logged = [r.getMessage() for r in caplog.records if "tick failed" in r.getMessage()]
+    assert logged == [f"recorder broken: tick failed ({n} times)" for n in (1, 10, 100, 1000)]

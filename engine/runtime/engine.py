@@ -119,6 +119,7 @@ class Engine:
         self.errors: list[str] = []
         self.error_count = 0
         self.frame_errors = 0
+        self._tick_failures: Counter[str] = Counter()
         self.dispatched: Counter[str] = Counter()  # frames handled, per source
         self._fired = False
         self.actions = ActionRunner(
@@ -388,7 +389,11 @@ class Engine:
             try:
                 recorder.tick(now)
             except Exception:
-                log.exception("recorder %s: tick failed", recorder.name)
+                # Ticks come ten times a second: a lasting fault is logged at 1, 10, 100...
+                self._tick_failures[recorder.name] += 1
+                failures = self._tick_failures[recorder.name]
+                if str(failures).rstrip("0") == "1":
+                    log.exception("recorder %s: tick failed (%d times)", recorder.name, failures)
 
     def _advance(self, now: float, *, inclusive: bool = True) -> None:
         """Virtual time: fire the schedules due up to ``now`` and tick recorders."""
