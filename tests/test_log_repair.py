@@ -189,3 +189,14 @@ def test_second_tail_backup_does_not_replace_the_first(rec: Path) -> None:
     assert report.tail_backup is not None
     assert report.tail_backup.name == "a.bin.tail.1.bak"
     assert report.tail_backup.read_bytes() == b"\x08\x07"
+
+
+def test_a_file_system_failure_is_a_clear_error_and_changes_nothing(rec: Path) -> None:
+    index_path(rec).unlink()  # something to repair
+    blocker = Path(f"{index_path(rec)}.repairing")
+    blocker.mkdir()  # the temporary index cannot be written
+    before = rec.read_bytes()
+    code, _, err = cuecap("log", "repair", rec)
+    assert code == 2
+    assert f"cuecap: error: {blocker}: cannot repair:" in err
+    assert rec.read_bytes() == before and not index_path(rec).exists()

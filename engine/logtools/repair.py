@@ -99,7 +99,26 @@ def repair(
     force: bool = False,
     progress: Progress | None = None,
 ) -> RepairReport:
-    """Repair the recording at ``path`` (see the module docstring); ``now`` is epoch seconds."""
+    """Repair the recording at ``path`` (see the module docstring); ``now`` is epoch seconds.
+
+    A file-system failure (a read-only folder, a full disk) is a ``LogToolError``
+    naming the file; what was there before is left as it was or kept as a backup.
+    """
+    try:
+        return _repair(path, now, dry_run=dry_run, force=force, progress=progress)
+    except OSError as exc:
+        where = exc.filename or path
+        raise LogToolError(f"{where}: cannot repair: {exc.strerror or exc}") from None
+
+
+def _repair(
+    path: str | os.PathLike[str],
+    now: float,
+    *,
+    dry_run: bool,
+    force: bool,
+    progress: Progress | None,
+) -> RepairReport:
     log = LogInput(path)
     reader = log.reader
     report = RepairReport(path=log.path, dry_run=dry_run)
