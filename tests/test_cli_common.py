@@ -110,3 +110,16 @@ def test_help_lists_every_command_on_one_untruncated_line_without_heavy_imports(
     assert any(x.startswith("  video ") for x in listed)
     assert not [x for x in listed if x.endswith("...")]
     assert out.strip().endswith("heavy: []")
+
+
+def test_an_output_that_cannot_be_written_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    for args in (
+        ("schema", "-o", str(blocker / "schema.json")),
+        ("graph", "moves", str(tmp_path), "-o", str(blocker / "moves.mmd")),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"cuecap: error: cannot write {blocker}" in result.stderr

@@ -1,7 +1,7 @@
 """``cuecap graph RECORDER [RULES...]``: draw a recorder's state machine.
 
-Exit codes as every command: 2 for rule files with errors or an unknown
-recorder, 1 when the picture cannot be drawn or written.
+Exit codes as every command: 2 for rule files with errors, an unknown
+recorder or an output that cannot be written, 1 when Graphviz cannot draw.
 """
 
 from __future__ import annotations
@@ -49,5 +49,5 @@ def graph(recorder: str, rules: tuple[Path, ...], output: Path | None) -> None:
         try:
             output.write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
-            fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_FAILED)
+            fail(f"cannot write {output}: {exc.strerror or exc}")
         click.echo(f"wrote {output}", err=True)

@@ -243,6 +243,9 @@ def schema(output: str | None) -> None:
 
     text = schema_text()
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}")
     else:
         click.echo(text, nl=False)

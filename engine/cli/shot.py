@@ -15,7 +15,15 @@ from typing import Any
 
 import click
 
-from engine.cli.common import DURATION, EXIT_FAILED, EXIT_OK, error, fail, load_rules_or_exit
+from engine.cli.common import (
+    DURATION,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    error,
+    fail,
+    load_rules_or_exit,
+)
 
 
 def _moment(text: str | None) -> float | None:
@@ -96,7 +104,7 @@ async def _take(
         await asyncio.to_thread(write_atomic, target, data, "cli")
     except OSError as exc:
         error(f"cannot write {target}: {exc.strerror or exc}")
-        return EXIT_FAILED
+        return EXIT_USAGE  # -o names a place that cannot be written: bad input
     click.echo(str(target))
     return EXIT_OK
 

@@ -197,7 +197,7 @@ def sim(
     except (SimConfigError, RecordingError) as exc:  # bad options or not a recording
         fail(str(exc))
     except OSError as exc:  # the port is taken, the interface does not exist
-        fail(str(exc), EXIT_FAILED)
+        fail(exc.strerror if exc.strerror and exc.filename is None else str(exc), EXIT_FAILED)
     except KeyboardInterrupt:  # where signal handlers are unavailable (Windows)
         click.echo("stopped")
         code = 0
