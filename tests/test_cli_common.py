@@ -123,3 +123,9 @@ def test_an_output_that_cannot_be_written_is_bad_input_not_a_traceback(tmp_path:
         result = invoke(*args)
         assert result.exit_code == 2, (args, result.output)
         assert f"cuecap: error: cannot write {blocker}" in result.stderr
+
+
+def test_replacing_an_output_is_force_everywhere() -> None:
+    assert "-f, --force, --overwrite" in invoke("record", "--help").stdout
+    for command in ("dump", "export", "frames", "plot", "video"):
+        assert "-f, --force" in invoke("log", command, "--help").stdout

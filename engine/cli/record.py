@@ -66,7 +66,12 @@ from engine.cli.common import (
     help="Give up after this many failed connection attempts in a row (default: never).",
 )
 @click.option(
-    "--overwrite", is_flag=True, help="Replace FILE (and its index and manifest) if it exists."
+    "-f",
+    "--force",
+    "--overwrite",
+    "overwrite",
+    is_flag=True,
+    help="Replace FILE (and its index and manifest) if it exists (as cuecap log's --force).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def record(
