@@ -26,6 +26,7 @@ from engine.shots import (
     UnknownCamera,
     status,
 )
+from engine.shots.service import ShotService
 from engine.shots.testing import HttpCameraServer, make_jpeg
 
 JPEG = make_jpeg()
@@ -265,3 +266,25 @@ def test_program_exit_finishes_queued_shots_and_abandons_far_future_ones(tmp_pat
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.split("\n")[:2]) == ["later error", "now success"]
     assert (tmp_path / "now.jpg").read_bytes().startswith(b"\xff\xd8")
+
+
+def test_a_saver_whose_loop_cannot_start_raises_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_start(self: ShotService) -> None:
+        raise RuntimeError("cannot start")
+
+    monkeypatch.setattr(ShotService, "start", broken_start)
+    outcome: list[BaseException] = []
+
+    def construct() -> None:
+        try:
+            ShotSaver(screenshots_folder=tmp_path)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=construct, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "ShotSaver() hung"
+    assert len(outcome) == 1 and "cannot start" in str(outcome[0])

@@ -75,9 +75,14 @@ class ShotSaver:
         self._service.default_callback = callback
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
+        self._start_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="cuecap-shot-saver", daemon=True)
         self._thread.start()
         self._started.wait()
+        if self._start_error is not None:
+            self._thread.join()
+            self._loop.close()
+            raise self._start_error
         self._closed = False
         _finish_at_exit(self)
 
@@ -273,8 +278,13 @@ class ShotSaver:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._service.start())
-        self._started.set()
+        try:
+            self._loop.run_until_complete(self._service.start())
+        except BaseException as exc:  # told to the constructor, which would wait for ever
+            self._start_error = exc
+            return
+        finally:
+            self._started.set()
         self._loop.run_forever()
 
     def _in_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
