@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procfs import gone
 
 from engine.shots import CaptureError, CaptureRequest, ShotsConfig, ShotService, camera_config
 from engine.shots.backends.command import CommandCamera
@@ -175,14 +176,6 @@ async def test_archive_argv_gets_the_time_and_live_without_archive_refuses(tmp_p
         await plain.capture(request(live=False, time=1.0))
 
 
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
-
-
 async def test_timeout_kills_the_program_and_its_children(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     cameras = {
@@ -198,8 +191,8 @@ async def test_timeout_kills_the_program_and_its_children(tmp_path: Path) -> Non
     assert result == "error" and "gave no shot within 1 s" in result.reason
     child = int(pids.read_text())
     deadline = time.monotonic() + 2
-    while not _gone(child) and time.monotonic() < deadline:
+    while not gone(child) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert _gone(child)
+    assert gone(child)
     assert not (tmp_path / "shots").exists() or not any((tmp_path / "shots").rglob("*.jpg"))
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("cuecap-shot-*/shot.jpg"))

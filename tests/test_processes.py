@@ -8,6 +8,8 @@ import sys
 from datetime import UTC
 from pathlib import Path
 
+from procfs import gone
+
 from engine.rules.model import Rule
 from engine.runtime.actions import ActionRunner
 from engine.runtime.rulebook import Firing
@@ -22,14 +24,6 @@ with open(sys.argv[1] + ".tmp", "w") as f:
 import os; os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 time.sleep(60)
 """
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
 
 
 async def test_a_cancelled_run_action_kills_the_commands_children_too(tmp_path: Path) -> None:
