@@ -7,8 +7,8 @@ shows. Side by side, in one run, best of ``--rounds``:
 
   (a) bare      ``<I`` length + bytes into a buffered file (the floor)
   (b) writer    ``RecordingWriter.write`` (records, index, counts)
-  (c) recorder  ``Recorder.feed``, recording, one message-type detector
-  (d) full      ``Recorder.feed``, recording, message + step (decodes) + rate detectors
+  (c) recorder  ``Recorder.feed``, one message-type detector, recording from the first move on
+  (d) full      the same with message + step (decodes) + rate detectors
   (e) idle      ``Recorder.feed``, idle: every message into the pre-roll, nothing written
 
 Every contender builds a ``Frame`` per message, as a source does. It also

@@ -32,6 +32,10 @@ _WIRE_LEN = 2  # length-delimited wire type: every oneof member is a message
 _TAG_KIND: dict[int, str] = {(number << 3) | _WIRE_LEN: name for number, name in KINDS.items()}
 
 
+_parse = PurpleDropEvent.FromString
+_PEEK: Any = object()  # Frame(kind=...) not given: read it off the first byte
+
+
 def peek_kind(raw: bytes) -> str | None:
     """The message type of a serialized ``PurpleDropEvent``, from its first tag byte.
 
@@ -48,18 +52,26 @@ class FrameDecodeError(ValueError):
 
 
 class Frame:
-    """One received message: raw bytes, receive time, sequence number, source name."""
+    """One received message: raw bytes, receive time, sequence number, source name.
 
-    __slots__ = ("_error", "_event", "_kind", "raw", "seq", "source", "time")
+    ``kind`` is read off the first byte when the frame is made (a source that
+    already looked at that byte passes it in): detectors and rules dispatch on
+    it for every frame, so it is a plain attribute, not a property.
+    """
 
-    def __init__(self, raw: bytes, time: float, seq: int, source: str = "") -> None:
+    __slots__ = ("_event", "kind", "raw", "seq", "source", "time")
+
+    def __init__(
+        self, raw: bytes, time: float, seq: int, source: str = "", kind: str | None = _PEEK
+    ) -> None:
         self.raw = raw
         self.time = time
         self.seq = seq
         self.source = source
-        self._kind: str | bool | None = False  # False: not peeked yet
-        self._event: PurpleDropEvent | None = None
-        self._error: str | None = None
+        if kind is _PEEK:
+            kind = _TAG_KIND.get(raw[0]) if raw else None
+        self.kind = kind
+        self._event: PurpleDropEvent | str | None = None  # the event, or why it does not decode
 
     def __repr__(self) -> str:
         return (
@@ -72,30 +84,20 @@ class Frame:
         return len(self.raw)
 
     @property
-    def kind(self) -> str | None:
-        """Message type (``"electrode_state"``, ``"image"``...), or None if unknown."""
-        kind = self._kind
-        if kind is False:
-            kind = self._kind = peek_kind(self.raw)
-        return kind  # type: ignore[return-value]
-
-    @property
     def event(self) -> PurpleDropEvent:
         """The decoded event (decoded once). Raises ``FrameDecodeError`` if invalid."""
         event = self._event
         if event is None:
-            if self._error is not None:
-                raise FrameDecodeError(self._error)
-            event = PurpleDropEvent()
             try:
-                event.ParseFromString(self.raw)
+                event = self._event = _parse(self.raw)
             except DecodeError as exc:
-                self._error = (
+                self._event = (
                     f"frame {self.seq} ({len(self.raw)} bytes) is not a PurpleDropEvent: {exc}"
                 )
-                raise FrameDecodeError(self._error) from None
-            self._event = event
-        return event
+                raise FrameDecodeError(self._event) from None
+        elif type(event) is str:
+            raise FrameDecodeError(event)
+        return event  # type: ignore[return-value]
 
     @property
     def valid(self) -> bool:
@@ -109,10 +111,16 @@ class Frame:
     @property
     def message(self) -> Any:
         """The inner message (e.g. the ``ActiveCapacitance``), or None."""
+        event = self._event
+        if event is None:
+            try:
+                event = self._event = _parse(self.raw)
+            except DecodeError:
+                event = self.event  # raises, with the error kept for next time
+        elif type(event) is str:
+            raise FrameDecodeError(event)
         kind = self.kind
-        if kind is None:
-            return None
-        return getattr(self.event, kind)
+        return getattr(event, kind) if kind is not None else None
 
     @property
     def timestamp(self) -> float | None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from engine.core.frame import Frame
 from engine.recorder.preroll import PreRoll
@@ -88,6 +88,7 @@ class RecordingPolicy:
         "cut",
         "failed_at",
         "first_activity",
+        "keep",
         "last_activity",
         "manual",
         "max_segment_bytes",
@@ -142,6 +143,10 @@ class RecordingPolicy:
         # The first hit of a min_activity group may be a whole window before the start.
         horizon = pre_roll + (activity_window if min_activity > 1 else 0.0)
         self.preroll = PreRoll(horizon, pre_roll_bytes)
+        # What an idle frame that is no activity needs, and all it needs: into the pre-roll.
+        self.keep: Callable[[Frame], None] = (
+            self.preroll.keep if self._exclude is None else self._keep_unless_excluded
+        )
         self._hits: deque[float] = deque()
         self.state = IDLE if enabled else DISABLED
         self.manual = False
@@ -177,7 +182,9 @@ class RecordingPolicy:
         state = self.state
         t = frame.time
         code = 0
-        if state is RECORDING or state is COOLING_DOWN:
+        if state is IDLE:  # almost every frame, in a real experiment
+            pass
+        elif state is RECORDING or state is COOLING_DOWN:
             if t <= self._ends:
                 if hit:
                     self.last_activity = t
@@ -199,11 +206,9 @@ class RecordingPolicy:
                 return code | WRITE
             self._end(REASON_POST_ROLL)
             code = STOP
-        elif state is not IDLE:
+        else:
             return 0
-        exclude = self._exclude
-        if exclude is None or frame.kind not in exclude:
-            self.preroll.push(t, frame.raw)
+        self.keep(frame)
         if not hit:
             return code
         first = t
@@ -223,6 +228,10 @@ class RecordingPolicy:
         self._ends = t + self.post_roll
         self._cools = t + self.quiet
         return code | START
+
+    def _keep_unless_excluded(self, frame: Frame) -> None:
+        if frame.kind not in self._exclude:  # type: ignore[operator]
+            self.preroll.keep(frame)
 
     def account(self, time: float, size: int) -> bool:
         """Count one record into the open segment; True: rotate to a new segment before it."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from engine.core.frame import Frame
+
 
 class PreRoll:
     """Records of the last ``seconds`` (inclusive), at most ``max_bytes`` of payload.
@@ -48,25 +50,26 @@ class PreRoll:
     def newest(self) -> float | None:
         return self._items[-1][0] if self._items else None
 
-    def push(self, time: float, raw: bytes) -> None:
-        """Keep one record and evict what fell out of either bound."""
+    def keep(self, frame: Frame) -> None:
+        """Keep one frame's record and evict what fell out of either bound (the hot path)."""
         items = self._items
-        size = len(raw)
-        if size > self.max_bytes:
-            # Larger than the whole budget: it cannot be kept, and nothing older is worth keeping.
-            self.dropped += len(items) + 1
-            items.clear()
-            self.bytes = 0
-            return
+        time = frame.time
+        raw = frame.raw
         items.append((time, raw))
-        total = self.bytes + size
+        total = self.bytes + len(raw)
         horizon = time - self.seconds
-        while items[0][0] < horizon:
+        while items[0][0] < horizon:  # stops at the newest record at the latest
             total -= len(items.popleft()[1])
-        while total > self.max_bytes:
-            total -= len(items.popleft()[1])
-            self.dropped += 1
+        if total > self.max_bytes:
+            # Oldest first; a record larger than the whole budget goes too, with all before it.
+            while total > self.max_bytes:
+                total -= len(items.popleft()[1])
+                self.dropped += 1
         self.bytes = total
+
+    def push(self, time: float, raw: bytes) -> None:
+        """Keep one record received at ``time`` (``keep`` takes a frame)."""
+        self.keep(Frame(raw, time, 0, kind=None))
 
     def take(self, since: float) -> list[tuple[float, bytes]]:
         """The records received at or after ``since``, oldest first; the ring is emptied."""

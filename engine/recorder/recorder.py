@@ -29,6 +29,7 @@ from engine.core.frame import Frame, Gap
 from engine.recorder.config import RecorderConfig
 from engine.recorder.decisions import (
     HOLD,
+    IDLE,
     QUIET,
     REASON_ERROR,
     REASON_MANUAL,
@@ -78,7 +79,7 @@ class Recorder:
         self.clock = clock
         self._emit = emit
         self.detectors = detectors if detectors is not None else build_detectors(config.activity)
-        self._detect = self.detectors if len(self.detectors) else None
+        self._checks = self.detectors.checks  # by message type; most types have none
         self.policy = RecordingPolicy(
             pre_roll=config.pre_roll,
             pre_roll_bytes=config.pre_roll_bytes,
@@ -91,6 +92,8 @@ class Recorder:
             enabled=config.enabled,
             retry_after=config.retry_after,
         )
+        self._on_frame = self.policy.on_frame
+        self._keep = self.policy.keep
         self.files = SegmentFiles(name, config, self.root)
         self.machine = RecorderMachine(
             name,
@@ -141,9 +144,16 @@ class Recorder:
 
     def feed(self, frame: Frame) -> None:
         """Take one frame of this recorder's source (in receive order)."""
-        detect = self._detect
-        hit = detect(frame) if detect is not None else None
-        code = self.policy.on_frame(frame, hit is not None)
+        check = self._checks.get(frame.kind)
+        hit = None if check is None else check(frame)
+        if hit is None and self.policy.state is IDLE:
+            self._keep(frame)  # all an idle frame that is no activity needs
+        else:
+            self._decide(frame, hit)
+
+    def _decide(self, frame: Frame, hit: str | None) -> None:
+        """``feed`` for a frame that is activity or arrives while recording: ask the policy."""
+        code = self._on_frame(frame, hit is not None)
         if code == WRITE:
             writer = self._writer
             try:
@@ -461,11 +471,21 @@ async def feed_source(recorder: Recorder, source: Source, *, max_frames: int | N
     benchmark); the engine has its own, which also runs rules. Ends after
     ``max_frames`` frames if given. ``run_session`` runs it with a tick.
     """
-    feed = recorder.feed
+    # Recorder.feed, inlined: a call less per frame, which shows at ~100k frames/s.
+    checks = recorder._checks.get
+    policy = recorder.policy
+    keep = recorder._keep
+    decide = recorder._decide
+    idle = IDLE
     left = max_frames if max_frames is not None else -1
     async for item in source:
         if type(item) is Frame:
-            feed(item)
+            check = checks(item.kind)
+            hit = None if check is None else check(item)
+            if hit is None and policy.state is idle:
+                keep(item)
+            else:
+                decide(item, hit)
             left -= 1
             if left == 0:
                 return STOP_COUNT

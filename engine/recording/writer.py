@@ -10,9 +10,11 @@ kernel page cache absorbs the flush. The buffers are flushed whenever
 from __future__ import annotations
 
 import json
+import math
 import os
+import struct
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,6 @@ from engine.recording.format import (
     INDEX_ENTRY,
     INDEX_MAGIC,
     MANIFEST_FORMAT,
-    MAX_RECORD,
     RECORD_HEADER,
     RecordingError,
     companion_paths,
@@ -56,12 +57,19 @@ class Manifest:
     format: str = MANIFEST_FORMAT
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=False)
+        # The fields as they are (no deep copy): a segment writes this twice at least.
+        return json.dumps(vars(self), indent=2, default=_jsonable)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -93,7 +101,7 @@ class RecordingWriter:
         self.path, self.index_path, self.manifest_path = companion_paths(path)
         self.flush_interval = flush_interval
         self.manifest_interval = manifest_interval
-        self.manifest = Manifest(
+        self._manifest = Manifest(
             path=str(self.path),
             recorder=recorder,
             source=source,
@@ -103,8 +111,11 @@ class RecordingWriter:
         )
         self._tag_counts = [0] * 257  # by first byte; 256: empty records
         self._offset = 0
+        self._last_time: float | None = None
         self._last_flush = opened_at
         self._last_manifest = opened_at
+        # Receive time from which the next write flushes; -inf: the first write sets it up.
+        self._flush_at = -math.inf
         self.closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,35 +150,42 @@ class RecordingWriter:
     def write(self, raw: bytes, time: float) -> None:
         """Append one record received at ``time``."""
         n = len(raw)
-        if n > MAX_RECORD:
-            raise RecordingError(f"{self.path}: a {n}-byte message does not fit a record")
         offset = self._offset
         try:
             write_data = self._write_data
             write_data(_pack_header(n))
             write_data(raw)
             self._write_index(_pack_entry(offset, time))
+        except struct.error:
+            raise RecordingError(f"{self.path}: a {n}-byte message does not fit a record") from None
         except OSError as exc:
             raise RecordingError(f"{self.path}: write failed: {exc.strerror or exc}") from None
         self._offset = offset + 4 + n
-        m = self.manifest
+        self._last_time = time
+        # Counted by first byte; records, counts and times reach the manifest when it is
+        # written: the hot path stays cheap.
+        self._tag_counts[raw[0] if n else 256] += 1
+        if time >= self._flush_at:
+            self._due(time)
+
+    def _due(self, time: float) -> None:
+        """The first record, or ``flush_interval`` has passed since the last flush."""
+        m = self._manifest
         if m.first_time is None:
             m.first_time = time
             if self._last_flush is None:
                 self._last_flush = self._last_manifest = time
-        m.last_time = time
-        m.records += 1
-        # Counted by first byte, named when the manifest is written: the hot path stays cheap.
-        self._tag_counts[raw[0] if n else 256] += 1
-        if time - self._last_flush >= self.flush_interval:  # type: ignore[operator]
-            self.flush(time)
+            self._flush_at = self._last_flush + self.flush_interval
+            if time < self._flush_at:
+                return
+        self.flush(time)
 
     def write_frame(self, frame: Frame) -> None:
         self.write(frame.raw, frame.time)
 
     def note_gap(self, gap: Gap) -> None:
         """Record that the source was disconnected between ``gap.start`` and ``gap.end``."""
-        self.manifest.gaps.append(
+        self._manifest.gaps.append(
             {
                 "start": gap.start,
                 "end": gap.end,
@@ -177,14 +195,14 @@ class RecordingWriter:
         )
 
     def note_activity(self, time: float) -> None:
-        m = self.manifest
+        m = self._manifest
         if m.first_activity is None:
             m.first_activity = time
         m.last_activity = time
 
     @property
     def records(self) -> int:
-        return self.manifest.records
+        return sum(self._tag_counts)
 
     @property
     def bytes(self) -> int:
@@ -202,6 +220,8 @@ class RecordingWriter:
             raise RecordingError(f"{self.path}: flush failed: {exc.strerror or exc}") from None
         if now is not None:
             self._last_flush = now
+            if self._last_time is not None:  # before the first record, write() sets it up
+                self._flush_at = now + self.flush_interval
             if self._last_manifest is None or now - self._last_manifest >= self.manifest_interval:
                 self._last_manifest = now
                 self._write_manifest()
@@ -212,8 +232,7 @@ class RecordingWriter:
             self.flush(now)
 
     def _write_manifest(self) -> None:
-        m = self.manifest
-        m.bytes = self._offset
+        m = self._sync()
         counts: Counter[str] = Counter()
         for tag, count in enumerate(self._tag_counts):
             if count:
@@ -226,12 +245,25 @@ class RecordingWriter:
                 f"{self.manifest_path}: cannot write manifest: {exc.strerror or exc}"
             ) from None
 
+    @property
+    def manifest(self) -> Manifest:
+        """What the recording holds so far (and, once closed, why it ended)."""
+        return self._sync()
+
+    def _sync(self) -> Manifest:
+        """The manifest with the counters the hot path keeps elsewhere."""
+        m = self._manifest
+        m.records = sum(self._tag_counts)
+        m.bytes = self._offset
+        m.last_time = self._last_time
+        return m
+
     def close(self, stop_reason: str = "", closed_at: float | None = None) -> Manifest:
         """Flush everything and write the final manifest. Safe to call twice."""
         if self.closed:
-            return self.manifest
+            return self._manifest
         self.closed = True
-        m = self.manifest
+        m = self._sync()
         m.stop_reason = stop_reason
         m.closed_at = closed_at if closed_at is not None else m.last_time
         m.complete = True

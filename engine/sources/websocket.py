@@ -149,7 +149,7 @@ class WebSocketSource:
         stats = self.stats
         now = self._now
         name = self.name
-        known = _KNOWN_PREFIXES
+        kinds = _KIND_OF_PREFIX.get
         try:
             while not self._closing.is_set():
                 gap = await self._connect()
@@ -162,11 +162,12 @@ class WebSocketSource:
                 try:
                     while True:
                         msg = await recv()
-                        if type(msg) is bytes and msg[:1] in known:
+                        kind = kinds(msg[:1])  # text frames (str) are no key: None too
+                        if kind is not None:
                             seq = stats.frames  # frames are numbered 0, 1, 2... as they arrive
                             stats.frames = seq + 1
                             stats.bytes += len(msg)
-                            yield Frame(msg, now(), seq, name)
+                            yield Frame(msg, now(), seq, name, kind)
                         else:
                             frame = self._odd(msg)
                             if frame is not None:
@@ -327,7 +328,7 @@ async def _close(ws: ClientConnection) -> None:
         raise
 
 
-# First bytes a PurpleDropEvent can start with (tags of its oneof members).
-_KNOWN_PREFIXES = frozenset(
-    bytes((tag,)) for tag in range(256) if peek_kind(bytes((tag,))) is not None
-)
+# First bytes a PurpleDropEvent can start with (tags of its oneof members) -> kind.
+_KIND_OF_PREFIX = {
+    bytes((tag,)): kind for tag in range(256) if (kind := peek_kind(bytes((tag,)))) is not None
+}
