@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.core.templates import PathEscapeError
+from engine.core.templates import PathEscapeError, safe_join
 from engine.shots.jpeg import jpeg_problem, jpeg_problem_thorough
 from engine.shots.paths import render_path, temp_path, unique_path, write_atomic
-from engine.shots.policy import CameraGate, RetryPolicy, plan_time
+from engine.shots.policy import CameraGate, InlineWrites, RetryPolicy, plan_time
 from engine.shots.queue import Outcome, ShotQueue, ShotTask
 from engine.shots.status import QueueFull, ShotStatus, StatusUpdate, Throttled, status
 from engine.shots.testing import make_jpeg
@@ -252,6 +252,24 @@ def test_render_path_fills_fields_then_dates_and_stays_inside_root(tmp_path: Pat
         render_path(tmp_path, "../..", "x.jpg", {}, WHEN)
 
 
+@given(
+    sub=st.text(alphabet="ab. /\\:|", max_size=6),
+    name=st.text(alphabet="ab. /\\:|C", max_size=6),
+)
+def test_render_path_is_safe_join_of_folder_and_name(sub: str, name: str) -> None:
+    """The one-component shortcut gives what safe_join gives, refusals included."""
+    root = Path("/shots/root")
+    try:
+        expected: Path | type[Exception] = safe_join(root, f"{sub}/{name}" if sub else name)
+    except PathEscapeError:
+        expected = PathEscapeError
+    try:
+        got: Path | type[Exception] = render_path(root, sub, name, {}, WHEN)
+    except PathEscapeError:
+        got = PathEscapeError
+    assert got == expected
+
+
 def test_unique_path_suffixes_taken_names(tmp_path: Path) -> None:
     p = tmp_path / "a.jpg"
     assert unique_path(p, set()) == p
@@ -273,6 +291,22 @@ def test_write_atomic_failure_leaves_nothing(tmp_path: Path) -> None:
         write_atomic(final, b"data", "abc")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shot.jpg"]
     assert final.is_dir()
+
+
+# -- where files are written -------------------------------------------------
+
+
+def test_inline_writes_for_small_files_until_a_write_is_slow() -> None:
+    w = InlineWrites(max_bytes=1000, slow=0.05, pause=5.0, max_pause=12.0)
+    assert w.inline(1000, 0.0) and not w.inline(1001, 0.0)
+    assert w.took(0.01, 0.0) is None and w.inline(10, 0.0)
+    assert w.took(0.2, 100.0) == 5.0  # slow: worker threads for 5 s
+    assert not w.inline(10, 104.9) and w.inline(10, 105.0)
+    assert w.took(0.2, 105.0) == 10.0  # slow again at once: twice as long
+    assert w.took(0.2, 115.0) == 12.0  # up to max_pause
+    assert not w.inline(10, 126.9) and w.inline(10, 127.0)
+    assert w.took(0.001, 127.0) is None  # a quick write: back to the short pause
+    assert w.took(0.2, 200.0) == 5.0
 
 
 # -- JPEG checks -------------------------------------------------------------

@@ -288,3 +288,102 @@ def test_a_saver_whose_loop_cannot_start_raises_instead_of_hanging(
     thread.join(10)
     assert not thread.is_alive(), "ShotSaver() hung"
     assert len(outcome) == 1 and "cannot start" in str(outcome[0])
+
+
+def test_saves_from_many_threads_keep_the_contract(tmp_path: Path) -> None:
+    """Requests decided in the callers' threads: order, one final each, pool bound, files."""
+    in_flight = [0, 0, 0]  # now, most, calls
+    lock = threading.Lock()
+
+    async def varying(request: CaptureRequest) -> bytes:
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+            in_flight[2] += 1
+            n = in_flight[2]
+        try:
+            await asyncio.sleep(0.0005 * (n % 3))
+            if n % 5 == 0:
+                raise CaptureError("flaky")
+            return JPEG
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    calls = Calls()
+    settings = ShotsConfig(backoff=0.001, backoff_max=0.002, pool_size=3, queue_size=2000)
+    paths: dict[str, Path] = {}
+    rejected = [0]
+    with ShotSaver(
+        cameras={"cam": PythonCamera("cam", varying)},
+        settings=settings,
+        screenshots_folder=tmp_path,
+        callback=calls,
+    ) as ss:
+
+        def burst() -> None:
+            for _ in range(150):
+                try:
+                    guid, path = ss.save("cam", file_name="{seq}.jpg")
+                except QueueFull:
+                    rejected[0] += 1
+                    continue
+                with lock:
+                    paths[guid] = path
+
+        threads = [threading.Thread(target=burst) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert ss.wait(20)
+        stats = ss.stats
+    assert rejected[0] == 0 and len(paths) == 600 and len(set(paths.values())) == 600
+    assert stats.max_in_flight <= 3 and in_flight[1] <= 3
+    for guid, path in paths.items():
+        history = calls.of(guid)
+        finals = [s for s in history if s in ("success", "error")]
+        assert history[0] == "in_queue" and history.count("in_queue") == 1
+        assert len(finals) == 1 and history[-1] == finals[0]
+        assert path.exists() == (finals[0] == "success")
+    assert calls.threads == {"cuecap-shot-saver"}
+
+
+def test_closing_while_other_threads_save_gives_every_accepted_shot_a_final_status(
+    tmp_path: Path,
+) -> None:
+    calls = Calls()
+    accepted: list[str] = []
+    refused = threading.Event()
+
+    async def slow(request: CaptureRequest) -> bytes:
+        await asyncio.sleep(0.002)
+        return JPEG
+
+    ss = ShotSaver(
+        2,
+        cameras={"cam": PythonCamera("cam", slow)},
+        screenshots_folder=tmp_path,
+        queue_size=10_000,
+        callback=calls,
+    )
+
+    def keep_saving() -> None:
+        while True:
+            try:
+                accepted.append(ss.save("cam", file_name="{seq}.jpg")[0])
+            except SaverClosed:
+                refused.set()
+                return
+
+    saver_thread = threading.Thread(target=keep_saving)
+    saver_thread.start()
+    while len(accepted) < 50:
+        threading.Event().wait(0.001)
+    ss.close(graceful=False)
+    saver_thread.join(10)
+    assert refused.is_set() and not saver_thread.is_alive()
+    finals = {g: [s for s in calls.of(g) if s in ("success", "error")] for g in accepted}
+    assert all(len(f) == 1 for f in finals.values()), "a shot without exactly one final status"
+    assert all(calls.of(g)[0] == "in_queue" for g in accepted)
+    assert any(f == ["error"] for f in finals.values())  # most were still waiting

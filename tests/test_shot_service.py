@@ -446,3 +446,81 @@ async def test_done_when_10000_flaky_requests(tmp_path: Path) -> None:
     assert flaky.max_in_flight <= pool and stats.max_in_flight <= pool
     assert len(files(tmp_path)) == successes
     assert len(rec.events) == 10_000
+
+
+async def test_small_files_are_written_in_place_large_or_after_a_slow_write_on_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import engine.shots.service as service_module
+
+    real = service_module.write_atomic
+    threads: list[str] = []
+
+    def recording(path: Path, data: bytes, task: str) -> None:
+        threads.append(threading.current_thread().name)
+        real(path, data, task)
+
+    monkeypatch.setattr(service_module, "write_atomic", recording)
+    caplog.set_level("WARNING", logger="engine.shots.service")
+    async with ShotService({"cam": camera(ok)}, settings(tmp_path)) as service:
+        service.inline_writes.max_bytes = len(JPEG)
+        assert (await service.shoot("cam")) == "success"  # small: on the loop's thread
+        service.inline_writes.max_bytes = len(JPEG) - 1
+        assert (await service.shoot("cam")) == "success"  # large: on a worker
+        service.inline_writes.max_bytes = len(JPEG)
+        service.inline_writes.slow = -1.0  # every write counts as slow
+        assert (await service.shoot("cam")) == "success"  # in place, found slow
+        assert (await service.shoot("cam")) == "success"  # so on a worker
+    loop_thread = threading.current_thread().name
+    assert threads[0] == threads[2] == loop_thread
+    assert threads[1].startswith("cuecap-shot-io") and threads[3].startswith("cuecap-shot-io")
+    assert any("shot files go to worker threads" in r.getMessage() for r in caplog.records)
+    assert len(files(tmp_path)) == 4
+
+
+async def test_a_relative_folder_follows_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    cfg = ShotsConfig(folder="shots", file_name="{seq}.jpg")
+    async with ShotService({"cam": camera(ok)}, cfg) as service:
+        _, first = service.submit("cam")
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        _, second = service.submit("cam")
+        await service.drain()
+    assert first == tmp_path / "shots" / "1.jpg" and first.exists()
+    assert second == tmp_path / "elsewhere" / "shots" / "2.jpg" and second.exists()
+
+
+def test_task_ids_are_unique_even_when_the_random_module_is_reseeded() -> None:
+    import random
+
+    from engine.shots.service import new_guid
+
+    random.seed(1)
+    first = new_guid()
+    random.seed(1)
+    assert new_guid() != first
+    assert len(first) == 32 and int(first, 16) >= 0
+
+
+async def test_a_shot_given_a_slot_by_another_thread_but_not_started_ends_at_hard_close(
+    tmp_path: Path,
+) -> None:
+    """The loop has not woken for it yet when closing: error, never a try."""
+    rec = Recorder()
+    service = ShotService({"cam": camera(ok)}, settings(tmp_path))
+    await service.start()
+    out: list[Any] = []
+    caller = threading.Thread(
+        target=lambda: out.append(service.submit("cam", callback=rec.callback))
+    )
+    caller.start()
+    caller.join()  # the loop's thread is held here: the request waits for it
+    guid, path = out[0]
+    assert service.snapshot().in_flight == 1 and rec.statuses == {}
+    await service.aclose(graceful=False)
+    assert rec.statuses[guid] == ["in_queue", "error"]
+    assert rec.reasons[guid] == "saver closed before the shot started"
+    assert service.snapshot().in_flight == 0 and not path.exists()

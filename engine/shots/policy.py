@@ -1,10 +1,13 @@
-"""Retry and per-camera limits: decisions only, time passed in.
+"""Retry, per-camera limits, where files are written: decisions only, time passed in.
 
 The seed retried at once, which hammers a camera that just failed; here a retry
 waits an exponentially growing delay with jitter, so many shots failing
 together do not come back together. Per-camera limits are what the seed's
 users wrote by hand: at most N shots of a camera at once, and at most one per
 period (refusing the extra requests, or spacing them out).
+
+``InlineWrites`` decides whether a shot file is written on the loop's thread;
+see its docstring for the measurements behind it.
 """
 
 from __future__ import annotations
@@ -106,3 +109,49 @@ def plan_time(
     if dt >= now:
         return dt, True, max(earliest, dt)
     return dt, now - dt <= live_window, earliest
+
+
+@dataclass(slots=True)
+class InlineWrites:
+    """Whether a shot's file is written on the event loop's thread, or on a worker thread.
+
+    Measured on a 2-core machine with a 5 KB JPEG: creating, writing and renaming
+    the file takes 40-60 us in page cache (120 us for 256 KB), while handing it
+    to a worker thread and back costs 120-250 us of wake-ups, plus GIL hand-overs
+    on each of the worker's four system calls while the loop is busy: saving
+    10,000 queued shots cost 370 us of CPU per shot that way against 150 us
+    written in place, and the loop ran at half the rate. So small files are
+    written in place, and large ones (``max_bytes``) go to a worker, where the
+    copy would hold the loop for longer than the hand-over costs.
+
+    A disk that stalls (a network share, write-back throttling, a journal
+    commit: one write in a burst of 10,000 took 120 ms on that machine) stalls
+    the whole loop, so a write slower than ``slow`` seconds sends writes to
+    worker threads for ``pause`` seconds, twice as long after each slow write
+    that follows (up to ``max_pause``), back to ``pause`` after a quick one.
+    ``slow`` is well above what a quick disk can show: each of the four system
+    calls lets other Python threads take the GIL, and getting it back may wait
+    a switch interval (5 ms) each, so a busy program sees 20 ms writes that say
+    nothing about the disk.
+    """
+
+    max_bytes: int = 256 * 1024
+    slow: float = 0.050
+    pause: float = 5.0
+    max_pause: float = 300.0
+    resume_at: float = float("-inf")
+    next_pause: float = 0.0
+
+    def inline(self, size: int, now: float) -> bool:
+        """Write ``size`` bytes on the loop's thread at ``now``?"""
+        return size <= self.max_bytes and now >= self.resume_at
+
+    def took(self, seconds: float, now: float) -> float | None:
+        """An in-place write took ``seconds``: the pause it starts, or None when it was quick."""
+        if seconds <= self.slow:
+            self.next_pause = self.pause
+            return None
+        pause = max(self.next_pause, self.pause)
+        self.resume_at = now + pause
+        self.next_pause = min(pause * 2, self.max_pause)
+        return pause

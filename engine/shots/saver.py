@@ -1,9 +1,11 @@
 """``ShotSaver``: the seed's synchronous interface, on top of ``ShotService``.
 
 Plain scripts call ``save``/``get`` from their own thread; the saver runs its
-event loop in a background thread, as the seed's ``EventRecorder`` does, and
-``save`` hands the request over and returns ``(task_guid, path)`` as soon as
-the loop has accepted (or refused) it. Status callbacks run on that background
+event loop in a background thread, as the seed's ``EventRecorder`` does.
+``save`` decides in the caller's thread (the service's ``submit`` is
+thread-safe) and returns ``(task_guid, path)`` without waiting for the loop:
+a refusal is raised at once, and the loop is woken once for a whole burst of
+requests instead of a round trip per request. Status callbacks run on that background
 thread, in order per task; keep them quick (hand slow work to a thread).
 A callback may itself call ``save``. At interpreter exit, shots still queued
 are finished (bounded by their timeouts) so a short script does not lose them.
@@ -174,8 +176,9 @@ class ShotSaver:
         ``file_name`` a template (strftime and ``{camera}``, ``{server}``...).
         Raises ``QueueFull`` when too many shots wait, ``UnknownCamera``...
         """
-        guid, path = self._in_loop(
-            self._service.submit,
+        if self._closed:
+            raise SaverClosed("shot saver is closed")
+        guid, path = self._service.submit(
             channel,
             dt=dt,
             figures=figures,
@@ -203,8 +206,9 @@ class ShotSaver:
         """
         if callback is None:
             raise TypeError("get() needs a callback: it receives the image bytes or a ShotFailed")
-        guid, _ = self._in_loop(
-            self._service.submit,
+        if self._closed:
+            raise SaverClosed("shot saver is closed")
+        guid, _ = self._service.submit(
             channel,
             dt=dt,
             figures=figures,

@@ -6,8 +6,13 @@ timer for the next retry or delayed start), runs each try as a task, and turns
 outcomes into status callbacks and engine events. There is no polling: a shot
 is reported the moment its backend returns and its file is renamed into place.
 
-All methods except the coroutines are called on the loop's thread. The
-synchronous ``ShotSaver`` wraps this class for plain code.
+All methods except the coroutines and ``submit`` are called on the loop's
+thread. ``submit`` may also be called from other threads (the synchronous
+``ShotSaver`` does): it decides at once, under a lock, what the seed's callers
+need back (the task id and path, or a refusal), and even claims a free slot;
+the loop is then woken once for every request that arrived since its last
+wake, not once per request, and announces them (``in_queue``) before it starts
+any of them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import logging
 import os
 import random as _random
 import socket
-import uuid
+import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +43,7 @@ from engine.shots.config import PATH_FIELDS, ShotsConfig
 from engine.shots.frame_cache import FrameCache
 from engine.shots.jpeg import jpeg_problem, jpeg_problem_thorough
 from engine.shots.paths import moment, render_path, unique_path, write_atomic, zone
-from engine.shots.policy import RetryPolicy, plan_time
+from engine.shots.policy import InlineWrites, RetryPolicy, plan_time
 from engine.shots.queue import Outcome, ShotQueue, ShotTask
 from engine.shots.status import (
     SaverClosed,
@@ -56,9 +62,33 @@ _MAX_THREADS = 64
 
 
 @functools.lru_cache(maxsize=64)
-def _root(folder: str, cwd: str) -> Path:
-    """The screenshots folder as an absolute path (``cwd`` is part of the cache key)."""
-    return Path(cwd, Path(folder).expanduser())
+def _folder(folder: str) -> Path:
+    return Path(folder).expanduser()
+
+
+def _root(folder: str) -> Path:
+    """The screenshots folder as an absolute path.
+
+    A relative folder follows the working directory at each request; an absolute
+    one costs no system call (``getcwd`` lets other threads take the GIL).
+    """
+    path = _folder(folder)
+    return path if path.is_absolute() else Path(os.getcwd(), path)
+
+
+_GUIDS = _random.Random()  # its own generator: seeding the random module does not repeat ids
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_GUIDS.seed)
+
+
+def new_guid() -> str:
+    """A random task id (32 hex digits, as ``uuid4().hex``).
+
+    A generator seeded from the OS (again after ``fork``) rather than
+    ``os.urandom`` on each request: a task id must be unique, not secret, and
+    that system call lets other threads take the GIL mid-request.
+    """
+    return f"{_GUIDS.getrandbits(128):032x}"
 
 
 def to_epoch(dt: When) -> float | None:
@@ -127,9 +157,17 @@ class ShotService:
         # a hung camera function must never stall the writing of other shots.
         self._workers = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-camera")
         self._io = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-shot-io")
+        self.inline_writes = InlineWrites()  # where files are written; tunable
         self._cameras: dict[str, Camera] = {}
         for name, camera in (cameras or {}).items():
             self.add_camera(name, camera)
+        # Guards what ``submit`` touches from other threads: the queue, the
+        # tasks, reserved paths, counters and the hand-over lists below.
+        self._lock = threading.Lock()
+        self._announce: list[ShotTask] = []  # accepted, in_queue not told yet
+        self._starting: list[ShotTask] = []  # given a slot off the loop, not started yet
+        self._wake_pending = False
+        self._loop_thread: int | None = None
         self._tasks: dict[str, ShotTask] = {}
         self._reserved: set[Path] = set()
         self._seq: dict[str, int] = {}
@@ -196,6 +234,7 @@ class ShotService:
         if self._closed:
             raise SaverClosed("shot saver is closed")
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         retention = self.settings.retention
         if retention is not None and self._retention is None:
             self._retention = self._loop.create_task(self._retention_loop())
@@ -221,7 +260,8 @@ class ShotService:
         """
         if self._closed:
             return
-        self._closing = True
+        with self._lock:
+            self._closing = True
         if graceful and self._loop is not None:
             try:
                 async with asyncio.timeout(timeout):
@@ -234,8 +274,19 @@ class ShotService:
                 )
         self._abandon = True
         now = self.clock.time()
-        for task in self._queue.remove_waiting():
-            task.reason = "saver closed before the shot started"
+        reason = "saver closed before the shot started"
+        with self._lock:
+            announce, self._announce = self._announce, []
+            # Given a slot by another thread but not started: they never ran.
+            unstarted, self._starting = self._starting, []
+            for task in unstarted:
+                self._queue.done(task, now, reason, retryable=False)
+                task.tries -= 1
+            unstarted.extend(self._queue.remove_waiting())
+        for task in announce:
+            self._status(task, ShotStatus.in_queue, task.created)
+        for task in sorted(unstarted, key=lambda t: t.order):
+            task.reason = reason
             task.state = ShotStatus.error
             self._final(task, None, now)
         running = list(self._running)
@@ -289,29 +340,55 @@ class ShotService:
         bytes go to ``deliver(bytes)`` instead of a file, or a ``ShotFailed``.
         Raises ``QueueFull``, ``Throttled``, ``UnknownCamera``, ``SaverClosed``,
         or ``TemplateError``/``PathEscapeError`` for a bad name; nothing is queued then.
+
+        On the loop's thread (or before ``start``) the ``in_queue`` status is
+        told before this returns. From another thread it is told on the loop,
+        still before the shot's first ``saving``.
         """
-        if self._closing:
-            raise SaverClosed("shot saver is closing; no new shots")
-        try:
-            cam = self._camera(camera)
-            task = self._new_task(
-                cam, dt, file_name, folder, root, fields, figures, deliver, task_guid
-            )
-            task.context = _Context(
-                callback or self.default_callback, deliver, dict(fields or {}), to_epoch(dt)
-            )
-            self._queue.add(task, task.created)
-        except Exception:
-            self.stats.rejected += 1
-            raise
-        self._seq[cam.name] = task.seq
-        if task.path is not None:
-            self._reserved.add(task.path)
-        self._tasks[task.guid] = task
-        self._idle.clear()
-        self.stats.submitted += 1
-        self._status(task, ShotStatus.in_queue, task.created)
-        self._pump()
+        loop = self._loop
+        off_loop = loop is not None and threading.get_ident() != self._loop_thread
+        with self._lock:
+            if self._closing:
+                raise SaverClosed("shot saver is closing; no new shots")
+            queue = self._queue
+            queue.pool_size = self.settings.pool_size
+            queue.queue_size = self.settings.queue_size
+            try:
+                cam = self._camera(camera)
+                task = self._new_task(
+                    cam, dt, file_name, folder, root, fields, figures, deliver, task_guid
+                )
+                task.context = _Context(
+                    callback or self.default_callback,
+                    deliver,
+                    dict(fields) if fields else {},
+                    to_epoch(dt),
+                )
+                queue.add(task, task.created)
+            except Exception:
+                self.stats.rejected += 1
+                raise
+            self._seq[cam.name] = task.seq
+            if task.path is not None:
+                self._reserved.add(task.path)
+            self._tasks[task.guid] = task
+            self._idle.clear()
+            self.stats.submitted += 1
+            self._announce.append(task)
+            wake = False
+            if off_loop and not self._closed:
+                # Claim a free slot now, so a full queue is refused as it would be on
+                # the loop; the loop starts the task when it wakes.
+                self._starting.extend(queue.take(task.created))
+                wake = not self._wake_pending
+                self._wake_pending = True
+        if not off_loop:
+            self._pump()
+        elif wake:
+            assert loop is not None
+            # Closed meanwhile: closing already gave this task its final status.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._on_wake)
         return task.guid, task.path
 
     def _new_task(
@@ -329,7 +406,7 @@ class ShotService:
         s, cfg = self.settings, cam.config
         now = self.clock.time()
         shot_time, live, not_before = plan_time(to_epoch(dt), now, s.buffer_ts, cfg.live_window)
-        guid = task_guid or uuid.uuid4().hex
+        guid = task_guid or new_guid()
         if guid in self._tasks:
             raise ValueError(f"task guid {guid!r} is already in use")
         seq = self._seq.get(cam.name, 0) + 1
@@ -346,7 +423,7 @@ class ShotService:
                 task=guid,
                 figures="figures" if figures else "",
             )
-            base = _root(str(root if root is not None else s.folder), os.getcwd())
+            base = _root(str(root if root is not None else s.folder))
             sub = (
                 folder
                 if folder is not None
@@ -408,19 +485,45 @@ class ShotService:
 
     # -- the machinery -----------------------------------------------------
 
+    def _pump_soon(self) -> None:
+        """Pump once in the next loop iteration: all tries that end together share it."""
+        with self._lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        assert self._loop is not None
+        self._loop.call_soon(self._on_wake)
+
+    def _on_wake(self) -> None:
+        """Requests arrived from other threads, or tries ended (one pump for all of them)."""
+        with self._lock:
+            self._wake_pending = False
+        self._pump()
+
     def _pump(self) -> None:
+        """Tell ``in_queue`` for new requests, then start what may start, then arm the timer."""
         loop = self._loop
-        if loop is None or self._closed:
+        with self._lock:
+            announce, self._announce = self._announce, []
+            if loop is None or self._closed:
+                starts: list[ShotTask] = []
+                wake = None
+            else:
+                queue = self._queue
+                queue.pool_size = self.settings.pool_size
+                queue.queue_size = self.settings.queue_size
+                now = self.clock.time()
+                starts, self._starting = self._starting, []
+                starts.extend(queue.take(now))
+                wake = queue.next_wake(now)
+        for task in announce:
+            self._status(task, ShotStatus.in_queue, task.created)
+        if loop is None or not (starts or wake is not None):
             return
-        queue = self._queue
-        queue.pool_size = self.settings.pool_size
-        queue.queue_size = self.settings.queue_size
-        now = self.clock.time()
-        for task in queue.take(now):
+        for task in starts:
             runner = loop.create_task(self._attempt(task))
             self._running.add(runner)
             runner.add_done_callback(self._running.discard)
-        wake = queue.next_wake(now)
         if wake is not None:
             if self._timer is not None and self._timer_at <= wake and not self._timer.cancelled():
                 return
@@ -482,7 +585,29 @@ class ShotService:
         return data
 
     async def _write(self, path: Path, data: bytes, guid: str) -> None:
-        """Write through a temporary name; a shutdown mid-write waits for it (it is quick)."""
+        """Write through a temporary name: in place when small and the disk is quick.
+
+        ``InlineWrites`` says why. A shutdown mid-write in a worker thread waits
+        for it (it is quick), so a file is either complete or absent.
+        """
+        placement = self.inline_writes
+        started = time.monotonic()
+        if placement.inline(len(data), started):
+            try:
+                write_atomic(path, data, guid)
+            except OSError as exc:
+                raise CaptureError(f"cannot write {path}: {exc.strerror or exc}") from None
+            finally:
+                now = time.monotonic()
+                pause = placement.took(now - started, now)
+                if pause is not None:
+                    logger.warning(
+                        "writing %s took %.0f ms; shot files go to worker threads for %g s",
+                        path,
+                        1000 * (now - started),
+                        pause,
+                    )
+            return
         future = asyncio.get_running_loop().run_in_executor(
             self._io, write_atomic, path, data, guid
         )
@@ -500,7 +625,8 @@ class ShotService:
         self, task: ShotTask, error: str | None, retryable: bool, data: bytes | None
     ) -> None:
         now = self.clock.time()
-        outcome, at = self._queue.done(task, now, error, retryable and not self._abandon)
+        with self._lock:
+            outcome, at = self._queue.done(task, now, error, retryable and not self._abandon)
         if outcome is Outcome.retry:
             self.stats.retries += 1
             logger.info(
@@ -515,13 +641,16 @@ class ShotService:
         else:
             self._final(task, data, now)
         if not self._closed:
-            self._pump()
+            self._pump_soon()
 
     def _final(self, task: ShotTask, data: bytes | None, now: float) -> None:
         ctx: _Context = task.context
-        self._tasks.pop(task.guid, None)
-        if task.path is not None:
-            self._reserved.discard(task.path)
+        with self._lock:
+            self._tasks.pop(task.guid, None)
+            if task.path is not None:
+                self._reserved.discard(task.path)
+            if not self._tasks:
+                self._idle.set()
         ok = task.state is ShotStatus.success
         if ok:
             self.stats.succeeded += 1
@@ -533,6 +662,8 @@ class ShotService:
         if ctx.deliver is not None:
             result: Any = data if ok else ShotFailed(task.guid, task.camera, task.reason)
             self._call(ctx.deliver, result)
+        if self.emit is discard:
+            return
         event = {
             **ctx.fields,
             "camera": task.camera,
@@ -547,8 +678,6 @@ class ShotService:
             self.emit(EngineEvent(SHOT_SUCCESS if ok else SHOT_ERROR, now, event))
         except Exception:
             logger.exception("emitting the event of shot %s failed", task.guid)
-        if not self._tasks:
-            self._idle.set()
 
     def _status(self, task: ShotTask, state: ShotStatus, now: float) -> None:
         callback = task.context.callback
@@ -574,7 +703,7 @@ class ShotService:
             self.stats.callback_errors += 1
             logger.exception("shot callback %r raised", fn)
             return
-        if inspect.isawaitable(result) and self._loop is not None:
+        if result is not None and inspect.isawaitable(result) and self._loop is not None:
             runner = asyncio.ensure_future(result, loop=self._loop)
             self._callbacks.add(runner)
             runner.add_done_callback(self._callback_done)
