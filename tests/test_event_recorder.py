@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import resource
 import runpy
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from full_disk import full_disk_after
 from scripted_server import ScriptedServer, sample_events
 
 from engine.compat import EventRecorder
@@ -212,24 +211,14 @@ def test_demo_runs_against_the_simulator(
         assert manifest is not None and manifest["complete"] and manifest["records"] > 0
 
 
-@pytest.fixture
-def file_size_limit() -> Iterator[int]:
-    """Writes past 256 KiB fail with EFBIG, as on a full disk (the signal is ignored)."""
-    limit = 256 * 1024
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
-def test_write_error_ends_the_recording(tmp_path: Path, file_size_limit: int) -> None:
+def test_write_error_ends_the_recording(tmp_path: Path) -> None:
     script = sample_events(10, image_every=2, image_size=20_000)
     server = ScriptedServer(script, then="repeat", interval=0.0005)
-    with server.threaded(), EventRecorder(server.uri, backoff=FAST) as rec:
+    with (
+        server.threaded(),
+        EventRecorder(server.uri, backoff=FAST) as rec,
+        full_disk_after(256 * 1024),
+    ):
         rec.start(tmp_path / "a.bin")
         wait_until(lambda: not rec.recording)  # ended by itself, the thread lives on
         assert rec.thread.is_alive() and rec.recorder.state == "error"

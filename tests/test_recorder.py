@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from full_disk import full_disk_after
 from recorder_streams import frame, read_segments
 
 from engine.core.clock import ManualClock
@@ -294,29 +292,16 @@ async def test_manual_start_after_error_tries_again(tmp_path: Path) -> None:
     assert rig.recorder.state == "recording"
 
 
-@pytest.fixture
-def file_size_limit() -> Iterator[int]:
-    """Writes past 256 KiB fail with EFBIG, as on a full disk (the signal is ignored)."""
-    limit = 256 * 1024
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
-def test_full_disk_keeps_what_was_written_and_reports(tmp_path: Path, file_size_limit: int) -> None:
+def test_full_disk_keeps_what_was_written_and_reports(tmp_path: Path) -> None:
     rig = Rig(tmp_path, pre_roll=0, post_roll=100, flush_interval=0.01)
-    rig.feed("electrode_state", 100.0)
-    t = 100.0
-    for _ in range(100):  # 100 x 20 KB: far past the limit
-        t += 0.1
-        rig.feed("image", t, size=20_000)
-        if rig.recorder.state == "error":
-            break
+    with full_disk_after(256 * 1024):
+        rig.feed("electrode_state", 100.0)
+        t = 100.0
+        for _ in range(100):  # 100 x 20 KB: far past the limit
+            t += 0.1
+            rig.feed("image", t, size=20_000)
+            if rig.recorder.state == "error":
+                break
     assert rig.recorder.state == "error"
     [error] = [e for e in rig.events if e.name == RECORDING_ERROR]
     assert "File too large" in error.data["error"] or "write failed" in error.data["error"]

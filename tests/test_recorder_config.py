@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from engine.recorder.config import RecorderConfig, parse_duration, parse_size
+from engine.core.units import parse_duration, parse_size
+from engine.recorder.config import RecorderConfig
 
 
 def first_error(data: dict[str, Any]) -> tuple[tuple[Any, ...], str]:

@@ -112,11 +112,11 @@ class Frame:
     def message(self) -> Any:
         """The inner message (e.g. the ``ActiveCapacitance``), or None."""
         event = self._event
-        if event is None:
+        if event is None:  # the usual first look: decoded here, a property call less
             try:
                 event = self._event = _parse(self.raw)
             except DecodeError:
-                event = self.event  # raises, with the error kept for next time
+                event = self.event  # raises FrameDecodeError, and keeps why for next time
         elif type(event) is str:
             raise FrameDecodeError(event)
         kind = self.kind

@@ -12,18 +12,15 @@ Durations accept seconds (``2.5``) or text (``"500ms"``, ``"2s"``, ``"1.5min"``,
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    WithJsonSchema,
     model_validator,
 )
 
@@ -31,74 +28,10 @@ from engine.core.condition import Condition
 from engine.core.fieldpath import FieldPath, unknown_kind_message
 from engine.core.frame import KIND_NAMES
 from engine.core.templates import Template, safe_join
+from engine.core.units import ByteSize, Duration
 
 # Fields a recorder's folder and file-name templates may use.
 TEMPLATE_FIELDS: frozenset[str] = frozenset({"recorder", "source", "seq", "part", "reason"})
-
-_DURATION = re.compile(
-    r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*(ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\s*\Z"
-)
-_DURATION_UNITS = {
-    None: 1.0,
-    "ms": 0.001,
-    "s": 1.0,
-    "sec": 1.0,
-    "secs": 1.0,
-    "second": 1.0,
-    "seconds": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "mins": 60.0,
-    "minute": 60.0,
-    "minutes": 60.0,
-    "h": 3600.0,
-    "hour": 3600.0,
-    "hours": 3600.0,
-}
-_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*\Z")
-_SIZE_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4}
-
-
-def parse_duration(value: Any) -> Any:
-    """Seconds from a number or text like ``"500ms"``, ``"2s"``, ``"1.5min"``, ``"1h"``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or text like '2s', not true/false")
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(
-                f"{value!r} is not a duration; write seconds (2.5) or e.g. '500ms', '2s', '1min', '1h'"
-            )
-        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    return value
-
-
-def parse_size(value: Any) -> Any:
-    """Bytes from a number or text like ``"64MiB"``, ``"10MB"``, ``"512k"`` (k = 1000, Ki = 1024)."""
-    if isinstance(value, bool):
-        raise ValueError("a size is a number of bytes or text like '64MiB', not true/false")
-    if isinstance(value, str):
-        match = _SIZE.match(value)
-        if match is None:
-            raise ValueError(
-                f"{value!r} is not a size; write bytes (1000000) or e.g. '512KiB', '64MiB', '1GB'"
-            )
-        number = float(match.group(1))
-        unit = match.group(2) or ""
-        if unit.lower() in ("", "b"):
-            return int(number)
-        base = 1024 if "i" in unit.lower() else 1000
-        return int(number * base ** _SIZE_POWERS[unit[0].lower()])
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-_NUMBER_OR_TEXT = WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]})
-Duration = Annotated[float, BeforeValidator(parse_duration), _NUMBER_OR_TEXT]
-"""Seconds; rule files may write ``2.5`` or ``"2.5s"``, ``"500ms"``, ``"1min"``."""
-ByteSize = Annotated[int, BeforeValidator(parse_size), _NUMBER_OR_TEXT]
-"""Bytes; rule files may write ``1000000`` or ``"1MB"``, ``"64MiB"``."""
 
 
 def _check_kind(value: str) -> str:

@@ -197,31 +197,19 @@ class StepDetector(_FieldDetector):
         self.direction = direction
         self._previous: float | None = None
 
-    def check(self, frame: Frame) -> str | None:
-        # _FieldDetector.check with the judging inlined: steps usually watch the ~50 Hz
-        # capacitance, so this runs for half of all frames.
-        if frame.kind != self.kind:
-            return None
-        try:
-            value = self._get(frame.message)
-        except FrameDecodeError:
-            self.errors += 1
-            return None
+    def _judge(self, value: Any) -> bool:
         if value is MISSING:
-            return None
+            return False
         previous = self._previous
         self._previous = value
         if previous is None:
-            return None
+            return False
         step = value - previous
-        direction = self.direction
-        if direction == "any":
-            fired = abs(step) > self.delta
-        elif direction == "up":
-            fired = step > self.delta
-        else:
-            fired = -step > self.delta
-        return self.label if fired else None
+        if self.direction == "up":
+            return step > self.delta
+        if self.direction == "down":
+            return -step > self.delta
+        return abs(step) > self.delta
 
 
 class RateDetector(_LabelOnHit):
