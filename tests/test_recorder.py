@@ -164,7 +164,7 @@ async def test_disable_closes_and_ignores_until_enabled(rig: Rig) -> None:
 def test_disabled_in_config_starts_disabled(tmp_path: Path) -> None:
     rig = Rig(tmp_path, enabled=False)
     rig.feed("electrode_state", 100.0)
-    assert rig.recorder.state == "disabled" and rig.recorder.segments == []
+    assert rig.recorder.state == "disabled" and not rig.recorder.segments
 
 
 def test_close_finishes_the_open_segment(rig: Rig) -> None:
@@ -336,7 +336,7 @@ def test_recorder_memory_is_flat_when_idle(tmp_path: Path) -> None:
         sizes.append((len(rig.recorder.policy.preroll), rig.recorder.policy.preroll.bytes))
     assert max(b for _, b in sizes) <= 20_000
     assert max(n for n, _ in sizes) <= 101
-    assert rig.recorder.segments == []
+    assert not rig.recorder.segments
 
 
 def test_pre_roll_byte_bound_evicts_oldest_first() -> None:
@@ -376,3 +376,16 @@ async def test_start_with_an_exact_file_name(tmp_path: Path) -> None:
     names = [Path(m.path).name for m in rig.recorder.segments if m.stop_reason != "error"]
     assert names == ["log0.bin", "log0-2.bin"]  # rotated parts still get -2
     assert rig.recorder.records == 0
+
+
+def test_segment_history_is_bounded_but_every_segment_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("engine.recorder.recorder.SEGMENT_HISTORY", 2)
+    rig = Rig(tmp_path, pre_roll=0, post_roll=10, max_segment_seconds=2.0)
+    rig.feed("electrode_state", 100.0)
+    rig.background(100.5, 105.0)
+    rig.recorder.close()
+    assert rig.recorder.seq == 3  # three files were written...
+    assert [m.extra["part"] for m in rig.recorder.segments] == [2, 3]  # ...the last two kept
+    assert len(list(tmp_path.rglob("*.bin"))) == 3

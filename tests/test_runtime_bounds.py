@@ -157,3 +157,23 @@ def test_a_recorder_whose_tick_keeps_failing_does_not_flood_the_log(
         engine._tick(T0 + i / 10)
     logged = [r.getMessage() for r in caplog.records if "tick failed" in r.getMessage()]
     assert logged == [f"recorder broken: tick failed ({n} times)" for n in (1, 10, 100, 1000)]
+
+
+def test_the_summary_counts_segments_beyond_those_it_keeps() -> None:
+    from engine.runtime.summary import Segment, Summary
+
+    kept = Segment(
+        recorder="moves",
+        path="a.bin",
+        first_time=1.0,
+        last_time=2.0,
+        records=3,
+        bytes=30,
+        start_reason="activity",
+        stop_reason="post_roll",
+    )
+    text = Summary(started=0, ended=9, reason="end", segments=[kept], segment_count=1500).render(
+        UTC
+    )
+    assert "segments recorded: 1500" in text
+    assert "... and 1499 more" in text

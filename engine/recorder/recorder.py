@@ -19,6 +19,7 @@ a frame received before it.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,15 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Recorder", "RecorderStateError", "feed_source"]
 
+SEGMENT_HISTORY = 1000
+
 
 class Recorder:
     """One recorder from a rule file, fed the frames of its source.
 
-    ``segments`` lists the manifests of the files written so far (closed ones);
+    ``segments`` holds the manifests of the last ``SEGMENT_HISTORY`` files closed
+    (bounded, so a recorder that runs for months keeps flat memory; ``seq``
+    counts them all);
     ``state`` is one of idle, recording, cooling_down, disabled, error, closed.
     """
 
@@ -102,7 +107,7 @@ class Recorder:
             retry_after=config.retry_after,
             on_retry=self.retry,
         )
-        self.segments: list[Manifest] = []
+        self.segments: deque[Manifest] = deque(maxlen=SEGMENT_HISTORY)
         self.recordings = 0  # recordings started (a rotated recording counts once)
         self.seq = 0  # segment files opened
         self.errors = 0

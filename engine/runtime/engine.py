@@ -28,7 +28,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.core import events
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
@@ -43,6 +43,9 @@ from engine.runtime.scheduler import Job, LiveScheduler, VirtualScheduler
 from engine.runtime.sources import build_source
 from engine.runtime.summary import Segment, Summary
 from engine.sources.base import Source
+
+if TYPE_CHECKING:
+    from engine.recorder.recorder import Recorder
 
 log = logging.getLogger("engine")
 
@@ -113,6 +116,7 @@ class Engine:
         self.firing_counts: Counter[str] = Counter()
         self.notes: list[tuple[Firing, str]] = []
         self.segments: list[Segment] = []
+        self.segment_count = 0  # every segment; ``segments`` keeps each recorder's latest
         self.shots_ok: list[str] = []
         self.shots_failed: list[str] = []
         self.shot_counts: Counter[str] = Counter()  # "ok", "failed": all, not only those kept
@@ -167,7 +171,7 @@ class Engine:
 
     # -- building ------------------------------------------------------------
 
-    def _build_recorder(self, name: str, rules: RuleSet) -> Any:
+    def _build_recorder(self, name: str, rules: RuleSet) -> Recorder:
         from engine.recorder.recorder import Recorder
 
         config = rules.recorders[name]
@@ -519,14 +523,14 @@ class Engine:
             recorder = self.recorders.pop(name, None)
             if recorder is not None:
                 recorder.close("rules reloaded")
-                self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
+                self._collect_segments(name, recorder)
             if name in rules.recorders:
                 self.recorders[name] = self._build_recorder(name, rules)
         for name in list(self.recorders):
             if rules.recorder_source(name) != self.recorders[name].config.source:
                 recorder = self.recorders.pop(name)
                 recorder.close("rules reloaded")
-                self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
+                self._collect_segments(name, recorder)
                 self.recorders[name] = self._build_recorder(name, rules)
         self._index_recorders()
         # Sources: restart the changed ones only.
@@ -565,6 +569,10 @@ class Engine:
                 self._scheduler.set_jobs(schedule_jobs(rules))
         return changes
 
+    def _collect_segments(self, name: str, recorder: Recorder) -> None:
+        self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
+        self.segment_count += recorder.seq
+
     # -- stopping ------------------------------------------------------------------
 
     async def _shutdown(self) -> Summary:
@@ -583,7 +591,7 @@ class Engine:
                 recorder.close("shutdown" if not self.virtual else "end")
             except Exception as exc:
                 self._error(f"recorder {name} did not close cleanly: {exc}")
-            self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
+            self._collect_segments(name, recorder)
         if self.shots is not None:
             await self.shots.aclose(graceful=True, timeout=self.rules.settings.stop_timeout)
         await self._close_retiring(graceful=True)
@@ -596,6 +604,7 @@ class Engine:
             firings=list(self.firings),
             firing_counts=Counter(self.firing_counts),
             segments=sorted(self.segments, key=lambda s: (s.first_time or 0.0, s.recorder)),
+            segment_count=self.segment_count,
             shots_ok=list(self.shots_ok),
             shots_failed=list(self.shots_failed),
             shot_counts=Counter(self.shot_counts),

@@ -61,6 +61,7 @@ class Summary:
     dry_run: bool = False
     shot_counts: Counter[str] = field(default_factory=Counter)  # "ok", "failed": every shot
     error_count: int | None = None  # every error, when more happened than ``errors`` keeps
+    segment_count: int | None = None  # every segment, when more happened than ``segments`` keeps
 
     @property
     def shots_taken(self) -> int:
@@ -85,7 +86,8 @@ class Summary:
             + ", ".join(f"{name}: {n} frames" for name, n in sorted(self.frames.items()))
         ]
         what = "segments that would be recorded" if self.dry_run else "segments recorded"
-        lines.append(f"{what}: {len(self.segments)}")
+        count = max(self.segment_count or 0, len(self.segments))
+        lines.append(f"{what}: {count}")
         shown = self.segments if verbose else self.segments[:limit]
         for s in shown:
             lines.append(
@@ -93,8 +95,8 @@ class Summary:
                 f"({s.seconds:.1f} s, {s.records} messages, {s.bytes / 1e6:.2f} MB) "
                 f"[{s.start_reason} -> {s.stop_reason}] {s.path}"
             )
-        if len(shown) < len(self.segments):
-            lines.append(f"  ... and {len(self.segments) - len(shown)} more")
+        if len(shown) < count:
+            lines.append(f"  ... and {count - len(shown)} more")
         if self.dry_run:
             shot_notes = [n for _, n in self.notes if n.startswith("shot ")]
             lines.append(f"shots that would be taken: {len(shot_notes)}")
