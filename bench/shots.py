@@ -18,8 +18,10 @@ the file itself), then look for the file, once a second, up to
   ``str.format`` and ``strftime``);
 - the seed's best case: it looks for the file before its first sleep, and the
   instant camera's file is written before ``screenshot()`` returns, so that
-  design never waits a second for it; the 50 ms camera's file is written by a
-  timer thread, as by a server working on its own;
+  design never waits a second for it (its real server wrote on its own, after
+  the request: with any server time at all the seed's design waits a second,
+  as the 50 ms row shows, where a timer thread writes the file like a server
+  working on its own);
 - as many shots for both where the seed's design can take them (the instant
   camera); with the 50 ms camera it needs a second a shot, so it takes fewer;
 - shots taken one at a time are measured in alternating rounds, so a change

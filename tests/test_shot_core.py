@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from engine.core.templates import PathEscapeError, safe_join
 from engine.shots.jpeg import jpeg_problem, jpeg_problem_thorough
-from engine.shots.paths import render_path, temp_path, unique_path, write_atomic
+from engine.shots.paths import TempFile, render_path, temp_path, unique_path, write_atomic
 from engine.shots.policy import CameraGate, InlineWrites, RetryPolicy, plan_time
 from engine.shots.queue import Outcome, ShotQueue, ShotTask
 from engine.shots.status import QueueFull, ShotStatus, StatusUpdate, Throttled, status
@@ -282,6 +282,20 @@ def test_write_atomic_leaves_only_the_final_file(tmp_path: Path) -> None:
     assert final.read_bytes() == b"data"
     assert sorted(p.name for p in final.parent.iterdir()) == ["shot.jpg"]
     assert temp_path(final, "abcdef").name == ".shot.jpg.abcdef.part"
+
+
+def test_temp_file_created_early_then_committed_or_discarded(tmp_path: Path) -> None:
+    kept, dropped = TempFile(tmp_path / "new" / "a.jpg", "t1"), TempFile(tmp_path / "b.jpg", "t2")
+    kept.create()  # the folder is made when missing
+    dropped.create()
+    assert sorted(p.name for p in tmp_path.rglob("*.part")) == [".a.jpg.t1.part", ".b.jpg.t2.part"]
+    kept.commit(b"data")
+    dropped.discard()
+    kept.discard()  # nothing once committed
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "new/a.jpg"
+    ]
+    assert (tmp_path / "new" / "a.jpg").read_bytes() == b"data"
 
 
 def test_write_atomic_failure_leaves_nothing(tmp_path: Path) -> None:

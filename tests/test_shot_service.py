@@ -451,16 +451,16 @@ async def test_done_when_10000_flaky_requests(tmp_path: Path) -> None:
 async def test_small_files_are_written_in_place_large_or_after_a_slow_write_on_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import engine.shots.service as service_module
+    from engine.shots.paths import TempFile
 
-    real = service_module.write_atomic
+    real = TempFile.commit
     threads: list[str] = []
 
-    def recording(path: Path, data: bytes, task: str) -> None:
+    def recording(self: TempFile, data: bytes) -> None:
         threads.append(threading.current_thread().name)
-        real(path, data, task)
+        real(self, data)
 
-    monkeypatch.setattr(service_module, "write_atomic", recording)
+    monkeypatch.setattr(TempFile, "commit", recording)
     caplog.set_level("WARNING", logger="engine.shots.service")
     async with ShotService({"cam": camera(ok)}, settings(tmp_path)) as service:
         service.inline_writes.max_bytes = len(JPEG)
@@ -524,3 +524,36 @@ async def test_a_shot_given_a_slot_by_another_thread_but_not_started_ends_at_har
     assert rec.statuses[guid] == ["in_queue", "error"]
     assert rec.reasons[guid] == "saver closed before the shot started"
     assert service.snapshot().in_flight == 0 and not path.exists()
+
+
+async def test_the_file_is_created_while_the_camera_works_and_never_left_behind(
+    tmp_path: Path,
+) -> None:
+    asked = asyncio.Event()
+    answer: asyncio.Future[bytes] | None = None
+
+    async def waiting(request: CaptureRequest) -> bytes:
+        nonlocal answer
+        answer = asyncio.get_running_loop().create_future()
+        asked.set()
+        return await answer
+
+    cfg = settings(tmp_path, max_tries=1, file_name="{seq}.jpg")
+    async with ShotService({"cam": camera(waiting)}, cfg) as service:
+        for outcome in (JPEG, CaptureError("no signal")):
+            asked.clear()
+            guid, path = service.submit("cam")
+            await asked.wait()
+            await asyncio.sleep(0)  # the camera waits: the file is being made meanwhile
+            assert path is not None
+            assert [p.name for p in files(tmp_path) if p.name.startswith(".")] == [
+                f".{path.name}.{guid[:12]}.part"
+            ]
+            assert answer is not None
+            if isinstance(outcome, bytes):
+                answer.set_result(outcome)
+            else:
+                answer.set_exception(outcome)
+            await service.drain()
+    assert [p.name for p in files(tmp_path)] == ["1.jpg"]
+    assert (tmp_path / "1.jpg").read_bytes() == JPEG

@@ -94,32 +94,69 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
-def write_atomic(final: Path, data: bytes, task: str) -> None:
-    """Write ``data`` to ``final`` through a temporary name; on failure nothing is left.
+class TempFile:
+    """A shot's file while it is made: a hidden temporary, renamed once complete.
 
-    Four system calls for a folder that exists (create, write, close, rename):
-    the folder is created only when creating the file says it is missing, so
-    no stat or mkdir per shot. No fsync: the rename protects readers and a
-    crash of the program; surviving a power cut would cost a disk flush (ms)
-    per shot. The caller decides the thread (``InlineWrites``).
+    ``create`` may come early (the saver creates the file while the camera
+    works, so the costliest system call is off the path from the camera's
+    answer to ``success``); ``commit`` writes, closes and renames, creating
+    first if needed; ``discard`` removes what an unfinished shot left. Four
+    system calls for a folder that exists: the folder is created only when
+    creating the file says it is missing, so no stat or mkdir per shot. No
+    fsync: the rename protects readers and a crash of the program; surviving a
+    power cut would cost a disk flush (milliseconds) per shot. Plain strings,
+    not pathlib: its parsing costs more than the system calls. The caller
+    picks the thread (``InlineWrites``) and calls one method at a time.
     """
-    target = os.fspath(final)  # plain strings: pathlib costs more than the system calls
-    folder, name = os.path.split(target)
-    tmp = os.path.join(folder, _temp_name(name, task))
-    try:
-        fd = os.open(tmp, _CREATE, 0o666)
-    except FileNotFoundError:
-        os.makedirs(folder or ".", exist_ok=True)
-        fd = os.open(tmp, _CREATE, 0o666)
-    try:
+
+    __slots__ = ("done", "fd", "final", "tmp")
+
+    def __init__(self, final: str | os.PathLike[str], task: str) -> None:
+        self.final = os.fspath(final)
+        cut = max(self.final.rfind("/"), self.final.rfind(os.sep)) + 1
+        self.tmp = self.final[:cut] + _temp_name(self.final[cut:], task)
+        self.fd: int | None = None
+        self.done = False  # committed or discarded
+
+    def create(self) -> None:
+        """Create the temporary (and its folder when missing)."""
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
+            self.fd = os.open(self.tmp, _CREATE, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.tmp) or ".", exist_ok=True)
+            self.fd = os.open(self.tmp, _CREATE, 0o666)
+
+    def commit(self, data: bytes) -> None:
+        """``data`` under the final name, complete; on failure nothing is left."""
+        if self.fd is None:
+            self.create()
+        fd, self.fd = self.fd, None
+        assert fd is not None
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(self.tmp, self.final)
+        except BaseException:
+            self.discard()
+            raise
+        self.done = True
+
+    def discard(self) -> None:
+        """Close and remove the temporary; nothing once committed."""
+        if self.done:
+            return
+        self.done = True
+        fd, self.fd = self.fd, None
+        if fd is not None:
             os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            os.unlink(self.tmp)
+
+
+def write_atomic(final: str | os.PathLike[str], data: bytes, task: str) -> None:
+    """Write ``data`` to ``final`` through a temporary name; on failure nothing is left."""
+    TempFile(final, task).commit(data)

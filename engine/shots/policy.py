@@ -142,6 +142,10 @@ class InlineWrites:
     resume_at: float = float("-inf")
     next_pause: float = 0.0
 
+    def quick(self, now: float) -> bool:
+        """No write slow lately: may file system calls be made on the loop's thread?"""
+        return now >= self.resume_at
+
     def inline(self, size: int, now: float) -> bool:
         """Write ``size`` bytes on the loop's thread at ``now``?"""
         return size <= self.max_bytes and now >= self.resume_at
