@@ -158,12 +158,13 @@ class ShotService:
         self._workers = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-camera")
         self._io = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-shot-io")
         self.inline_writes = InlineWrites()  # where files are written; tunable
+        # Guards what ``submit`` touches from other threads: cameras, the queue,
+        # the tasks, reserved paths, counters and the hand-over lists below.
+        # Reentrant: ``submit`` registers a camera object it is given.
+        self._lock = threading.RLock()
         self._cameras: dict[str, Camera] = {}
         for name, camera in (cameras or {}).items():
             self.add_camera(name, camera)
-        # Guards what ``submit`` touches from other threads: the queue, the
-        # tasks, reserved paths, counters and the hand-over lists below.
-        self._lock = threading.Lock()
         self._announce: list[ShotTask] = []  # accepted, in_queue not told yet
         self._starting: list[ShotTask] = []  # given a slot off the loop, not started yet
         self._wake_pending = False
@@ -199,15 +200,16 @@ class ShotService:
             )
         elif isinstance(camera, PythonCamera) and camera.executor is None:
             camera.executor = self._workers
-        existing = self._cameras.get(name)
-        if existing is not None and existing is not camera:
-            raise ValueError(f"a different camera named {name!r} is already registered")
-        self._cameras[name] = camera
-        cfg = camera.config
-        gate = self._queue.gate(name)
-        gate.max_in_flight = cfg.max_in_flight
-        gate.min_interval = cfg.min_interval
-        gate.throttle = cfg.throttle
+        with self._lock:
+            existing = self._cameras.get(name)
+            if existing is not None and existing is not camera:
+                raise ValueError(f"a different camera named {name!r} is already registered")
+            self._cameras[name] = camera
+            cfg = camera.config
+            gate = self._queue.gate(name)
+            gate.max_in_flight = cfg.max_in_flight
+            gate.min_interval = cfg.min_interval
+            gate.throttle = cfg.throttle
         return camera
 
     @property
