@@ -24,12 +24,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tests bench examples docs
-	$(BIN)/ruff format --check engine tests bench examples docs
+	$(BIN)/ruff check engine tests bench examples docs/build_readme.py
+	$(BIN)/ruff format --check engine tests bench examples docs/build_readme.py
 
 fmt: $(STAMP)
-	$(BIN)/ruff format engine tests bench examples docs
-	$(BIN)/ruff check --fix engine tests bench examples docs
+	$(BIN)/ruff format engine tests bench examples docs/build_readme.py
+	$(BIN)/ruff check --fix engine tests bench examples docs/build_readme.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
