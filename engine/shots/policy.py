@@ -117,7 +117,7 @@ class InlineWrites:
 
     Measured on a 2-core machine with a 5 KB JPEG: creating, writing and renaming
     the file takes 40-60 us in page cache (120 us for 256 KB), while handing it
-    to a worker thread and back costs 120-250 us of wake-ups, plus GIL hand-overs
+    to a worker thread and back costs 120-500 us of wake-ups, plus GIL hand-overs
     on each of the worker's four system calls while the loop is busy: saving
     10,000 queued shots cost 370 us of CPU per shot that way against 150 us
     written in place, and the loop ran at half the rate. So small files are
