@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n=== {name} " + "=" * (60 - len(name)), flush=True)
         started = time.perf_counter()
         module = importlib.import_module(name)
-        bench_args = ["--quick"] if args.quick and name != "shots" else []
+        bench_args = ["--quick"] if args.quick else []
         result = module.main(bench_args)
         if isinstance(result, int) and result != 0:
             failed.append(name)
