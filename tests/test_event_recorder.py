@@ -106,7 +106,9 @@ def test_unwritable_path_raises_and_leaves_the_recorder_usable(
     assert not recorder.recording
     recorder.start(tmp_path / "ok.bin")
     wait_until(lambda: recorder.records >= 1)
-    assert recorder.stop() is not None
+    summary = recorder.stop()
+    assert summary is not None and summary.records >= 1
+    assert_stream_slice(tmp_path / "ok.bin", summary.records)
 
 
 def test_closed_recorder_raises_thread_terminated(stream: ScriptedServer, tmp_path: Path) -> None:

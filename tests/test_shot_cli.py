@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli.main import main
+from engine.core.frame import Frame
 from engine.shots.testing import HttpCameraServer
 
 
@@ -91,3 +92,39 @@ def test_bad_input_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "credentials in the URL" in result.stderr
     result = run("shot", "gate", "--url", "http://cam/x", "--at", "yesterday")
     assert result.exit_code == 2 and "--at" in result.stderr
+
+
+def test_stream_camera_shoots_a_past_frame_from_its_recordings(tmp_path: Path) -> None:
+    from engine.recording.writer import RecordingWriter
+    from engine.sim import SimWorld
+
+    start = 1_700_000_000.0
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    writer = RecordingWriter(folder / "run.bin", source="sim", opened_at=start)
+    images = {}
+    for t, raw in SimWorld(seed=1, fps=5, image_size=(64, 48)).events(start, until=start + 2):
+        writer.write(raw, t)
+        frame = Frame(raw, t, 0)
+        if frame.kind == "image":
+            images[t] = frame.message.image_data
+    writer.close("done", start + 2)
+    rules = tmp_path / "cams.yaml"
+    rules.write_text(
+        "sources:\n  sim: {type: simulator}\ncameras:\n  bench: {type: stream, source: sim}\n"
+    )
+    for extra in ((), ("--at", f"@{start + 1}")):
+        result = run("shot", "bench", rules, *extra)
+        assert result.exit_code == 2 and "give the camera a 'recordings:' folder" in result.stderr
+
+    rules.write_text(
+        "sources:\n  sim: {type: simulator}\n"
+        f"cameras:\n  bench: {{type: stream, source: sim, recordings: '{folder}'}}\n"
+    )
+    result = run("shot", "bench", rules)
+    assert result.exit_code == 2 and "use --at" in result.stderr
+    out = tmp_path / "past.jpg"
+    result = run("shot", "bench", rules, "--at", f"@{start + 1}", "-o", out)
+    assert result.exit_code == 0, result.output
+    nearest = min(images, key=lambda t: abs(t - (start + 1)))
+    assert out.read_bytes() == images[nearest]

@@ -157,9 +157,15 @@ def shot(
     if tries is not None:
         settings.max_tries = tries
         config = config.model_copy(update={"tries": None})
-    if config.type == "stream" and moment is None:
+    if config.type == "stream" and (moment is None or not config.recordings):
+        # outside the engine no frame is in memory: only recordings can serve a stream camera
+        fix = (
+            "use --at"
+            if config.recordings
+            else "give the camera a 'recordings:' folder and use --at"
+        )
         fail(
             f"camera {camera!r} takes frames from source {config.source!r}, which only "
-            "a running engine receives; use --at with its recordings folder"
+            f"a running engine receives; to take a past frame from recordings, {fix}"
         )
     sys.exit(asyncio.run(_take(camera, config, settings, moment, output)))
