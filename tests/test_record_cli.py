@@ -66,7 +66,7 @@ def test_unwritable_file_exits_2(tmp_path: Path) -> None:
     blocker.write_text("x")
     code, _, stderr = run("ws://127.0.0.1:9", str(blocker / "log.bin"))
     assert code == 2
-    assert f"Error: {blocker / 'log.bin'}: cannot create folder" in stderr
+    assert f"cuecap: error: {blocker / 'log.bin'}: cannot create folder" in stderr
 
 
 def test_existing_file_is_kept_unless_overwrite(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from engine.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     SIZE,
+    fail,
 )
 
 
@@ -120,8 +120,7 @@ def record(
             start_reason="command",
         )
     except RecordingError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail(str(exc))
 
     source = WebSocketSource(uri, max_size=max_size, backoff=backoff, max_retries=max_retries)
 
