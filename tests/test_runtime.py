@@ -383,3 +383,20 @@ async def test_a_live_run_records_a_websocket_stream_on_loopback(tmp_path: Path)
     assert len(starts) == len(summary.segments)
     assert len(summary.shots_ok) == len(starts) and summary.shots_failed == []
     assert summary.firing_counts["moved"] > len(starts)
+
+
+async def test_the_frame_cache_holds_only_sources_a_stream_camera_reads(tmp_path: Path) -> None:
+    path = rule_file(tmp_path, TIMELAPSE_AND_START_SHOTS)
+    with_camera = Engine(load_rules([path], env={}), clock=ManualClock(T0), dry_run=True)
+    await with_camera.run(duration=5)
+    assert with_camera.cache.sources() == ["sim"]
+
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "bench: {type: stream, source: sim}", "bench: {type: http, url: 'http://127.0.0.1:9/x.jpg'}"
+    )
+    path.write_text(text, encoding="utf-8")
+    without = Engine(load_rules([path], env={}), clock=ManualClock(T0), dry_run=True)
+    await without.run(duration=5)
+    assert without.cache.sources() == []
+    assert without.dispatched["sim"] > 100  # the frames flowed, only the cache was skipped

@@ -112,6 +112,7 @@ class Engine:
         self._by_source: dict[str, list[Any]] = {}
         self.shots: Any = None
         self.cache: Any = None
+        self._cached_sources: frozenset[str] = frozenset()
         self.firings: list[Firing] = []
         self.firing_counts: Counter[str] = Counter()
         self.notes: list[tuple[Firing, str]] = []
@@ -185,6 +186,13 @@ class Engine:
         for recorder in self.recorders.values():
             by_source.setdefault(recorder.config.source, []).append(recorder)
         self._by_source = by_source
+        # Only sources a stream camera shoots from fill the frame cache: camera frames are
+        # big, and a cache nobody reads would hold up to its byte bound for nothing.
+        self._cached_sources = frozenset(
+            camera.source
+            for camera in self.rules.cameras.values()
+            if getattr(camera, "type", None) == "stream"
+        )
 
     async def _start_shots(self, rules: RuleSet) -> Any:
         if self.dry_run or not rules.cameras:
@@ -427,7 +435,8 @@ class Engine:
         self.dispatched[frame.source] += 1
         for recorder in self._by_source.get(frame.source, ()):
             recorder.feed(frame)
-        self.cache.update(frame)
+        if frame.source in self._cached_sources:
+            self.cache.update(frame)
         kinds = self.rulebook.kinds
         if kinds is None or frame.kind in kinds:
             for firing in self.rulebook.on_frame(frame):
