@@ -122,23 +122,31 @@ recorders:
 """
 
 
+def run_until_recording(tmp_path: Path) -> subprocess.Popen[str]:
+    """``cuecap run`` in ``tmp_path`` as a real process, returned once a recording is open."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "--no-watch"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not list(tmp_path.glob("rec/moves/*.bin")):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            _, err = process.communicate()
+            raise AssertionError(f"no recording started (exit {process.returncode}): {err}")
+        time.sleep(0.05)
+    return process
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_cleanly_closing_every_recording(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "rules.yaml").write_text(SIGNAL_RULES, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", "--no-watch"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = run_until_recording(tmp_path)
     try:
-        deadline = time.monotonic() + 20
-        while not list(tmp_path.glob("rec/moves/*.bin")):  # a recording is open
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no recording started"
-            time.sleep(0.05)
         process.send_signal(sig)
         out, err = process.communicate(timeout=20)
     finally:
@@ -165,17 +173,8 @@ rules:
 """
     (tmp_path / "rules" / "rules.yaml").write_text(SIGNAL_RULES, encoding="utf-8")
     (tmp_path / "rules" / "slow.yaml").write_text(slow, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", "--no-watch"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = run_until_recording(tmp_path)
     try:
-        deadline = time.monotonic() + 20
-        while not list(tmp_path.glob("rec/moves/*.bin")):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no recording started"
-            time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         assert process.poll() is None  # waiting for the slow action, up to stop_timeout
