@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/cuecap run --for 20
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	tools/system-packages && $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
