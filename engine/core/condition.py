@@ -42,6 +42,7 @@ from engine.core.fieldpath import (
     unknown_field_message,
 )
 from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
+from engine.errors import CuecapError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ _TOKEN = re.compile(
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)", re.DOTALL)
 
 
-class ConditionError(ValueError):
+class ConditionError(CuecapError, ValueError):
     """A condition that cannot compile or evaluate; ``line``/``column`` are 1-based."""
 
     def __init__(

@@ -21,6 +21,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from engine.core.frame import KIND_NAMES, Frame
+from engine.errors import CuecapError
 from engine.proto.purpledrop_pb2 import PurpleDropEvent
 
 _NUMERIC_CPP = frozenset(
@@ -65,7 +66,7 @@ MISSING: Any = _Missing()
 """The value of a path whose index runs past the end of a repeated field."""
 
 
-class FieldPathError(ValueError):
+class FieldPathError(CuecapError, ValueError):
     """A path that does not name a field; ``column`` is 1-based within the path."""
 
     def __init__(self, message: str, path: str, column: int | None = None) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from engine.errors import CuecapError
 from engine.proto.purpledrop_pb2 import PurpleDropEvent
 
 # Field number -> oneof member name of PurpleDropEvent.msg.
@@ -47,7 +48,7 @@ def peek_kind(raw: bytes) -> str | None:
     return _TAG_KIND.get(raw[0])
 
 
-class FrameDecodeError(ValueError):
+class FrameDecodeError(CuecapError, ValueError):
     """The bytes of a frame are not a valid ``PurpleDropEvent``."""
 
 

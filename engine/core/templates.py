@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from engine.errors import CuecapError
+
 _FORMATTER = string.Formatter()
 # Characters that break paths on some system (the seed's users hit all of them).
 _UNSAFE = re.compile(r'[|\\/:*?"<>\x00-\x1f\x7f]')
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-class TemplateError(ValueError):
+class TemplateError(CuecapError, ValueError):
     """A template that cannot be used; ``column`` is 1-based within the template."""
 
     def __init__(self, message: str, template: str, column: int | None = None) -> None:
@@ -36,7 +38,7 @@ class TemplateError(ValueError):
         super().__init__(f"template {template!r}{where}: {message}")
 
 
-class PathEscapeError(ValueError):
+class PathEscapeError(TemplateError):
     """A rendered path would leave its root folder."""
 
 

@@ -7,8 +7,10 @@ library or encoder" (3) without parsing messages.
 
 from __future__ import annotations
 
+from engine.errors import CuecapError
 
-class LogToolError(Exception):
+
+class LogToolError(CuecapError):
     """Bad input or an impossible request; the message says what and where."""
 
     exit_code = 2

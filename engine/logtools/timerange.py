@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from engine.errors import CuecapError
+
 # A bare number at or above this is an epoch time (2001-09-09), not an offset:
 # no recording is 31 years long.
 EPOCH_THRESHOLD = 1e9
@@ -33,7 +35,7 @@ HELP = (
 )
 
 
-class TimeSpecError(ValueError):
+class TimeSpecError(CuecapError, ValueError):
     """A time the user typed that is not one of the accepted forms."""
 
 

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from engine.core.frame import Frame
+from engine.errors import CuecapError
 from engine.recorder.preroll import PreRoll
 
 # States (the machine in machine.py has the same names).
@@ -71,7 +72,7 @@ REASON_SHUTDOWN = "shutdown"
 RECORD_OVERHEAD = 4  # the <I length before every record
 
 
-class RecorderStateError(RuntimeError):
+class RecorderStateError(CuecapError, RuntimeError):
     """An operation the recorder's current state does not allow (e.g. start while disabled)."""
 
 

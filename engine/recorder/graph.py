@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.errors import CuecapError
 from engine.recorder.config import (
     ChangedDetectorConfig,
     DetectorConfig,
@@ -28,7 +29,7 @@ from engine.recorder.machine import describe
 IMAGE_SUFFIXES = frozenset({".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif"})
 
 
-class GraphError(RuntimeError):
+class GraphError(CuecapError, RuntimeError):
     """The drawing cannot be made (e.g. Graphviz missing for an image)."""
 
 

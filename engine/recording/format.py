@@ -15,6 +15,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from engine.errors import CuecapError
+
 RECORD_HEADER = struct.Struct("<I")
 INDEX_MAGIC = b"CUEIDX\x00\x01"
 INDEX_ENTRY = struct.Struct("<Qd")
@@ -35,5 +37,5 @@ def companion_paths(path: str | Path) -> tuple[Path, Path, Path]:
     return Path(path), index_path(path), manifest_path(path)
 
 
-class RecordingError(OSError):
+class RecordingError(CuecapError, OSError):
     """A recording that cannot be written or read; the message says which file and why."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from engine.errors import CuecapError
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -38,7 +40,7 @@ class RuleError:
         return f"{self.location}: {self.message}"
 
 
-class RuleFileError(ValueError):
+class RuleFileError(CuecapError, ValueError):
     """Rule files that cannot be used; ``errors`` lists every problem found, in file order."""
 
     def __init__(self, errors: Iterable[RuleError]) -> None:

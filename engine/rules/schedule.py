@@ -36,12 +36,14 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from engine.errors import CuecapError
+
 _TINY = 1e-6  # strictly after: one microsecond, the resolution of datetimes
 _SEARCH_LIMIT = 2_000  # candidate times looked at before "never fires"
 _DAY = 86400
 
 
-class ScheduleError(ValueError):
+class ScheduleError(CuecapError, ValueError):
     """A schedule that cannot be built (bad cron string, empty, impossible)."""
 
 

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from engine.core.clock import ManualClock
+from engine.errors import CuecapError
 from engine.recording.format import RecordingError
 from engine.recording.reader import RecordingReader
 from engine.rules.loader import RuleSet
@@ -22,7 +23,7 @@ from engine.runtime.summary import Summary
 from engine.sources.log import LogSource
 
 
-class ReplayError(ValueError):
+class ReplayError(CuecapError, ValueError):
     """A recording that cannot be replayed with these rules (the message says why)."""
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+from engine.errors import CuecapError
+
 
 class ShotStatus(StrEnum):
     in_queue = "in_queue"
@@ -69,7 +71,7 @@ class StatusUpdate(str):
         return f"StatusUpdate({str(self)!r}, task={self.task!r}, try={self.try_number}{extra})"
 
 
-class ShotFailed(Exception):
+class ShotFailed(CuecapError):
     """A shot ended in ``error``; what ``get()`` delivers instead of bytes."""
 
     def __init__(self, task: str, camera: str, reason: str) -> None:
@@ -79,7 +81,7 @@ class ShotFailed(Exception):
         self.reason = reason
 
 
-class ShotRejected(Exception):
+class ShotRejected(CuecapError):
     """A shot request refused at once; nothing was queued."""
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont, features
 
+from engine.errors import CuecapError
 from engine.sim import board
 
 _MCU_ROWS = 16  # pixel rows per MCU with 4:2:0 chroma subsampling
@@ -49,7 +50,7 @@ class View:
     droplet: tuple[float, float]
 
 
-class RenderError(ValueError):
+class RenderError(CuecapError, ValueError):
     """Renderer options that cannot produce a frame."""
 
 

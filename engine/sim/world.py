@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.errors import CuecapError
 from engine.proto.purpledrop_pb2 import (
     ActiveCapacitance,
     CapacitanceMeasurement,
@@ -63,7 +64,7 @@ JITTER = 0.05
 """Background events arrive within this fraction of a period of their nominal time."""
 
 
-class SimConfigError(ValueError):
+class SimConfigError(CuecapError, ValueError):
     """A simulator option that makes no sense; the message names the option."""
 
 

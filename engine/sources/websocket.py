@@ -28,6 +28,7 @@ from websockets.uri import parse_uri
 
 from engine.core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from engine.core.frame import Frame, Gap, peek_kind
+from engine.errors import CuecapError
 from engine.sources.backoff import Backoff
 from engine.sources.base import SourceStats
 
@@ -37,7 +38,7 @@ DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 PDSERVER_PORT = 7001
 
 
-class SourceUnavailable(ConnectionError):
+class SourceUnavailable(CuecapError, ConnectionError):
     """The source cannot deliver any more frames: the server is gone or refuses us."""
 
 

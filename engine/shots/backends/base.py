@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.errors import CuecapError
 from engine.shots.config import CameraCommon
 
 
@@ -42,7 +43,7 @@ class CaptureRequest:
         }
 
 
-class CaptureError(Exception):
+class CaptureError(CuecapError):
     """A try failed; ``reason`` is for users and logs, ``retryable`` for the saver."""
 
     def __init__(self, reason: str, *, retryable: bool = True) -> None:

@@ -1,0 +1,54 @@
+"""The exceptions cuecap raises on purpose, under one root.
+
+Catch ``CuecapError`` to catch every one of them. Each also derives from the
+built-in exception callers already expect of its kind (``ValueError`` for bad
+input, ``OSError`` for files, ``KeyError`` for unknown names...), so code
+written before the root existed keeps working. Errors of the libraries
+underneath (websockets, httpx, PyYAML, pydantic, CEL, PyAV...) are translated
+into these where they cross into cuecap: no caller needs to import a library
+to handle a cuecap failure.
+
+The tree (module of each class in brackets)::
+
+    CuecapError
+     ├── RuleFileError(ValueError)          rule files that cannot be used, each
+     │                                      problem at file:line:column [rules.errors]
+     ├── ScheduleError(ValueError)          a schedule that cannot fire [rules.schedule]
+     ├── TemplateError(ValueError)          a bad name template [core.templates]
+     │    └── PathEscapeError               a rendered path that leaves its folder
+     ├── ConditionError(ValueError)         a CEL condition that does not compile [core.condition]
+     ├── FieldPathError(ValueError)         a field path the schema does not have [core.fieldpath]
+     ├── FrameDecodeError(ValueError)       bytes that are not a message [core.frame]
+     ├── EventFormatError(ValueError)       JSON that is not an event [events]
+     ├── TimeSpecError(ValueError)          a --from/--to that is no time [logtools.timerange]
+     ├── ReplayError(ValueError)            a replay that cannot run [runtime.replay]
+     ├── SimConfigError(ValueError)         a bad simulator setting [sim.world]
+     ├── RenderError(ValueError)            a frame the simulator cannot draw [sim.render]
+     ├── RecordingError(OSError)            a recording that cannot be read or written
+     │                                      [recording.format]
+     ├── SourceUnavailable(ConnectionError) a source that cannot be reached [sources.websocket]
+     ├── RecorderStateError(RuntimeError)   a recorder asked what its state forbids
+     │                                      [recorder.decisions]
+     ├── GraphError(RuntimeError)           a state graph that cannot be drawn [recorder.graph]
+     ├── LogToolError                       a log tool that cannot do what was asked
+     │    └── MissingDependency              ... because an optional package is missing
+     │                                      [logtools.errors]
+     ├── CaptureError                       a camera that gave no image (``retryable``
+     │                                      says if another try may help) [shots.backends.base]
+     ├── ShotFailed                         a shot that ended in error, delivered to
+     │                                      ``get()`` callbacks [shots.status]
+     └── ShotRejected                       a shot refused before it was queued [shots.status]
+          ├── QueueFull                     ... because the queue is at its bound
+          ├── Throttled                     ... because of a camera's minimum interval
+          ├── SaverClosed                   ... because the saver is closed
+          └── UnknownCamera(KeyError)       ... because no camera has that name
+
+A test walks the package and checks that every exception class it defines is
+in this tree.
+"""
+
+from __future__ import annotations
+
+
+class CuecapError(Exception):
+    """The root of every exception cuecap raises on purpose."""
