@@ -15,7 +15,7 @@ The tree (module of each class in brackets)::
      │                                      problem at file:line:column [rules.errors]
      ├── ScheduleError(ValueError)          a schedule that cannot fire [rules.schedule]
      ├── TemplateError(ValueError)          a bad name template [core.templates]
-     │    └── PathEscapeError               a rendered path that leaves its folder
+     ├── PathEscapeError(ValueError)        a rendered path that leaves its folder [core.templates]
      ├── ConditionError(ValueError)         a CEL condition that does not compile [core.condition]
      ├── FieldPathError(ValueError)         a field path the schema does not have [core.fieldpath]
      ├── FrameDecodeError(ValueError)       bytes that are not a message [core.frame]

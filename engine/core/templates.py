@@ -38,7 +38,7 @@ class TemplateError(CuecapError, ValueError):
         super().__init__(f"template {template!r}{where}: {message}")
 
 
-class PathEscapeError(TemplateError):
+class PathEscapeError(CuecapError, ValueError):
     """A rendered path would leave its root folder."""
 
 
