@@ -269,7 +269,7 @@ async def cuecap_recorder(uri: str, path: Path, n: int) -> None:
     machine, pre-roll, segment writers), with ``run_session``'s flush tick.
     """
     from engine.core.clock import SYSTEM_CLOCK
-    from engine.core.events import discard
+    from engine.events import discard
     from engine.recorder.config import RecorderConfig
     from engine.recorder.recorder import Recorder, feed_source
     from engine.recording.session import run_session

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import small_events  # noqa: E402  (the same stream as the ingest benchmark)
 
 from engine.core.clock import ManualClock  # noqa: E402
-from engine.core.events import discard  # noqa: E402
 from engine.core.frame import Frame  # noqa: E402
+from engine.events import discard  # noqa: E402
 from engine.recorder.config import RecorderConfig  # noqa: E402
 from engine.recorder.recorder import Recorder  # noqa: E402
 from engine.recording.writer import RecordingWriter  # noqa: E402

@@ -11,7 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from engine.core.clock import Clock, ManualClock, SystemClock
-from engine.core.events import EngineEvent
 from engine.core.frame import Frame, FrameDecodeError, Gap, peek_kind
 from engine.core.templates import (
     PathEscapeError,
@@ -81,7 +80,6 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(
     {
         "Clock",
-        "EngineEvent",
         "Frame",
         "FrameDecodeError",
         "Gap",

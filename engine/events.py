@@ -27,7 +27,7 @@ import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, Self, TypeAlias
 
 from engine.errors import CuecapError
 
@@ -115,6 +115,18 @@ class Event:
                 out[f.name] = _jsonable(getattr(self, f.name))
         return out
 
+    @classmethod
+    def from_facts(cls, facts: Mapping[str, Any]) -> Self:
+        """This kind of event from a mapping of facts; names it does not have are left out.
+
+        Producers that gather facts as they go (a recorder's segment, a shot's
+        outcome) build their event with it; ``time`` must be among the facts.
+        """
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+        return cls(**{k: v for k, v in facts.items() if k in names})
+
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> AnyEvent:
         """The event a JSON form describes; unknown fields are ignored, as the format promises."""
@@ -138,6 +150,9 @@ class Event:
             raise EventFormatError(f"{kind} event: 'time' must be a number, not {time!r}")
         event: AnyEvent = cls(**values)
         return event
+
+
+_FIELD_NAMES: dict[type[Event], frozenset[str]] = {}
 
 
 def _jsonable(value: Any) -> Any:
@@ -267,6 +282,7 @@ class RecordingErrored(Event):
     error: str
     source: str = ""
     path: str | None = None
+    retry_after: float | None = None  # seconds before it tries to record again
 
 
 # -- shots -----------------------------------------------------------------------------

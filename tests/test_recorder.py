@@ -12,8 +12,8 @@ from full_disk import full_disk_after
 from recorder_streams import frame, read_segments
 
 from engine.core.clock import ManualClock
-from engine.core.events import RECORDING_ERROR, RECORDING_STARTED, RECORDING_STOPPED, EngineEvent
 from engine.core.frame import Frame, Gap
+from engine.events import Event, EventKind
 from engine.recorder.config import RecorderConfig
 from engine.recorder.decisions import RecorderStateError
 from engine.recorder.preroll import PreRoll
@@ -30,7 +30,7 @@ class Rig:
         options.setdefault("file_name", "{seq}.bin")
         self.config = RecorderConfig.model_validate(options)
         self.clock = ManualClock(100.0)
-        self.events: list[EngineEvent] = []
+        self.events: list[Event] = []
         self.recorder = Recorder(
             "rec", self.config, root=root, emit=self.events.append, clock=self.clock
         )
@@ -73,7 +73,7 @@ async def test_manual_start_includes_pre_roll_and_stop_closes_at_once(rig: Rig) 
     [frames] = read_segments(rig.recorder.segments)
     assert frames[0].time == 104.0 and frames[-1].time == 120.0
     assert (manifest.start_reason, manifest.stop_reason) == ("rule:snapshot", "rule:done")
-    assert rig.names() == [RECORDING_STARTED, RECORDING_STOPPED]
+    assert rig.names() == [EventKind.RECORDING_STARTED, EventKind.RECORDING_STOPPED]
     assert rig.events[0].data["reason"] == "rule:snapshot" and rig.events[0].data["path"] == str(
         path
     )
@@ -123,7 +123,10 @@ def test_tick_ends_post_roll_when_the_stream_goes_silent(rig: Rig) -> None:
     assert rig.recorder.state == "cooling_down"
     rig.recorder.tick(103.51)
     assert rig.recorder.state == "idle"
-    assert rig.events[-1].name == RECORDING_STOPPED and rig.events[-1].data["reason"] == "post_roll"
+    assert (
+        rig.events[-1].name == EventKind.RECORDING_STOPPED
+        and rig.events[-1].data["reason"] == "post_roll"
+    )
     assert rig.events[-1].time == 103.5
 
 
@@ -199,9 +202,9 @@ def test_rotation_announces_stop_then_start_and_loses_nothing(tmp_path: Path) ->
     assert {m.extra["recording"] for m in rig.recorder.segments} == {1}
     reasons = [(e.name, e.data["reason"]) for e in rig.events]
     assert reasons[:3] == [
-        (RECORDING_STARTED, "activity"),
-        (RECORDING_STOPPED, "max_segment_seconds"),
-        (RECORDING_STARTED, "rotation"),
+        (EventKind.RECORDING_STARTED, "activity"),
+        (EventKind.RECORDING_STOPPED, "max_segment_seconds"),
+        (EventKind.RECORDING_STARTED, "rotation"),
     ]
 
 
@@ -238,7 +241,7 @@ def test_file_names_from_templates_never_overwrite(tmp_path: Path) -> None:
 
 
 def test_a_failing_listener_does_not_stop_recording(tmp_path: Path) -> None:
-    def explode(event: EngineEvent) -> None:
+    def explode(event: Event) -> None:
         raise RuntimeError("listener bug")
 
     recorder = Recorder(
@@ -255,10 +258,10 @@ def test_unwritable_folder_is_an_error_state_then_retried(tmp_path: Path) -> Non
     rig = Rig(tmp_path, folder="rec", pre_roll=0, post_roll=1, retry_after=5)
     rig.feed("electrode_state", 100.0)
     assert rig.recorder.state == "error"
-    [error] = [e for e in rig.events if e.name == RECORDING_ERROR]
+    [error] = [e for e in rig.events if e.name == EventKind.RECORDING_ERROR]
     assert "rec" in error.data["error"] and error.data["retry_after"] == 5
     rig.feed("electrode_state", 101.0)  # ignored, no exception, no second report
-    assert rig.names().count(RECORDING_ERROR) == 1
+    assert rig.names().count(EventKind.RECORDING_ERROR) == 1
     rig.recorder.tick(104.9)
     assert rig.recorder.state == "error"
     blocker.unlink()
@@ -303,7 +306,7 @@ def test_full_disk_keeps_what_was_written_and_reports(tmp_path: Path) -> None:
             if rig.recorder.state == "error":
                 break
     assert rig.recorder.state == "error"
-    [error] = [e for e in rig.events if e.name == RECORDING_ERROR]
+    [error] = [e for e in rig.events if e.name == EventKind.RECORDING_ERROR]
     assert "File too large" in error.data["error"] or "write failed" in error.data["error"]
     [manifest] = rig.recorder.segments
     assert manifest.stop_reason == "error"

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from recorder_streams import frame, read_segments, seqs_by_time
 
 from engine.core.clock import ManualClock
-from engine.core.events import RECORDING_STARTED, RECORDING_STOPPED, EngineEvent
 from engine.core.frame import Frame
+from engine.events import Event, EventKind
 from engine.recorder.config import RecorderConfig
 from engine.recorder.recorder import Recorder
 
@@ -96,8 +96,8 @@ def streams(draw: st.DrawFn) -> list[Frame]:
 
 def run(
     config: RecorderConfig, frames: list[Frame], root: Path, *, end: str = "tick"
-) -> tuple[Recorder, list[EngineEvent]]:
-    events: list[EngineEvent] = []
+) -> tuple[Recorder, list[Event]]:
+    events: list[Event] = []
     clock = ManualClock(frames[0].time)
     recorder = Recorder("r", config, root=root, emit=events.append, clock=clock)
     for f in frames:
@@ -170,7 +170,9 @@ def test_every_window_record_exactly_once(
     assert [firsts.get(i + 1) for i in range(len(found))] == [b.first for b in found]
     # Events: one started and one stopped per segment, in order, alternating.
     names = [e.name for e in events]
-    assert names == [RECORDING_STARTED, RECORDING_STOPPED] * len(recorder.segments)
+    assert names == [EventKind.RECORDING_STARTED, EventKind.RECORDING_STOPPED] * len(
+        recorder.segments
+    )
 
 
 @settings(max_examples=80, deadline=None)

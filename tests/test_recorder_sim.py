@@ -16,8 +16,8 @@ from pathlib import Path
 from recorder_streams import read_segments
 
 from engine.core.clock import ManualClock, SystemClock
-from engine.core.events import EngineEvent
 from engine.core.frame import Frame
+from engine.events import Event
 from engine.recorder.config import RecorderConfig
 from engine.recorder.recorder import Recorder
 from engine.sim.server import start_sim_server
@@ -98,7 +98,7 @@ async def test_loopback_websocket_one_file_per_burst(tmp_path: Path) -> None:
         pre_roll=PRE / speed,
         post_roll=POST / speed,
     )
-    events: list[EngineEvent] = []
+    events: list[Event] = []
     clock = SystemClock()
     recorder = Recorder("live", config, root=tmp_path, emit=events.append, clock=clock)
     server = await start_sim_server(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.core.events import EngineEvent
 from engine.core.frame import Frame
+from engine.events import RecordingStarted, RecordingStopped
 from engine.proto.purpledrop_pb2 import ActiveCapacitance, ElectrodeState, PurpleDropEvent
 from engine.rules.model import Rule
 from engine.runtime.policy import Decision, FiringPolicy
@@ -117,12 +117,15 @@ def test_events_fire_rules_with_matching_filters_and_cooldowns() -> None:
             },
         )
     )
-    other = EngineEvent("recording.started", 1.0, {"recorder": "other", "source": "sim"})
-    moves = EngineEvent("recording.started", 2.0, {"recorder": "moves", "source": "sim"})
+    other = RecordingStarted(time=1.0, recorder="other", source="sim", path="", reason="")
+    moves = RecordingStarted(time=2.0, recorder="moves", source="sim", path="", reason="")
     assert [f.rule for f in book.on_event(other)] == ["any_start"]
     assert [f.rule for f in book.on_event(moves)] == ["moves_start"]  # any_start is cooling down
-    assert book.on_event(EngineEvent("recording.stopped", 3.0, {"recorder": "moves"})) == []
-    later = EngineEvent("recording.started", 11.0, {"recorder": "other"})
+    assert (
+        book.on_event(RecordingStopped(time=3.0, recorder="moves", source="", path="", reason=""))
+        == []
+    )
+    later = RecordingStarted(time=11.0, recorder="other", source="", path="", reason="")
     assert [(f.rule, f.count) for f in book.on_event(later)] == [("any_start", 2)]
 
 

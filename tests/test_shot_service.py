@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from engine.core.clock import ManualClock
-from engine.core.events import SHOT_ERROR, SHOT_SUCCESS, EngineEvent
 from engine.core.templates import PathEscapeError, TemplateError
+from engine.events import Event, EventKind
 from engine.shots import (
     CameraCommon,
     CaptureError,
@@ -44,7 +44,7 @@ class Recorder:
         self.statuses: dict[str, list[str]] = {}
         self.reasons: dict[str, str] = {}
         self.saving_reasons: dict[str, list[str]] = {}
-        self.events: list[EngineEvent] = []
+        self.events: list[Event] = []
 
     def callback(self, guid: str, state: str) -> None:
         self.statuses.setdefault(guid, []).append(str(state))
@@ -53,7 +53,7 @@ class Recorder:
         if state == "saving":  # a retry says why the previous try failed
             self.saving_reasons.setdefault(guid, []).append(state.reason)  # type: ignore[attr-defined]
 
-    def emit(self, event: EngineEvent) -> None:
+    def emit(self, event: Event) -> None:
         self.events.append(event)
 
 
@@ -79,8 +79,10 @@ async def test_status_order_path_known_at_once_and_event_emitted(tmp_path: Path)
         await service.drain()
     assert rec.statuses[guid] == ["in_queue", "saving", "success"]
     assert path.read_bytes() == JPEG
-    (event,) = rec.events
-    assert event.name == SHOT_SUCCESS
+    kinds = [e.kind for e in rec.events]
+    assert kinds == [EventKind.SHOT_QUEUED, EventKind.SHOT_SAVING, EventKind.SHOT_SUCCESS]
+    assert {e.data["task"] for e in rec.events} == {guid}
+    event = rec.events[-1]
     assert event.data["camera"] == "cam" and event.data["path"] == str(path)
     assert event.data["rule"] == "r1" and event.data["tries"] == 1
 
@@ -103,7 +105,9 @@ async def test_retries_with_backoff_then_error_with_reason_and_no_file(tmp_path:
     assert rec.saving_reasons[guid] == ["", failed, failed]
     assert len(calls) == 3 and calls[1] - calls[0] >= 0.019 and calls[2] - calls[1] >= 0.039
     assert files(tmp_path) == [] and path is not None and not path.exists()
-    assert rec.events[0].name == SHOT_ERROR and rec.events[0].data["reason"].startswith("HTTP 500")
+    assert [e.data.get("tries") for e in rec.events if e.kind is EventKind.SHOT_SAVING] == [1, 2, 3]
+    final = rec.events[-1]
+    assert final.name == EventKind.SHOT_ERROR and final.data["reason"].startswith("HTTP 500")
 
 
 async def test_camera_timeout_and_non_jpeg_are_errors(tmp_path: Path) -> None:
@@ -445,7 +449,8 @@ async def test_done_when_10000_flaky_requests(tmp_path: Path) -> None:
     assert successes + errors == 10_000 and 200 < errors < 700  # ~4 % fail twice
     assert flaky.max_in_flight <= pool and stats.max_in_flight <= pool
     assert len(files(tmp_path)) == successes
-    assert len(rec.events) == 10_000
+    finals = [e for e in rec.events if e.kind in (EventKind.SHOT_SUCCESS, EventKind.SHOT_ERROR)]
+    assert len(finals) == 10_000 and len({e.data["task"] for e in finals}) == 10_000
 
 
 async def test_small_files_are_written_in_place_large_or_after_a_slow_write_on_workers(

@@ -34,7 +34,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from engine.core.clock import SYSTEM_CLOCK
-from engine.core.events import RECORDING_ERROR, EngineEvent
+from engine.events import Event, RecordingErrored
 from engine.recorder.config import RecorderConfig
 from engine.recorder.decisions import ERROR
 from engine.recorder.recorder import Recorder, feed_source
@@ -232,9 +232,9 @@ class EventRecorder:
             error=error,
         )
 
-    def _on_event(self, event: EngineEvent) -> None:
+    def _on_event(self, event: Event) -> None:
         """The recorder's announcements: a write error ends the recording in progress."""
-        if event.name == RECORDING_ERROR and self._stop is not None:
+        if isinstance(event, RecordingErrored) and self._stop is not None:
             self._stop.set()
 
     # -- the background thread ----------------------------------------------------

@@ -27,8 +27,12 @@ from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine, AsyncState, AsyncTimeout
 
-from engine.core.events import RECORDING_ERROR, RECORDING_STARTED, RECORDING_STOPPED
+from engine.events import EventKind
 from engine.recorder.decisions import CLOSED, COOLING_DOWN, DISABLED, ERROR, IDLE, RECORDING, STATES
+
+RECORDING_STARTED = EventKind.RECORDING_STARTED
+RECORDING_STOPPED = EventKind.RECORDING_STOPPED
+RECORDING_ERROR = EventKind.RECORDING_ERROR
 
 log = logging.getLogger(__name__)
 

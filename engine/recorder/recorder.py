@@ -25,8 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.clock import Clock
-from engine.core.events import Emit, EngineEvent
 from engine.core.frame import Frame, Gap
+from engine.events import (
+    Emit,
+    EventKind,
+    RecordingErrored,
+    RecordingStarted,
+    RecordingStopped,
+)
 from engine.recorder.config import RecorderConfig
 from engine.recorder.decisions import (
     HOLD,
@@ -466,7 +472,15 @@ class Recorder:
         }
 
     def _notify(self, name: str, data: Mapping[str, Any]) -> None:
-        self._emit(EngineEvent(name, data.get("time", self.clock.time()), dict(data)))
+        facts = data if "time" in data else {**data, "time": self.clock.time()}
+        self._emit(_EVENT_OF[EventKind(name)].from_facts(facts))
+
+
+_EVENT_OF: dict[EventKind, type[RecordingStarted | RecordingStopped | RecordingErrored]] = {
+    EventKind.RECORDING_STARTED: RecordingStarted,
+    EventKind.RECORDING_STOPPED: RecordingStopped,
+    EventKind.RECORDING_ERROR: RecordingErrored,
+}
 
 
 async def feed_source(recorder: Recorder, source: Source, *, max_frames: int | None = None) -> str:

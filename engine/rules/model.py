@@ -34,17 +34,8 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from engine.core.condition import Condition
-from engine.core.events import (
-    ENGINE_STARTED,
-    ENGINE_STOPPING,
-    RECORDING_ERROR,
-    RECORDING_STARTED,
-    RECORDING_STOPPED,
-    SHOT_ERROR,
-    SHOT_SUCCESS,
-    SOURCE_GAP,
-)
 from engine.core.units import ByteSize, Duration
+from engine.events import TRIGGER_KINDS
 from engine.recorder.config import KindName, RecorderConfig
 from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
 from engine.rules.schedule import parse_cron
@@ -72,16 +63,7 @@ TEXT_FIELDS: frozenset[str] = frozenset(
     }
 )
 # Engine events a rule may react to.
-EVENT_NAMES = (
-    ENGINE_STARTED,
-    ENGINE_STOPPING,
-    RECORDING_STARTED,
-    RECORDING_STOPPED,
-    RECORDING_ERROR,
-    SHOT_SUCCESS,
-    SHOT_ERROR,
-    SOURCE_GAP,
-)
+EVENT_NAMES = tuple(kind.value for kind in TRIGGER_KINDS)
 
 
 def _one_or_many(value: Any) -> Any:

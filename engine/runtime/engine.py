@@ -26,14 +26,25 @@ import logging
 import signal
 import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.core import events
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
-from engine.core.events import EngineEvent
 from engine.core.frame import Frame, Gap
+from engine.events import (
+    EngineStarted,
+    EngineStopping,
+    Event,
+    RecordingErrored,
+    RecordingStarted,
+    RecordingStopped,
+    RuleFired,
+    ShotErrored,
+    ShotSaved,
+    SourceClosed,
+    SourceGap,
+)
 from engine.rules.loader import RuleSet
 from engine.rules.model import ScheduleTrigger
 from engine.runtime.actions import ActionRunner
@@ -41,6 +52,7 @@ from engine.runtime.rulebook import Firing, Rulebook
 from engine.runtime.runner import RuleRunner
 from engine.runtime.scheduler import Job, LiveScheduler, VirtualScheduler
 from engine.runtime.sources import build_source
+from engine.runtime.subscribers import Callback, EventStream, Subscribers
 from engine.runtime.summary import Segment, Summary
 from engine.sources.base import Source
 
@@ -70,6 +82,20 @@ def schedule_jobs(rules: RuleSet) -> dict[tuple[str, int], Job]:
     return jobs
 
 
+class Adapter(Protocol):
+    """Something that runs beside the engine in its loop: a server, a broker client.
+
+    ``start`` returns once it serves (after the engine has built its parts,
+    before sources start, so it sees every event); ``aclose`` is awaited at
+    the very end of the stop, after the recorders closed, so the last events
+    (``recording.stopped``) still go out.
+    """
+
+    async def start(self, engine: Engine) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class Engine:
     """Runs a ``RuleSet``: ``summary = await Engine(rules).run(duration=20)``.
 
@@ -93,8 +119,12 @@ class Engine:
         watch: Sequence[str | Path] | None = None,
         env: Mapping[str, str] | None = None,
         reload_debounce: float = 0.3,
+        adapters: Sequence[Adapter] = (),
     ) -> None:
         self.rules = rules
+        self.adapters: list[Adapter] = list(adapters)
+        self._subscribers = Subscribers()
+        self._streams: set[EventStream] = set()
         self._watch = list(watch) if watch else None
         self._env = env
         self._debounce_ms = max(1, round(reload_debounce * 1000))
@@ -210,6 +240,7 @@ class Engine:
         return service
 
     def _start_source(self, name: str, source: Source) -> None:
+        source.notify = self.emit
         self.sources[name] = source
         self._seen_sources[name] = source
         self._ended.discard(name)
@@ -227,6 +258,9 @@ class Engine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if source is not None and name not in self._ended:
+            self._ended.add(name)
+            self.emit(SourceClosed(time=self.clock.time(), source=name, reason="stopped"))
 
     # -- running -------------------------------------------------------------
 
@@ -257,7 +291,9 @@ class Engine:
             if isinstance(self._scheduler, LiveScheduler):
                 self._scheduler.start()
             self._accepting = True
-            self.emit(EngineEvent(events.ENGINE_STARTED, now, {}))
+            for adapter in self.adapters:
+                await adapter.start(self)
+            self.emit(EngineStarted(time=now))
             sources = self._given_sources
             if sources is None:
                 sources = {
@@ -309,6 +345,32 @@ class Engine:
             log.info("stopping: %s", reason)
             self._stop.set()
 
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event from now on; returns the unsubscriber.
+
+        It runs on the loop thread as the event happens and must not block.
+        """
+        return self._subscribers.add(callback)
+
+    def events(self, maxsize: int = 1000) -> EventStream:
+        """Every event from now on as a bounded async iterator (oldest dropped, counted).
+
+        The stream ends once the engine has stopped.
+        """
+        stream = EventStream(maxsize)
+        stream._unsubscribe = self._subscribers.add(stream.put)
+        self._streams.add(stream)
+        return stream
+
+    def _publish(self, event: Event) -> None:
+        """Listeners first, then rules: a listener sees an event before what it fires."""
+        if self._subscribers:
+            self._subscribers.publish(event)
+        if not self._accepting:
+            return
+        for firing in self.rulebook.on_event(event):
+            self._fire(firing)
+
     def install_signal_handlers(self) -> None:
         """SIGINT and SIGTERM stop the engine cleanly; a second one stops it at once.
 
@@ -331,6 +393,7 @@ class Engine:
 
     async def _pump(self, name: str, source: Source) -> None:
         count = 0
+        closed_reason = "ended"
         try:
             async for item in source:
                 if isinstance(item, Frame):
@@ -357,9 +420,11 @@ class Engine:
             raise
         except Exception as exc:
             message = f"source {name} failed: {exc}"
+            closed_reason = f"failed: {exc}"
             self._error(message)
             log.error("%s", message)
         self._ended.add(name)
+        self.emit(SourceClosed(time=self.clock.time(), source=name, reason=closed_reason))
         if self._accepting and self._pumps.get(name) is asyncio.current_task():
             log.info("source %s ended", name)
             if self._all_sources_ended():
@@ -447,36 +512,29 @@ class Engine:
         for recorder in self._by_source.get(gap.source, ()):
             recorder.feed_gap(gap)
         self.emit(
-            EngineEvent(
-                events.SOURCE_GAP,
-                gap.end,
-                {"source": gap.source, "start": gap.start, "end": gap.end, "reason": gap.reason},
+            SourceGap(
+                time=gap.end, source=gap.source, start=gap.start, end=gap.end, reason=gap.reason
             )
         )
 
-    def emit(self, event: EngineEvent) -> None:
+    def emit(self, event: Event) -> None:
         """Where recorders, the shot service and the engine report; rules react here."""
-        name, data = event.name, event.data
-        if name == events.RECORDING_STARTED:
-            log.info("recording started: %s -> %s (%s)", data.get("recorder"), data.get("path"),
-                     data.get("reason"))  # fmt: skip
-        elif name == events.RECORDING_STOPPED:
-            log.info("recording stopped: %s (%s, %s messages)", data.get("path"), data.get("reason"),
-                     data.get("records"))  # fmt: skip
-        elif name == events.RECORDING_ERROR:
-            self._error(f"recorder {data.get('recorder')}: {data.get('error')}")
-        elif name == events.SHOT_SUCCESS:
+        if isinstance(event, RecordingStarted):
+            log.info("recording started: %s -> %s (%s)", event.recorder, event.path, event.reason)
+        elif isinstance(event, RecordingStopped):
+            log.info("recording stopped: %s (%s, %s messages)", event.path, event.reason,
+                     event.records)  # fmt: skip
+        elif isinstance(event, RecordingErrored):
+            self._error(f"recorder {event.recorder}: {event.error}")
+        elif isinstance(event, ShotSaved):
             self.shot_counts["ok"] += 1
             if len(self.shots_ok) < MAX_FIRINGS:
-                self.shots_ok.append(str(data.get("path")))
-        elif name == events.SHOT_ERROR:
+                self.shots_ok.append(str(event.path))
+        elif isinstance(event, ShotErrored):
             self.shot_counts["failed"] += 1
             if len(self.shots_failed) < MAX_FIRINGS:
-                self.shots_failed.append(f"{data.get('camera')}: {data.get('reason')}")
-        if not self._accepting:
-            return
-        for firing in self.rulebook.on_event(event):
-            self._fire(firing)
+                self.shots_failed.append(f"{event.camera}: {event.reason}")
+        self._publish(event)
 
     def _on_schedule(self, rule: str, index: int, time: float) -> None:
         if not self._accepting:
@@ -490,7 +548,20 @@ class Engine:
         self.firing_counts[firing.rule] += 1
         if len(self.firings) < MAX_FIRINGS:
             self.firings.append(firing)
-        log.debug("rule %s fired: %s", firing.rule, firing.describe())
+        detail = firing.describe()
+        log.debug("rule %s fired: %s", firing.rule, detail)
+        if self._subscribers:
+            self._subscribers.publish(
+                RuleFired(
+                    time=firing.time,
+                    rule=firing.rule,
+                    trigger=firing.trigger,
+                    event=firing.event,
+                    source=firing.source,
+                    count=firing.count,
+                    detail=detail,
+                )
+            )
         self.runner.submit(firing)
 
     def _error(self, message: str) -> None:
@@ -586,7 +657,7 @@ class Engine:
 
     async def _shutdown(self) -> Summary:
         now = self.clock.time()
-        self.emit(EngineEvent(events.ENGINE_STOPPING, now, {"reason": self.stop_reason}))
+        self.emit(EngineStopping(time=now, reason=self.stop_reason))
         self._accepting = False
         if isinstance(self._scheduler, LiveScheduler):
             self._scheduler.shutdown()
@@ -623,10 +694,22 @@ class Engine:
             error_count=self.error_count,
             dry_run=self.dry_run,
         )
+        await self._close_adapters()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
         return summary
+
+    async def _close_adapters(self) -> None:
+        """Adapters last (they publish the final events), then the event streams end."""
+        for adapter in reversed(self.adapters):
+            try:
+                await adapter.aclose()
+            except Exception:
+                log.exception("closing %r failed", adapter)
+        for stream in list(self._streams):
+            stream.close()
+        self._streams.clear()
 
     async def _close_retiring(self, *, graceful: bool) -> None:
         """Wait for shot services a reload replaced (up to ``stop_timeout``), or cut them short."""
@@ -660,6 +743,8 @@ class Engine:
             with contextlib.suppress(Exception):
                 await self.shots.aclose(graceful=False)
         await self._close_retiring(graceful=False)
+        with contextlib.suppress(Exception):
+            await self._close_adapters()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core.events import EngineEvent
 from engine.core.frame import Frame
+from engine.events import Event
 from engine.rules.model import EventTrigger, MessageTrigger, Rule, ScheduleTrigger
 from engine.runtime.policy import FiringPolicy
 
@@ -46,7 +46,7 @@ class Firing:
         return "schedule"
 
 
-def _matches_event(trigger: EventTrigger, event: EngineEvent) -> bool:
+def _matches_event(trigger: EventTrigger, event: Event) -> bool:
     data = event.data
     for key in ("recorder", "camera", "source", "rule"):
         wanted = getattr(trigger, key)
@@ -123,15 +123,16 @@ class Rulebook:
                 out.append(firing)
         return out
 
-    def on_event(self, event: EngineEvent) -> list[Firing]:
+    def on_event(self, event: Event) -> list[Firing]:
         out: list[Firing] = []
         fired: set[str] = set()
         for name, index, trigger in self._by_event.get(event.name, ()):
             if name in fired or not _matches_event(trigger, event):
                 continue
             fired.add(name)
-            source = str(event.data.get("source") or "")
-            firing = self._accept(name, index, event.time, "event", event.name, source, event.data)
+            facts = event.data
+            source = str(facts.get("source") or "")
+            firing = self._accept(name, index, event.time, "event", event.name, source, facts)
             if firing is not None:
                 out.append(firing)
         return out

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
-from engine.core.events import Emit, discard
+from engine.events import Emit, discard
 from engine.shots.backends.base import Camera
 from engine.shots.config import ShotsConfig, ShotsFile
 from engine.shots.frame_cache import FrameCache

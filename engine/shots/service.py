@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
-from engine.core.events import SHOT_ERROR, SHOT_SUCCESS, Emit, EngineEvent, discard
+from engine.events import Emit, ShotErrored, ShotQueued, ShotSaved, ShotSaving, discard
 from engine.shots.backends import build_camera
 from engine.shots.backends.base import Camera, CaptureError, CaptureRequest
 from engine.shots.backends.python import PythonCamera
@@ -123,6 +123,10 @@ class ShotStats:
     in_flight: int = 0
     waiting: int = 0
     max_in_flight: int = 0
+
+
+# Statuses announced as events; the final ones go out from ``_final`` with the outcome.
+_PROGRESS = frozenset({ShotStatus.in_queue, ShotStatus.saving})
 
 
 class ShotService:
@@ -712,22 +716,47 @@ class ShotService:
             self._call(ctx.deliver, result)
         if self.emit is discard:
             return
-        event = {
-            **ctx.fields,
+        path = str(task.path) if task.path is not None else None
+        facts = {
+            "time": now,
             "camera": task.camera,
             "task": task.guid,
-            "path": str(task.path) if task.path is not None else None,
+            "path": path,
+            "extra": ctx.fields,
             "reason": task.reason,
             "tries": task.tries,
             "shot_time": task.shot_time,
             "live": task.live,
         }
         try:
-            self.emit(EngineEvent(SHOT_SUCCESS if ok else SHOT_ERROR, now, event))
+            self.emit((ShotSaved if ok else ShotErrored).from_facts(facts))
         except Exception:
             logger.exception("emitting the event of shot %s failed", task.guid)
 
     def _status(self, task: ShotTask, state: ShotStatus, now: float) -> None:
+        if self.emit is not discard and state in _PROGRESS:
+            path = str(task.path) if task.path is not None else None
+            try:
+                if state is ShotStatus.in_queue:
+                    event: ShotQueued | ShotSaving = ShotQueued(
+                        time=now,
+                        camera=task.camera,
+                        task=task.guid,
+                        path=path,
+                        extra=task.context.fields,
+                    )
+                else:
+                    event = ShotSaving(
+                        time=now,
+                        camera=task.camera,
+                        task=task.guid,
+                        path=path,
+                        extra=task.context.fields,
+                        tries=task.tries,
+                    )
+                self.emit(event)
+            except Exception:
+                logger.exception("emitting the progress of shot %s failed", task.guid)
         callback = task.context.callback
         if callback is None:
             return

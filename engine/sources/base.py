@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.core.frame import Frame, Gap
+from engine.events import Emit
 
 
 @dataclass
@@ -28,8 +29,11 @@ class SourceStats:
 
 
 class Source(Protocol):
+    """``notify`` receives ``SourceConnected`` when the source is up (the engine sets it)."""
+
     name: str
     stats: SourceStats
+    notify: Emit
 
     def __aiter__(self) -> AsyncIterator[Frame | Gap]: ...
 

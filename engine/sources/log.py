@@ -24,6 +24,7 @@ from pathlib import Path
 
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
 from engine.core.frame import Frame, Gap
+from engine.events import Emit, SourceConnected, discard
 from engine.recording.reader import RecordingReader
 from engine.sources.base import SourceStats
 
@@ -68,6 +69,8 @@ class LogSource:
         self.speed = speed
         self.clock = clock
         self.stats = SourceStats()
+        self.notify: Emit = discard
+        self._announced = False
         self._sleep = sleep
         self._gaps = _manifest_gaps(self.reader, self.name)
         self._frames: Iterator[Frame] | None = None
@@ -80,6 +83,9 @@ class LogSource:
         return f"LogSource({str(self.path)!r}, speed={self.speed}, frames={self.stats.frames})"
 
     def __aiter__(self) -> LogSource:
+        if not self._announced:
+            self._announced = True
+            self.notify(SourceConnected(time=self.clock.time(), source=self.name))
         return self
 
     async def __anext__(self) -> Frame | Gap:

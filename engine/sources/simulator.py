@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
 from engine.core.frame import Frame, Gap
+from engine.events import Emit, SourceConnected, discard
 from engine.sim.pump import Item, batches
 from engine.sim.world import SimWorld
 from engine.sources.base import SourceStats
@@ -59,6 +60,8 @@ class SimulatorSource:
         self.until = until
         self.duration = duration
         self.stats = SourceStats()
+        self.notify: Emit = discard
+        self._announced = False
         self._batches: AsyncIterator[list[Item]] | None = None
         self._batch: list[Item] = []
         self._next = 0
@@ -72,6 +75,9 @@ class SimulatorSource:
         return f"SimulatorSource({self.name!r}, paced={self.paced}, frames={self.stats.frames})"
 
     def __aiter__(self) -> SimulatorSource:
+        if not self._announced:
+            self._announced = True
+            self.notify(SourceConnected(time=self.clock.time(), source=self.name))
         return self
 
     async def __anext__(self) -> Frame | Gap:

@@ -29,6 +29,7 @@ from websockets.uri import parse_uri
 from engine.core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from engine.core.frame import Frame, Gap, peek_kind
 from engine.errors import CuecapError
+from engine.events import Emit, SourceConnected, discard
 from engine.sources.backoff import Backoff
 from engine.sources.base import SourceStats
 
@@ -107,6 +108,7 @@ class WebSocketSource:
         self.backoff = backoff if backoff is not None else Backoff()
         self.max_retries = max_retries
         self.stats = SourceStats()
+        self.notify: Emit = discard
         self.attempts = 0  # connection attempts, successful or not
         self._rng = rng if rng is not None else random.random
         self._connect_kwargs = {
@@ -262,9 +264,11 @@ class WebSocketSource:
                     gap.duration,
                     self.stats.reconnects,
                 )
+                self.notify(SourceConnected(time=now, source=self.name, reconnect=retries))
                 return gap
             log.info("%s: connected", self.name)
             self._connected_once = True
+            self.notify(SourceConnected(time=now, source=self.name))
             return None
 
     def _give_up(self, why: str, cause: BaseException | None = None) -> None:
