@@ -233,8 +233,8 @@ async def seed_loop(uri: str, path: Path, n: int) -> None:
 
 async def cuecap_record(uri: str, path: Path, n: int) -> None:
     """(c) ``cuecap record``: WebSocketSource -> record_stream -> RecordingWriter."""
-    from engine.recording.session import record_stream
     from engine.recording.writer import RecordingWriter
+    from engine.sources.session import record_stream
     from engine.sources.websocket import WebSocketSource
 
     writer = RecordingWriter(path, recorder="bench", source=uri, opened_at=time.time())
@@ -272,7 +272,7 @@ async def cuecap_recorder(uri: str, path: Path, n: int) -> None:
     from engine.events import discard
     from engine.recorder.config import RecorderConfig
     from engine.recorder.recorder import Recorder, feed_source
-    from engine.recording.session import run_session
+    from engine.sources.session import run_session
     from engine.sources.websocket import WebSocketSource
 
     config = RecorderConfig.model_validate(RECORDER)
@@ -414,7 +414,7 @@ def _import_all() -> None:
         "websockets.asyncio.client",
         "engine.recorder.config",
         "engine.recorder.recorder",
-        "engine.recording.session",
+        "engine.sources.session",
         "engine.sources.websocket",
     ):
         importlib.import_module(name)

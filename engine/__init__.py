@@ -58,7 +58,7 @@ _LAZY: dict[str, str] = {
     "WebSocketSource": "engine.sources.websocket",
     "LogSource": "engine.sources.log",
     "SimulatorSource": "engine.sources.simulator",
-    "record_stream": "engine.recording.session",
+    "record_stream": "engine.sources.session",
     # simulator
     "SimWorld": "engine.sim.world",
     "SimConfig": "engine.sim.world",
@@ -123,7 +123,6 @@ if TYPE_CHECKING:
     from engine.recorder.decisions import RecorderStateError
     from engine.recorder.preroll import PreRoll
     from engine.recorder.recorder import Recorder
-    from engine.recording.session import record_stream
     from engine.rules.errors import RuleFileError
     from engine.rules.loader import RuleSet, load_rules
     from engine.rules.schedule import Schedule
@@ -150,5 +149,6 @@ if TYPE_CHECKING:
     from engine.sim.server import run_sim_in_thread, start_sim_server
     from engine.sim.world import SimConfig, SimWorld
     from engine.sources.log import LogSource
+    from engine.sources.session import record_stream
     from engine.sources.simulator import SimulatorSource
     from engine.sources.websocket import WebSocketSource

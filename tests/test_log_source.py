@@ -11,9 +11,9 @@ from engine.core.clock import ManualClock
 from engine.core.frame import Frame, Gap
 from engine.recording.format import RecordingError
 from engine.recording.reader import RecordingReader
-from engine.recording.session import record_stream
 from engine.recording.writer import RecordingWriter
 from engine.sources.log import LogSource
+from engine.sources.session import record_stream
 
 T0 = 1_700_000_000.0
 EVENTS = sample_events(12)

@@ -11,9 +11,9 @@ from scripted_server import ScriptedServer, sample_events
 
 from engine.core.clock import ManualClock
 from engine.recording.reader import RecordingReader
-from engine.recording.session import record_stream
 from engine.recording.writer import RecordingWriter
 from engine.sources.log import LogSource
+from engine.sources.session import record_stream
 from engine.sources.websocket import WebSocketSource
 
 EVENTS = sample_events(50)

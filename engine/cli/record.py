@@ -97,9 +97,9 @@ def record(
 
     from engine.core.clock import SYSTEM_CLOCK
     from engine.recording.format import RecordingError, companion_paths
-    from engine.recording.session import record_stream
     from engine.recording.writer import RecordingWriter
     from engine.sources.backoff import Backoff
+    from engine.sources.session import record_stream
     from engine.sources.websocket import WebSocketSource, normalize_uri
 
     try:

@@ -39,7 +39,8 @@ from engine.recorder.config import RecorderConfig
 from engine.recorder.decisions import ERROR
 from engine.recorder.recorder import Recorder, feed_source
 from engine.recording.format import RecordingError
-from engine.recording.session import (
+from engine.sources.backoff import Backoff
+from engine.sources.session import (
     STOP_CANCELLED,
     STOP_WRITE_ERROR,
     RecordingSummary,
@@ -47,7 +48,6 @@ from engine.recording.session import (
     run_session,
     session_extra,
 )
-from engine.sources.backoff import Backoff
 from engine.sources.websocket import DEFAULT_MAX_SIZE, WebSocketSource, normalize_uri
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ Boundary semantics (all windows are inclusive):
 
 from __future__ import annotations
 
+import enum
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -38,14 +39,39 @@ from engine.core.frame import Frame
 from engine.errors import CuecapError
 from engine.recorder.preroll import PreRoll
 
-# States (the machine in machine.py has the same names).
-IDLE = "idle"
-RECORDING = "recording"
-COOLING_DOWN = "cooling_down"
-DISABLED = "disabled"
-ERROR = "error"
-CLOSED = "closed"
-STATES = (IDLE, RECORDING, COOLING_DOWN, DISABLED, ERROR, CLOSED)
+
+class RecorderState(enum.StrEnum):
+    """A recorder's state (the machine in machine.py has the same names)."""
+
+    IDLE = "idle"
+    RECORDING = "recording"
+    COOLING_DOWN = "cooling_down"
+    DISABLED = "disabled"
+    ERROR = "error"
+    CLOSED = "closed"
+
+
+class StopReason(enum.StrEnum):
+    """Why a segment starts or stops; manifests and events carry these names."""
+
+    ACTIVITY = "activity"
+    MANUAL = "manual"
+    ROTATION = "rotation"
+    POST_ROLL = "post_roll"
+    MAX_SECONDS = "max_segment_seconds"
+    MAX_BYTES = "max_segment_bytes"
+    DISABLED = "disabled"
+    ERROR = "error"
+    SHUTDOWN = "shutdown"
+
+
+IDLE = RecorderState.IDLE
+RECORDING = RecorderState.RECORDING
+COOLING_DOWN = RecorderState.COOLING_DOWN
+DISABLED = RecorderState.DISABLED
+ERROR = RecorderState.ERROR
+CLOSED = RecorderState.CLOSED
+STATES = tuple(RecorderState)
 OPEN_STATES = frozenset({RECORDING, COOLING_DOWN})
 
 # Actions, applied in this order when several are set.
@@ -58,16 +84,15 @@ QUIET = 1 << 5  # recording -> cooling_down
 ROTATE = 1 << 6  # close the segment, open the next (rotate_reason says why)
 WRITE = 1 << 7  # write this frame to the open segment
 
-# Why recordings start and stop (manifests and events carry these).
-REASON_ACTIVITY = "activity"
-REASON_MANUAL = "manual"
-REASON_ROTATION = "rotation"
-REASON_POST_ROLL = "post_roll"
-REASON_MAX_SECONDS = "max_segment_seconds"
-REASON_MAX_BYTES = "max_segment_bytes"
-REASON_DISABLED = "disabled"
-REASON_ERROR = "error"
-REASON_SHUTDOWN = "shutdown"
+REASON_ACTIVITY = StopReason.ACTIVITY
+REASON_MANUAL = StopReason.MANUAL
+REASON_ROTATION = StopReason.ROTATION
+REASON_POST_ROLL = StopReason.POST_ROLL
+REASON_MAX_SECONDS = StopReason.MAX_SECONDS
+REASON_MAX_BYTES = StopReason.MAX_BYTES
+REASON_DISABLED = StopReason.DISABLED
+REASON_ERROR = StopReason.ERROR
+REASON_SHUTDOWN = StopReason.SHUTDOWN
 
 RECORD_OVERHEAD = 4  # the <I length before every record
 

@@ -23,8 +23,7 @@ from engine.recorder.config import (
     ThresholdDetectorConfig,
     WhereDetectorConfig,
 )
-from engine.recorder.decisions import DISABLED, IDLE, STATES
-from engine.recorder.machine import describe
+from engine.recorder.machine import DISABLED, IDLE, STATES, describe
 
 IMAGE_SUFFIXES = frozenset({".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif"})
 

@@ -28,7 +28,19 @@ from typing import Any
 from transitions.extensions.asyncio import AsyncMachine, AsyncState, AsyncTimeout
 
 from engine.events import EventKind
-from engine.recorder.decisions import CLOSED, COOLING_DOWN, DISABLED, ERROR, IDLE, RECORDING, STATES
+from engine.recorder.decisions import RecorderState
+
+# transitions treats Enum states by their names: the machine is given the plain values,
+# which compare equal to the ``RecorderState`` members.
+IDLE, RECORDING, COOLING_DOWN, DISABLED, ERROR, CLOSED = (
+    RecorderState.IDLE.value,
+    RecorderState.RECORDING.value,
+    RecorderState.COOLING_DOWN.value,
+    RecorderState.DISABLED.value,
+    RecorderState.ERROR.value,
+    RecorderState.CLOSED.value,
+)
+STATES = tuple(state.value for state in RecorderState)
 
 RECORDING_STARTED = EventKind.RECORDING_STARTED
 RECORDING_STOPPED = EventKind.RECORDING_STOPPED
@@ -119,7 +131,7 @@ class RecorderMachine(AsyncMachine):
             model=self.lifecycle,
             states=states,
             transitions=TRANSITIONS,
-            initial=initial,
+            initial=str(initial),  # a plain value, as the states are
             auto_transitions=False,
             send_event=True,
             after_state_change=self._announce,

@@ -54,9 +54,9 @@ from engine.recorder.decisions import (
 from engine.recorder.detectors import ActivityDetectors, build_detectors
 from engine.recorder.machine import RecorderMachine
 from engine.recorder.segments import SegmentFiles
-from engine.recording.session import STOP_COUNT, STOP_SOURCE_ENDED
 from engine.recording.writer import Manifest, RecordingWriter
 from engine.sources.base import Source
+from engine.sources.session import STOP_COUNT, STOP_SOURCE_ENDED
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ recorder part's: this module only composes them.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 import typing
 from datetime import datetime
@@ -392,6 +393,15 @@ Action = Annotated[
 ]
 
 
+class RuleMode(enum.StrEnum):
+    """What a firing does while the rule's earlier runs still go on."""
+
+    SINGLE = "single"  # ignored
+    QUEUED = "queued"  # runs after them
+    PARALLEL = "parallel"  # runs beside them
+    RESTART = "restart"  # cancels them and runs
+
+
 class Rule(_Model):
     """When something happens (``when``), do these actions in order (``do``)."""
 
@@ -403,8 +413,8 @@ class Rule(_Model):
     do: Annotated[list[Action], _many(Action)] = Field(
         min_length=1, description="One action or a list, run in order."
     )
-    mode: Literal["single", "queued", "parallel", "restart"] = Field(
-        "single",
+    mode: RuleMode = Field(
+        RuleMode.SINGLE,
         description="A firing while the rule still runs: single ignores it, queued runs it "
         "after, parallel runs it alongside, restart cancels the running one.",
     )

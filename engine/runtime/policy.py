@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from engine.rules.model import RuleMode
+
 
 class Decision(enum.Enum):
     START = "start"  # run it now
@@ -31,7 +33,7 @@ class FiringPolicy:
     waiting (queued) or at once (parallel).
     """
 
-    mode: str = "single"
+    mode: RuleMode = RuleMode.SINGLE
     limit: int = 10
     cooldown: float = 0.0
     running: int = 0
@@ -42,8 +44,9 @@ class FiringPolicy:
     dropped: int = 0  # firings not run because of the mode
 
     def __post_init__(self) -> None:
-        if self.mode not in ("single", "queued", "parallel", "restart"):
+        if self.mode not in RuleMode.__members__.values():
             raise ValueError(f"unknown mode {self.mode!r}")
+        self.mode = RuleMode(self.mode)
         if self.limit < 1:
             raise ValueError(f"limit must be at least 1, got {self.limit}")
 
@@ -63,11 +66,11 @@ class FiringPolicy:
         if self.running == 0 and self.waiting == 0:
             self.running = 1
             return Decision.START
-        if mode == "single":
+        if mode is RuleMode.SINGLE:
             decision = Decision.DROP
-        elif mode == "queued":
+        elif mode is RuleMode.QUEUED:
             decision = Decision.QUEUE if self.waiting < self.limit else Decision.DROP
-        elif mode == "parallel":
+        elif mode is RuleMode.PARALLEL:
             decision = Decision.START if self.running < self.limit else Decision.DROP
         else:
             decision = Decision.RESTART

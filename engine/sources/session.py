@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.core.frame import Frame, Gap
-from engine.logtools.info import format_bytes
+from engine.core.humanize import format_bytes
 from engine.recording.format import RecordingError
 from engine.recording.writer import Manifest, RecordingWriter
 from engine.sources.base import Source, SourceStats
