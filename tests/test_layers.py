@@ -43,6 +43,7 @@ PURE = [
     "engine/shots/queue.py",
     "engine/shots/status.py",
     "engine/runtime/core.py",
+    "engine/runtime/jobs.py",
     "engine/runtime/policy.py",
     "engine/runtime/rulebook.py",
     "engine/runtime/stats.py",

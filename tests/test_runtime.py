@@ -399,4 +399,4 @@ async def test_the_frame_cache_holds_only_sources_a_stream_camera_reads(tmp_path
     without = Engine(load_rules([path], env={}), clock=ManualClock(T0), dry_run=True)
     await without.run(duration=5)
     assert without.cache.sources() == []
-    assert without.dispatched["sim"] > 100  # the frames flowed, only the cache was skipped
+    assert without.stats.frames["sim"] > 100  # the frames flowed, only the cache was skipped

@@ -11,7 +11,6 @@ import pytest
 
 from engine.core.clock import ManualClock
 from engine.rules.loader import load_rules
-from engine.runtime import engine as engine_module
 from engine.runtime.engine import Engine
 from engine.shots.frame_cache import FrameCache
 from engine.shots.testing import make_jpeg
@@ -43,13 +42,12 @@ rules:
 """
 
 
-async def test_a_long_run_keeps_bounded_lists_and_counts_everything(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(engine_module, "MAX_FIRINGS", 3)
+async def test_a_long_run_keeps_bounded_lists_and_counts_everything(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(rules_text(tmp_path), encoding="utf-8")
-    summary = await Engine(load_rules([path], env={}), clock=ManualClock(T0)).run(duration=12)
+    engine = Engine(load_rules([path], env={}), clock=ManualClock(T0))
+    engine.stats.max_kept = 3
+    summary = await engine.run(duration=12)
 
     fired = summary.firing_counts["timelapse"]
     assert fired >= 10 and len(summary.firings) == 3

@@ -53,7 +53,7 @@ async def test_rule_files_are_reloaded_while_the_engine_runs(tmp_path: Path) -> 
     recorder = engine.recorders["moves"]
     source = engine.sources["sim"]
     job = ("timelapse", 0)
-    before = engine._scheduler.next_times()[job]
+    before = engine.scheduler.next_times()[job]
 
     # a changed schedule and a new rule: rescheduled, the recorder and the source untouched
     extra = "  hello:\n    when: {type: event, event: recording.started}\n    do: {type: log, message: hi}\n"
@@ -62,8 +62,8 @@ async def test_rule_files_are_reloaded_while_the_engine_runs(tmp_path: Path) -> 
     assert engine.reloads[0] == {"rules": ["hello", "timelapse"]}
     assert set(engine.rulebook.rules) == {"timelapse", "hello"}
     assert engine.recorders["moves"] is recorder and engine.sources["sim"] is source
-    assert engine._scheduler._jobs[job].schedule.every == 7200.0  # rescheduled
-    after = engine._scheduler.next_times()[job]
+    assert engine.scheduler._jobs[job].schedule.every == 7200.0  # rescheduled
+    after = engine.scheduler.next_times()[job]
     assert before is not None and before % 3600 == 0
     assert after is not None and after % 7200 == 0
 

@@ -1,21 +1,27 @@
-"""The engine: one asyncio loop running sources, recorders, shots, schedules and rules.
+"""The engine's asyncio driver: sources, recorders, shots, schedules and rules on one loop.
+
+``EngineCore`` (``engine.runtime.core``) decides; this driver drives. It owns
+the tasks (one pump per source, the timer, the rule-file watcher), the
+signals, the shot service, the adapters (HTTP, MQTT...) and the listeners of
+the events, and it performs what the core returns: each firing goes to the
+rule runner, each event to the listeners and back to the core.
 
 Data flow, per frame (the hot path, synchronous, no awaits)::
 
-    source -> recorders of that source (feed)
-           -> frame cache (camera frames for stream cameras)
-           -> rulebook (by message type first, then CEL) -> rule runner -> actions
+    source -> core.frame: recorders of that source, frame cache, rulebook
+           -> firings -> rule runner -> actions
 
-Recorders and the shot service report through ``emit``; the rulebook turns
-those events into firings too. Schedules fire through APScheduler in real
-time, or, with a ``ManualClock``, in the virtual time of the frames: before a
-frame is dispatched, every schedule fire up to its receive time runs, so a
-replay sees schedules and messages in the order a live run saw them.
+How time moves is the ``Timebase``'s (``engine.runtime.timebase``): on the wall
+clock APScheduler fires schedules and a timer ticks recorders; in virtual time
+(a ``ManualClock``) each frame's receive time moves the clock, and every
+schedule fire up to it happens first, so a replay sees schedules and messages
+in the order a live run saw them.
 
 Stopping (SIGINT, SIGTERM, ``--for``, or every source ended): no new
 firings, sources closed, running actions get ``stop_timeout`` seconds to
 finish, every recorder closes its segment (manifest written), the shot
-service finishes or abandons what is queued, and the summary is returned.
+service finishes or abandons what is queued, the adapters close after the
+last event, and the summary is returned.
 """
 
 from __future__ import annotations
@@ -25,61 +31,46 @@ import contextlib
 import logging
 import signal
 import tempfile
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
+from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.core.frame import Frame, Gap
 from engine.events import (
     EngineStarted,
     EngineStopping,
     Event,
-    RecordingErrored,
     RecordingStarted,
     RecordingStopped,
+    ReloadApplied,
+    ReloadRefused,
     RuleFired,
-    ShotErrored,
-    ShotSaved,
     SourceClosed,
-    SourceGap,
 )
 from engine.rules.loader import RuleSet
-from engine.rules.model import ScheduleTrigger
 from engine.runtime.actions import ActionRunner
+from engine.runtime.core import EngineCore, schedule_jobs
+from engine.runtime.jobs import Scheduler
 from engine.runtime.rulebook import Firing, Rulebook
 from engine.runtime.runner import RuleRunner
-from engine.runtime.scheduler import Job, LiveScheduler, VirtualScheduler
 from engine.runtime.sources import build_source
+from engine.runtime.stats import RunStats
 from engine.runtime.subscribers import Callback, EventStream, Subscribers
-from engine.runtime.summary import Segment, Summary
+from engine.runtime.summary import Summary
+from engine.runtime.timebase import timebase_for
 from engine.sources.base import Source
 
 if TYPE_CHECKING:
     from engine.recorder.recorder import Recorder
+    from engine.shots.config import ShotsConfig
+    from engine.shots.frame_cache import FrameCache
+    from engine.shots.service import ShotService
 
 log = logging.getLogger("engine")
 
-# Firings, notes, shot paths and errors kept for the summary: a run of months
-# must not grow without bound. Counts go on beyond.
-MAX_FIRINGS = 100_000
 _YIELD_EVERY = 256  # frames between chances for timers and actions to run
 VIRTUAL_SETTLE = 5.0  # real seconds virtual time waits for rule runs to finish
-
-
-def schedule_jobs(rules: RuleSet) -> dict[tuple[str, int], Job]:
-    """The schedules of enabled rules, each with the fingerprint that says when it changed."""
-    jobs: dict[tuple[str, int], Job] = {}
-    for (name, index), schedule in rules.schedules.items():
-        rule = rules.rules[name]
-        if not rule.enabled:
-            continue
-        trigger = rule.when[index]
-        assert isinstance(trigger, ScheduleTrigger)
-        fingerprint = (trigger, rules.settings.timezone)
-        jobs[(name, index)] = Job(schedule, trigger.grace, fingerprint)
-    return jobs
 
 
 class Adapter(Protocol):
@@ -104,7 +95,8 @@ class Engine:
     instead of building them from the rule files (a replay passes its log).
     ``dry_run``: shots and commands are only noted; recordings go to a
     temporary folder that is removed at the end. ``watch``: rule files (or
-    folders) to reload from when they change.
+    folders) to reload from when they change. ``adapters``: run beside the
+    engine (see ``Adapter``).
     """
 
     def __init__(
@@ -121,52 +113,36 @@ class Engine:
         reload_debounce: float = 0.3,
         adapters: Sequence[Adapter] = (),
     ) -> None:
-        self.rules = rules
+        self.clock = clock
+        self.time = timebase_for(clock)
+        self.dry_run = dry_run
         self.adapters: list[Adapter] = list(adapters)
-        self._subscribers = Subscribers()
-        self._streams: set[EventStream] = set()
+        self.stats = RunStats()
+        self.scheduler: Scheduler = self.time.scheduler(self._on_schedule, rules.tz)
+        self.core = EngineCore(rules, self.scheduler, self.stats)
+        self.reloads: list[object] = []  # outcome of each reload: changes, or RuleFileError
+        self.sources: dict[str, Source] = {}
+        self.shots: ShotService | None = None
+        self.cache: FrameCache | None = None
+        self.stop_reason = ""
+        self.started_at = 0.0
         self._watch = list(watch) if watch else None
         self._env = env
         self._debounce_ms = max(1, round(reload_debounce * 1000))
-        self.reloads: list[object] = []  # outcome of each reload: changes, or RuleFileError
-        self.clock = clock
-        self.virtual = isinstance(clock, ManualClock)
-        self.dry_run = dry_run
         self._recordings_override = recordings
         self._shots_override = shots_folder
         self._given_sources = dict(sources) if sources is not None else None
-        self.tz = rules.tz
-        self.rulebook = Rulebook(rules.rules, rules.default_source())
-        self.sources: dict[str, Source] = {}
-        self.recorders: dict[str, Any] = {}
-        self._by_source: dict[str, list[Any]] = {}
-        self.shots: Any = None
-        self.cache: Any = None
-        self._cached_sources: frozenset[str] = frozenset()
-        self.firings: list[Firing] = []
-        self.firing_counts: Counter[str] = Counter()
-        self.notes: list[tuple[Firing, str]] = []
-        self.segments: list[Segment] = []
-        self.segment_count = 0  # every segment; ``segments`` keeps each recorder's latest
-        self.shots_ok: list[str] = []
-        self.shots_failed: list[str] = []
-        self.shot_counts: Counter[str] = Counter()  # "ok", "failed": all, not only those kept
-        self.errors: list[str] = []
-        self.error_count = 0
-        self.frame_errors = 0
-        self._tick_failures: Counter[str] = Counter()
-        self.dispatched: Counter[str] = Counter()  # frames handled, per source
-        self._fired = False
+        self._subscribers = Subscribers()
+        self._streams: set[EventStream] = set()
         self.actions = ActionRunner(
             shots=None,
-            recorders=self.recorders,
-            tz=self.tz,
+            recorders=self.core.recorders,
+            tz=rules.tz,
             dry_run=dry_run,
             note=self._note,
-            exact_time=self.virtual,
+            exact_time=self.time.exact_shot_times,
         )
-        self.runner = RuleRunner(self.rulebook, self.actions.run)
-        self._scheduler: LiveScheduler | VirtualScheduler | None = None
+        self.runner = RuleRunner(self.core.rulebook, self.actions.run)
         self._pumps: dict[str, asyncio.Task[None]] = {}
         # Shot services replaced by a reload, finishing their queues; awaited at shutdown.
         self._retiring: set[asyncio.Task[None]] = set()
@@ -174,12 +150,27 @@ class Engine:
         self._ended: set[str] = set()
         self._stop: asyncio.Event | None = None
         self._main: asyncio.Task[Any] | None = None
-        self._accepting = False
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._last_tick = 0.0
         self._end_time: float | None = None
-        self.stop_reason = ""
-        self.started_at = 0.0
+        self._fired = False  # virtual time: runs were started, settle them before moving on
+
+    # -- what the core holds -----------------------------------------------------------------
+
+    @property
+    def rules(self) -> RuleSet:
+        return self.core.rules
+
+    @property
+    def rulebook(self) -> Rulebook:
+        return self.core.rulebook
+
+    @property
+    def recorders(self) -> dict[str, Recorder]:
+        return self.core.recorders  # type: ignore[return-value]  # the driver built them
+
+    @property
+    def tz(self) -> Any:
+        return self.core.rules.tz
 
     # -- folders -------------------------------------------------------------
 
@@ -191,7 +182,7 @@ class Engine:
             return Path(self._recordings_override)
         return Path(self.rules.settings.recordings)
 
-    def _shots_settings(self, rules: RuleSet) -> Any:
+    def _shots_settings(self, rules: RuleSet) -> ShotsConfig:
         settings = rules.settings.shots
         update: dict[str, Any] = {}
         if self._shots_override is not None:
@@ -211,20 +202,7 @@ class Engine:
             config = config.model_copy(update={"source": source})
         return Recorder(name, config, root=self.recordings_root, emit=self.emit, clock=self.clock)
 
-    def _index_recorders(self) -> None:
-        by_source: dict[str, list[Any]] = {}
-        for recorder in self.recorders.values():
-            by_source.setdefault(recorder.config.source, []).append(recorder)
-        self._by_source = by_source
-        # Only sources a stream camera shoots from fill the frame cache: camera frames are
-        # big, and a cache nobody reads would hold up to its byte bound for nothing.
-        self._cached_sources = frozenset(
-            camera.source
-            for camera in self.rules.cameras.values()
-            if getattr(camera, "type", None) == "stream"
-        )
-
-    async def _start_shots(self, rules: RuleSet) -> Any:
+    async def _start_shots(self, rules: RuleSet) -> ShotService | None:
         if self.dry_run or not rules.cameras:
             return None
         from engine.shots.service import ShotService
@@ -238,6 +216,9 @@ class Engine:
         )
         await service.start()
         return service
+
+    def _build_source(self, name: str, config: Any) -> Source:
+        return build_source(name, config, self.clock, virtual=not self.time.paced)
 
     def _start_source(self, name: str, source: Source) -> None:
         source.notify = self.emit
@@ -271,63 +252,35 @@ class Engine:
         self._stop = asyncio.Event()
         self._main = asyncio.current_task()
         self.started_at = now = self.clock.time()
-        self._last_tick = now
         self._end_time = now + duration if duration is not None else None
         if self.dry_run:
             self._tmp = tempfile.TemporaryDirectory(prefix="cuecap-dry-run-")
-        self.cache = FrameCache()
+        self.cache = self.core.cache = FrameCache()
         try:
-            for name in self.rules.recorders:
-                self.recorders[name] = self._build_recorder(name, self.rules)
-            self._index_recorders()
+            self.core.set_recorders(
+                {name: self._build_recorder(name, self.rules) for name in self.rules.recorders}
+            )
             self.shots = await self._start_shots(self.rules)
             self.actions.shots = self.shots
-            jobs = schedule_jobs(self.rules)
-            if self.virtual:
-                self._scheduler = VirtualScheduler(now)
-            else:
-                self._scheduler = LiveScheduler(self._on_schedule, self.tz, self.clock.time)
-            self._scheduler.set_jobs(jobs)
-            if isinstance(self._scheduler, LiveScheduler):
-                self._scheduler.start()
-            self._accepting = True
+            self.core.start(now)
+            self.scheduler.start()
             for adapter in self.adapters:
                 await adapter.start(self)
             self.emit(EngineStarted(time=now))
             sources = self._given_sources
             if sources is None:
                 sources = {
-                    name: build_source(name, config, self.clock, virtual=self.virtual)
+                    name: self._build_source(name, config)
                     for name, config in self.rules.sources.items()
                 }
             for name, source in sources.items():
                 self._start_source(name, source)
-            loop = asyncio.get_running_loop()
-            background: list[asyncio.Task[None]] = []
-            if not self.virtual:
-                background.append(loop.create_task(self._timer(), name="engine timer"))
-            if self._watch:
-                from engine.runtime.reload import watch_rules
-
-                watcher = watch_rules(
-                    self,
-                    self._watch,
-                    stop=self._stop,
-                    env=self._env,
-                    debounce_ms=self._debounce_ms,
-                    on_result=self.reloads.append,
-                )
-                background.append(loop.create_task(watcher, name="rule watcher"))
-            if not self.sources and not jobs and not self.virtual:
+            background = self._background()
+            if not self.sources and not self.scheduler.next_times() and self.time.moves_by_itself:
                 log.warning("nothing to run: no sources and no schedules")
             try:
-                if self._end_time is not None and not self.virtual:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), duration)
-                    if not self._stop.is_set():
-                        self.request_stop(f"ran for {duration:g} s")
-                else:
-                    await self._stop.wait()
+                if await self.time.wait(self._stop, duration):
+                    self.request_stop(f"ran for {duration:g} s")
             finally:
                 for task in background:
                     task.cancel()
@@ -337,6 +290,26 @@ class Engine:
         except BaseException:
             await self._abort()
             raise
+
+    def _background(self) -> list[asyncio.Task[None]]:
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+        if self.time.moves_by_itself:
+            tasks.append(loop.create_task(self._timer(), name="engine timer"))
+        if self._watch:
+            from engine.runtime.reload import watch_rules
+
+            assert self._stop is not None
+            watcher = watch_rules(
+                self.apply,
+                self._watch,
+                stop=self._stop,
+                env=self._env,
+                debounce_ms=self._debounce_ms,
+                on_result=self._reloaded,
+            )
+            tasks.append(loop.create_task(watcher, name="rule watcher"))
+        return tasks
 
     def request_stop(self, reason: str = "stopped") -> None:
         """Begin a clean stop (safe to call from signal handlers and any task)."""
@@ -362,15 +335,6 @@ class Engine:
         self._streams.add(stream)
         return stream
 
-    def _publish(self, event: Event) -> None:
-        """Listeners first, then rules: a listener sees an event before what it fires."""
-        if self._subscribers:
-            self._subscribers.publish(event)
-        if not self._accepting:
-            return
-        for firing in self.rulebook.on_event(event):
-            self._fire(firing)
-
     def install_signal_handlers(self) -> None:
         """SIGINT and SIGTERM stop the engine cleanly; a second one stops it at once.
 
@@ -394,25 +358,31 @@ class Engine:
     async def _pump(self, name: str, source: Source) -> None:
         count = 0
         closed_reason = "ended"
+        core = self.core
+        moves_by_itself = self.time.moves_by_itself
         try:
             async for item in source:
                 if isinstance(item, Frame):
-                    if self.virtual:
+                    if not moves_by_itself:
                         if not self._until(item.time):
                             break
                         if self._fired:  # schedules fired: their runs happen before this frame
                             await self._settle()
                     try:
-                        if not self._dispatch(item):
-                            break
+                        firings = core.frame(item)
                     except Exception:
-                        self.frame_errors += 1
-                        if self.frame_errors <= 3:
+                        self.stats.frame_errors += 1
+                        if self.stats.frame_errors <= 3:
                             log.exception("frame %d of %s could not be handled", item.seq, name)
-                    if self._fired and self.virtual:
+                    else:
+                        if firings is None:
+                            break
+                        for firing in firings:
+                            self._fire(firing)
+                    if self._fired and not moves_by_itself:
                         await self._settle()
                 elif isinstance(item, Gap):
-                    self._gap(item)
+                    self.emit(core.gap(item))
                 count += 1
                 if count % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
@@ -421,24 +391,25 @@ class Engine:
         except Exception as exc:
             message = f"source {name} failed: {exc}"
             closed_reason = f"failed: {exc}"
-            self._error(message)
+            self.stats.error(message)
             log.error("%s", message)
         self._ended.add(name)
         self.emit(SourceClosed(time=self.clock.time(), source=name, reason=closed_reason))
-        if self._accepting and self._pumps.get(name) is asyncio.current_task():
+        if core.accepting and self._pumps.get(name) is asyncio.current_task():
             log.info("source %s ended", name)
             if self._all_sources_ended():
-                if self.virtual:
-                    end = self._end_time
-                    if end is not None and end > self.clock.time():
-                        self._advance(end, inclusive=False)
-                    given = self._given_sources
-                    self.request_stop("end of the recording" if given else "sources ended")
-                elif (
-                    not isinstance(self._scheduler, LiveScheduler)
-                    or not self._scheduler.next_times()
-                ):
-                    self.request_stop("sources ended")
+                self._sources_ended()
+
+    def _sources_ended(self) -> None:
+        """Live, schedules still to come keep the engine going; virtual time ends here."""
+        if self.time.moves_by_itself:
+            if not any(t is not None for t in self.scheduler.next_times().values()):
+                self.request_stop("sources ended")
+            return
+        end = self._end_time
+        if end is not None and end > self.clock.time():
+            self._advance(end, inclusive=False)
+        self.request_stop("end of the recording" if self._given_sources else "sources ended")
 
     async def _settle(self) -> None:
         """Virtual time: the runs just started finish before the stream moves on.
@@ -455,33 +426,26 @@ class Engine:
         return all(name in self._ended for name in self.sources)
 
     async def _timer(self) -> None:
-        tick = self.rules.settings.tick
         while True:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(self.rules.settings.tick)
             self._tick(self.clock.time())
 
     def _tick(self, now: float) -> None:
-        self._last_tick = now
-        for recorder in self.recorders.values():
-            try:
-                recorder.tick(now)
-            except Exception:
-                # Ticks come ten times a second: a lasting fault is logged at 1, 10, 100...
-                self._tick_failures[recorder.name] += 1
-                failures = self._tick_failures[recorder.name]
-                if str(failures).rstrip("0") == "1":
-                    log.exception("recorder %s: tick failed (%d times)", recorder.name, failures)
+        self._log_tick_failures(self.core.tick(now))
+
+    def _log_tick_failures(self, failed: list[tuple[str, Exception]]) -> None:
+        for name, exc in failed:
+            failures = self.core.tick_failures[name]
+            if str(failures).rstrip("0") == "1":  # 1, 10, 100...: said, without a flood
+                log.error("recorder %s: tick failed (%d times)", name, failures, exc_info=exc)
 
     def _advance(self, now: float, *, inclusive: bool = True) -> None:
-        """Virtual time: fire the schedules due up to ``now`` and tick recorders."""
-        scheduler = self._scheduler
-        if isinstance(scheduler, VirtualScheduler):
-            for time, rule, index in scheduler.due(now, inclusive=inclusive):
-                self._on_schedule(rule, index, time)
-        if now - self._last_tick >= self.rules.settings.tick:
-            self._tick(now)
-
-    # -- the hot path ------------------------------------------------------------
+        """Virtual time moves to ``now``: due schedules fire, recorders tick."""
+        firings, failed = self.core.advance(now, inclusive=inclusive)
+        for firing in firings:
+            self._fire(firing)
+        if failed:
+            self._log_tick_failures(failed)
 
     def _until(self, time: float) -> bool:
         """Virtual time moves on to a frame's time: False once that is past the end."""
@@ -491,63 +455,29 @@ class Engine:
             self.request_stop(f"ran for {end - self.started_at:g} s")
             return False
         self._advance(time)
-        return self._accepting
+        return self.core.accepting
 
-    def _dispatch(self, frame: Frame) -> bool:
-        """Hand a frame to recorders, the frame cache and rules; False once stopping."""
-        if not self._accepting:
-            return False
-        self.dispatched[frame.source] += 1
-        for recorder in self._by_source.get(frame.source, ()):
-            recorder.feed(frame)
-        if frame.source in self._cached_sources:
-            self.cache.update(frame)
-        kinds = self.rulebook.kinds
-        if kinds is None or frame.kind in kinds:
-            for firing in self.rulebook.on_frame(frame):
-                self._fire(firing)
-        return True
-
-    def _gap(self, gap: Gap) -> None:
-        for recorder in self._by_source.get(gap.source, ()):
-            recorder.feed_gap(gap)
-        self.emit(
-            SourceGap(
-                time=gap.end, source=gap.source, start=gap.start, end=gap.end, reason=gap.reason
-            )
-        )
+    # -- events and firings ----------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Where recorders, the shot service and the engine report; rules react here."""
+        """Where recorders, the shot service and sources report; listeners and rules hear it."""
         if isinstance(event, RecordingStarted):
             log.info("recording started: %s -> %s (%s)", event.recorder, event.path, event.reason)
         elif isinstance(event, RecordingStopped):
             log.info("recording stopped: %s (%s, %s messages)", event.path, event.reason,
                      event.records)  # fmt: skip
-        elif isinstance(event, RecordingErrored):
-            self._error(f"recorder {event.recorder}: {event.error}")
-        elif isinstance(event, ShotSaved):
-            self.shot_counts["ok"] += 1
-            if len(self.shots_ok) < MAX_FIRINGS:
-                self.shots_ok.append(str(event.path))
-        elif isinstance(event, ShotErrored):
-            self.shot_counts["failed"] += 1
-            if len(self.shots_failed) < MAX_FIRINGS:
-                self.shots_failed.append(f"{event.camera}: {event.reason}")
-        self._publish(event)
+        if self._subscribers:  # listeners first: they see an event before what it fires
+            self._subscribers.publish(event)
+        for firing in self.core.event(event):
+            self._fire(firing)
 
     def _on_schedule(self, rule: str, index: int, time: float) -> None:
-        if not self._accepting:
-            return
-        firing = self.rulebook.on_schedule(rule, index, time)
+        firing = self.core.schedule(rule, index, time)
         if firing is not None:
             self._fire(firing)
 
     def _fire(self, firing: Firing) -> None:
         self._fired = True
-        self.firing_counts[firing.rule] += 1
-        if len(self.firings) < MAX_FIRINGS:
-            self.firings.append(firing)
         detail = firing.describe()
         log.debug("rule %s fired: %s", firing.rule, detail)
         if self._subscribers:
@@ -564,14 +494,8 @@ class Engine:
             )
         self.runner.submit(firing)
 
-    def _error(self, message: str) -> None:
-        self.error_count += 1
-        if len(self.errors) < MAX_FIRINGS:
-            self.errors.append(message)
-
     def _note(self, firing: Firing, what: str) -> None:
-        if len(self.notes) < MAX_FIRINGS:
-            self.notes.append((firing, self.rules.redact(what)))
+        self.stats.note(firing, self.rules.redact(what))
 
     # -- reloading -----------------------------------------------------------------
 
@@ -580,53 +504,28 @@ class Engine:
 
         Returns what changed, by kind (``"rules"``, ``"recorders"``...), for the log.
         """
-        old = self.rules
-        changes: dict[str, list[str]] = {}
-
-        def changed(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
-            names = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
-            if names:
-                changes[kind] = sorted(names)
-            return names
-
+        plan = self.core.plan_reload(rules, own_sources=self._given_sources is None)
         # A new shot service is built first: it is the step that fails on rules that load
         # (a camera function that does not import), and failing here changes nothing.
-        cameras_changed = changed("cameras", old.cameras, rules.cameras)
-        replace_shots = bool(cameras_changed) or old.settings.shots != rules.settings.shots
-        new_shots = await self._start_shots(rules) if replace_shots else None
-        self.rules = rules
-        # Recorders: a changed recorder closes its segment and starts afresh.
-        root_changed = old.settings.recordings != rules.settings.recordings
-        for name in changed("recorders", old.recorders, rules.recorders) | (
-            set(rules.recorders) if root_changed else set()
-        ):
-            recorder = self.recorders.pop(name, None)
+        new_shots = await self._start_shots(rules) if plan.replace_shots else None
+        self.core.rules = rules  # new recorders are built under the new settings
+        # Recorders: a changed one closes its segment and starts afresh.
+        recorders = dict(self.core.recorders)
+        for name in plan.recorders:
+            recorder = recorders.pop(name, None)
             if recorder is not None:
-                recorder.close("rules reloaded")
-                self._collect_segments(name, recorder)
+                recorder.close("rules reloaded")  # type: ignore[attr-defined]
+                self.stats.segments_closed(name, recorder.segments, recorder.seq)
             if name in rules.recorders:
-                self.recorders[name] = self._build_recorder(name, rules)
-        for name in list(self.recorders):
-            if rules.recorder_source(name) != self.recorders[name].config.source:
-                recorder = self.recorders.pop(name)
-                recorder.close("rules reloaded")
-                self._collect_segments(name, recorder)
-                self.recorders[name] = self._build_recorder(name, rules)
-        self._index_recorders()
-        # Sources: restart the changed ones only.
-        if self._given_sources is None:
-            for name in changed("sources", old.sources, rules.sources):
-                await self._stop_source(name)
-                if name in rules.sources:
-                    config = rules.sources[name]
-                    source = build_source(name, config, self.clock, virtual=self.virtual)
-                    self._start_source(name, source)
-        # Cameras and the shot saver: the new service (built above); the old one finishes
-        # its queue.
-        if replace_shots:
+                recorders[name] = self._build_recorder(name, rules)
+        self.core.set_recorders(recorders)
+        for name in plan.sources:
+            await self._stop_source(name)
+            if name in rules.sources:
+                self._start_source(name, self._build_source(name, rules.sources[name]))
+        if plan.replace_shots:
             previous = self.shots
-            self.shots = new_shots
-            self.actions.shots = new_shots
+            self.shots = self.actions.shots = new_shots
             if previous is not None:
                 # Kept, so the task is neither garbage-collected mid-way nor forgotten at shutdown.
                 retiring = asyncio.get_running_loop().create_task(
@@ -634,64 +533,49 @@ class Engine:
                 )
                 self._retiring.add(retiring)
                 retiring.add_done_callback(self._retiring.discard)
-        # Rules and schedules.
-        changed("rules", old.rules, rules.rules)
-        rulebook = Rulebook(rules.rules, rules.default_source())
-        rulebook.carry_over(self.rulebook)
-        self.rulebook = rulebook
-        self.runner.use(rulebook)
-        self.tz = rules.tz
-        self.actions.tz = self.tz
-        if self._scheduler is not None:
-            if isinstance(self._scheduler, VirtualScheduler):
-                self._scheduler.set_jobs(schedule_jobs(rules), self.clock.time())
-            else:
-                self._scheduler.set_jobs(schedule_jobs(rules))
-        return changes
+        self.core.use_rules(rules, self.clock.time())
+        self.runner.use(self.core.rulebook)
+        self.actions.tz = rules.tz
+        return {kind: list(names) for kind, names in plan.changes.items()}
 
-    def _collect_segments(self, name: str, recorder: Recorder) -> None:
-        self.segments.extend(Segment.from_manifest(name, m) for m in recorder.segments)
-        self.segment_count += recorder.seq
+    def _reloaded(self, outcome: object) -> None:
+        """The watcher's report of one reload: kept, and announced."""
+        self.reloads.append(outcome)
+        now = self.clock.time()
+        if isinstance(outcome, dict):
+            changes = {str(k): tuple(v) for k, v in outcome.items()}
+            self.emit(ReloadApplied(time=now, changes=changes))
+        else:
+            errors = getattr(outcome, "errors", None)
+            lines = tuple(str(e) for e in errors) if errors else (str(outcome),)
+            self.emit(ReloadRefused(time=now, errors=lines))
 
     # -- stopping ------------------------------------------------------------------
 
     async def _shutdown(self) -> Summary:
-        now = self.clock.time()
-        self.emit(EngineStopping(time=now, reason=self.stop_reason))
-        self._accepting = False
-        if isinstance(self._scheduler, LiveScheduler):
-            self._scheduler.shutdown()
+        self.emit(EngineStopping(time=self.clock.time(), reason=self.stop_reason))
+        self.core.stop()
+        self.scheduler.shutdown()
         for name in list(self.sources):
             await self._stop_source(name)
         cancelled = await self.runner.stop(self.rules.settings.stop_timeout)
         if cancelled:
-            self._error(f"{cancelled} rule runs did not finish in time and were cancelled")
+            self.stats.error(f"{cancelled} rule runs did not finish in time and were cancelled")
+        end_reason = "end" if not self.time.moves_by_itself else "shutdown"
         for name, recorder in self.recorders.items():
             try:
-                recorder.close("shutdown" if not self.virtual else "end")
+                recorder.close(end_reason)
             except Exception as exc:
-                self._error(f"recorder {name} did not close cleanly: {exc}")
-            self._collect_segments(name, recorder)
+                self.stats.error(f"recorder {name} did not close cleanly: {exc}")
+            self.stats.segments_closed(name, recorder.segments, recorder.seq)
         if self.shots is not None:
             await self.shots.aclose(graceful=True, timeout=self.rules.settings.stop_timeout)
         await self._close_retiring(graceful=True)
-        if self.frame_errors:  # only the first ones went to the log, with their tracebacks
-            self._error(f"{self.frame_errors} frame(s) could not be handled (see the log)")
-        summary = Summary(
+        summary = self.stats.summary(
             started=self.started_at,
             ended=self.clock.time(),
-            reason=self.stop_reason or "stopped",
-            firings=list(self.firings),
-            firing_counts=Counter(self.firing_counts),
-            segments=sorted(self.segments, key=lambda s: (s.first_time or 0.0, s.recorder)),
-            segment_count=self.segment_count,
-            shots_ok=list(self.shots_ok),
-            shots_failed=list(self.shots_failed),
-            shot_counts=Counter(self.shot_counts),
-            notes=list(self.notes),
-            frames={name: self.dispatched[name] for name in self._seen_sources},
-            errors=list(self.errors),
-            error_count=self.error_count,
+            reason=self.stop_reason,
+            sources=self._seen_sources,
             dry_run=self.dry_run,
         )
         await self._close_adapters()
@@ -726,9 +610,8 @@ class Engine:
 
     async def _abort(self) -> None:
         """An error or cancellation: close what is open so nothing recorded is lost."""
-        self._accepting = False
-        if isinstance(self._scheduler, LiveScheduler):
-            self._scheduler.shutdown()
+        self.core.stop()
+        self.scheduler.shutdown()
         for name in list(self.sources):
             with contextlib.suppress(Exception):
                 await self._stop_source(name)
@@ -748,3 +631,6 @@ class Engine:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+__all__ = ["Adapter", "Engine", "schedule_jobs"]

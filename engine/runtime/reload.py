@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from engine.rules.errors import RuleFileError
-from engine.rules.loader import RULE_SUFFIXES, load_rules
-from engine.runtime.engine import Engine
+from engine.rules.loader import RULE_SUFFIXES, RuleSet, load_rules
+
+Apply = Callable[[RuleSet], Awaitable[Mapping[str, Sequence[str]]]]
 
 log = logging.getLogger("engine.reload")
 
@@ -46,7 +47,7 @@ def watch_targets(
 
 
 async def watch_rules(
-    engine: Engine,
+    apply: Apply,
     paths: Sequence[str | os.PathLike[str]],
     *,
     stop: asyncio.Event,
@@ -54,7 +55,10 @@ async def watch_rules(
     debounce_ms: int = 300,
     on_result: Callable[[object], None] | None = None,
 ) -> None:
-    """Reload ``paths`` into ``engine`` whenever a rule file changes, until ``stop`` is set.
+    """Reload ``paths`` whenever a rule file changes and ``apply`` them, until ``stop`` is set.
+
+    ``apply`` is the engine's (``Engine.apply``): it switches to the new rules and
+    returns what changed.
 
     ``on_result`` gets each outcome: the changes applied, the ``RuleFileError``,
     or the exception that applying valid rules raised.
@@ -77,7 +81,7 @@ async def watch_rules(
                 on_result(exc)
             continue
         try:
-            applied = await engine.apply(rules)
+            applied = await apply(rules)
         except Exception as exc:  # e.g. a new recordings folder that cannot be created
             # The watcher must outlive one bad reload, or later edits are silently ignored.
             log.exception("rule files changed but applying them failed; edit them again to retry")

@@ -1,4 +1,4 @@
-"""Firing schedules: on APScheduler in live runs, from a heap in virtual time.
+"""Firing schedules live, on APScheduler and the wall clock (virtual time: ``jobs.py``).
 
 Both ask the pure ``Schedule`` for fire times, so they fire at the same
 instants. Live runs use APScheduler 3's ``AsyncIOScheduler``, set on purpose:
@@ -11,19 +11,13 @@ instants. Live runs use APScheduler 3's ``AsyncIOScheduler``, set on purpose:
   ones missed;
 - ``max_instances=1``: the job only hands a firing to the rule runner and
   returns at once; the rule's ``mode`` decides about overlapping runs.
-
-In virtual time (a ``ManualClock``: tests and ``cuecap replay``) there is no
-wall clock to wait on; whoever moves time asks ``due(now)`` for the fires up
-to then, in order.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -31,34 +25,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from engine.rules.schedule import Schedule
+from engine.runtime.jobs import Job, Key, OnFire, VirtualScheduler, diff_jobs, planned_time
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, int]
-OnFire = Callable[[str, int, float], None]
-
-
-@dataclass(frozen=True)
-class Job:
-    """A schedule to run: ``fingerprint`` changes when the rule's trigger changes."""
-
-    schedule: Schedule
-    grace: float
-    fingerprint: Any
-
-
-def diff_jobs(
-    current: Mapping[Key, Job], wanted: Mapping[Key, Job]
-) -> tuple[list[Key], list[Key], list[Key]]:
-    """Keys of the jobs to add, to replace (their trigger changed) and to remove."""
-    removed = [key for key in current if key not in wanted]
-    added = [key for key in wanted if key not in current]
-    changed = [
-        key
-        for key, job in wanted.items()
-        if key in current and current[key].fingerprint != job.fingerprint
-    ]
-    return added, changed, removed
+__all__ = ["Job", "Key", "LiveScheduler", "OnFire", "ScheduleTrigger", "VirtualScheduler"]
 
 
 class ScheduleTrigger(BaseTrigger):
@@ -85,14 +56,6 @@ class ScheduleTrigger(BaseTrigger):
         return "cuecap schedule"
 
 
-def planned_time(schedule: Schedule, now: float, lookback: float) -> float:
-    """The fire this run is for: the latest one at or before ``now`` within ``lookback``."""
-    last = None
-    for _, actual in schedule.fire_times(now - lookback, now + 1e-6):
-        last = actual
-    return last if last is not None else now
-
-
 class LiveScheduler:
     """Schedules on APScheduler's ``AsyncIOScheduler``; ``on_fire(rule, index, time)`` per fire."""
 
@@ -106,6 +69,8 @@ class LiveScheduler:
     def start(self) -> None:
         from apscheduler.events import EVENT_JOB_MISSED
 
+        if self._scheduler.running:
+            return
         self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
         self._scheduler.start()
 
@@ -123,10 +88,11 @@ class LiveScheduler:
             rule, index, planned_time(job.schedule, now, job.grace + job.schedule.jitter + 1)
         )
 
-    def set_jobs(self, jobs: Mapping[Key, Job]) -> tuple[int, int, int]:
+    def set_jobs(self, jobs: Mapping[Key, Job], now: float | None = None) -> tuple[int, int, int]:
         """Make the scheduled jobs these: unchanged ones keep their timing.
 
-        Returns how many were added, changed and removed.
+        Returns how many were added, changed and removed. (``now``: the wall clock's,
+        which APScheduler reads itself.)
         """
         added, changed, removed = diff_jobs(self._jobs, jobs)
         for key in removed:
@@ -147,6 +113,10 @@ class LiveScheduler:
             )
         return len(added), len(changed), len(removed)
 
+    def due(self, now: float, *, inclusive: bool = True) -> list[tuple[float, str, int]]:
+        """Nothing: APScheduler fires live schedules by itself, through ``on_fire``."""
+        return []
+
     def next_times(self) -> dict[Key, float | None]:
         out: dict[Key, float | None] = {}
         for key in self._jobs:
@@ -166,59 +136,3 @@ class LiveScheduler:
 
 def _job_id(key: Key) -> str:
     return f"{key[0]}#{key[1]}"
-
-
-class VirtualScheduler:
-    """Schedules in virtual time: ``due(now)`` pops every fire up to ``now``, in time order."""
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self._jobs: dict[Key, Job] = {}
-        self._heap: list[tuple[float, Key, int]] = []
-        self._version: dict[Key, int] = {}
-
-    def _push(self, key: Key, after: float) -> None:
-        fire = self._jobs[key].schedule.next_fire(after)
-        if fire is not None:
-            heapq.heappush(self._heap, (fire[1], key, self._version[key]))
-
-    def set_jobs(self, jobs: Mapping[Key, Job], now: float | None = None) -> tuple[int, int, int]:
-        """As ``LiveScheduler.set_jobs``; new and changed jobs fire after ``now``."""
-        after = self.start if now is None else now
-        added, changed, removed = diff_jobs(self._jobs, jobs)
-        for key in removed:
-            del self._jobs[key]
-            self._version[key] = self._version.get(key, 0) + 1  # its heap entries go stale
-        for key in (*added, *changed):
-            self._jobs[key] = jobs[key]
-            self._version[key] = self._version.get(key, 0) + 1
-            self._push(key, after)
-        return len(added), len(changed), len(removed)
-
-    def _discard_stale(self) -> None:
-        heap = self._heap
-        while heap and (heap[0][1] not in self._jobs or heap[0][2] != self._version[heap[0][1]]):
-            heapq.heappop(heap)
-
-    def due(self, now: float, *, inclusive: bool = True) -> list[tuple[float, str, int]]:
-        """``(time, rule, index)`` of every fire up to ``now`` (or before it), in time order."""
-        out: list[tuple[float, str, int]] = []
-        while True:
-            self._discard_stale()
-            if not self._heap:
-                return out
-            first = self._heap[0][0]
-            if first > now or (first == now and not inclusive):
-                return out
-            time, key, _ = heapq.heappop(self._heap)
-            out.append((time, key[0], key[1]))
-            self._push(key, time)
-
-    def next_times(self) -> dict[Key, float | None]:
-        self._discard_stale()
-        out: dict[Key, float | None] = dict.fromkeys(self._jobs)
-        for time, key, version in self._heap:
-            if key in self._jobs and version == self._version[key]:
-                current = out.get(key)
-                out[key] = time if current is None else min(current, time)
-        return out

@@ -1,0 +1,256 @@
+"""The engine core: frames, gaps, events and "the time is now T" in; firings out. No I/O.
+
+As in a sans-I/O protocol, the core holds the engine's decisions and none of
+its wiring: which recorders a frame goes to, which frames fill the frame
+cache, which rules a frame, an event or a schedule fires, when recorders are
+ticked, what a reload changes. It never reads a clock (times come with the
+frames and from the driver), starts no task and touches no file; the
+recorders and the frame cache it feeds are objects the driver built and
+handed in (``RecorderPort``, ``FrameSink``), and the scheduler is one small
+protocol with a live and a virtual implementation. The asyncio driver
+(``engine.runtime.engine.Engine``) performs what the core returns: it runs the
+firings' actions, publishes events, starts and stops sources and services.
+
+Live runs and replays differ only in the clock and scheduler the driver hands
+in, so a replay decides exactly what a live run decided.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.core.frame import Frame, Gap
+from engine.events import Event, SourceGap
+from engine.rules.loader import RuleSet
+from engine.rules.model import ScheduleTrigger
+from engine.runtime.jobs import Job, Key, Scheduler
+from engine.runtime.rulebook import Firing, Rulebook
+from engine.runtime.stats import RunStats
+
+NO_FIRINGS: tuple[Firing, ...] = ()
+
+
+class RecorderPort(Protocol):
+    """What the core drives of a recorder (``engine.recorder.recorder.Recorder``)."""
+
+    name: str
+    seq: int
+
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def segments(self) -> Sequence[Any]: ...
+
+    def feed(self, frame: Frame) -> None: ...
+
+    def feed_gap(self, gap: Gap) -> None: ...
+
+    def tick(self, now: float) -> None: ...
+
+
+class FrameSink(Protocol):
+    """What keeps the latest camera frames (``engine.shots.frame_cache.FrameCache``)."""
+
+    def update(self, frame: Frame) -> None: ...
+
+
+def schedule_jobs(rules: RuleSet) -> dict[Key, Job]:
+    """The schedules of enabled rules, each with the fingerprint that says when it changed."""
+    jobs: dict[Key, Job] = {}
+    for (name, index), schedule in rules.schedules.items():
+        rule = rules.rules[name]
+        if not rule.enabled:
+            continue
+        trigger = rule.when[index]
+        assert isinstance(trigger, ScheduleTrigger)
+        fingerprint = (trigger, rules.settings.timezone)
+        jobs[(name, index)] = Job(schedule, trigger.grace, fingerprint)
+    return jobs
+
+
+@dataclass(frozen=True)
+class ReloadPlan:
+    """What a reload changes; the driver carries it out, in this order.
+
+    ``changes``: the changed names by kind (``rules``, ``recorders``...), for the log.
+    """
+
+    changes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    replace_shots: bool = False  # build a new shot service, let the old one finish
+    recorders: Sequence[str] = ()  # close (if running) and build again (if still defined)
+    sources: Sequence[str] = ()  # stop (if running) and start again (if still defined)
+
+
+class EngineCore:
+    """The engine's reactions for one rule set; see the module docstring."""
+
+    def __init__(self, rules: RuleSet, scheduler: Scheduler, stats: RunStats | None = None) -> None:
+        self.rules = rules
+        self.scheduler = scheduler
+        self.stats = stats if stats is not None else RunStats()
+        self.rulebook = Rulebook(rules.rules, rules.default_source())
+        self.recorders: dict[str, RecorderPort] = {}
+        self._by_source: dict[str, list[RecorderPort]] = {}
+        self.cache: FrameSink | None = None
+        self._cached_sources: frozenset[str] = frozenset()
+        self.accepting = False  # frames, events and schedules fire rules only while True
+        self.last_tick: float | None = None
+        self.tick_failures: Counter[str] = Counter()
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def set_recorders(self, recorders: Mapping[str, RecorderPort]) -> None:
+        """The recorders to feed, and which sources feed the frame cache."""
+        if recorders is not self.recorders:  # in place: the action runner holds this mapping
+            self.recorders.clear()
+            self.recorders.update(recorders)
+        by_source: dict[str, list[RecorderPort]] = {}
+        for recorder in self.recorders.values():
+            by_source.setdefault(recorder.config.source, []).append(recorder)
+        self._by_source = by_source
+        # Only sources a stream camera shoots from fill the frame cache: camera frames are
+        # big, and a cache nobody reads would hold up to its byte bound for nothing.
+        self._cached_sources = frozenset(
+            camera.source
+            for camera in self.rules.cameras.values()
+            if getattr(camera, "type", None) == "stream"
+        )
+
+    def cached_sources(self) -> frozenset[str]:
+        return self._cached_sources
+
+    def start(self, now: float) -> None:
+        """Begin taking frames, events and schedule fires at ``now``."""
+        self.last_tick = now
+        self.scheduler.set_jobs(schedule_jobs(self.rules), now)
+        self.accepting = True
+
+    def stop(self) -> None:
+        """No firings from now on; recorders still take what the driver feeds while closing."""
+        self.accepting = False
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def frame(self, frame: Frame) -> Sequence[Firing] | None:
+        """A frame to recorders, the frame cache and rules; None once the core has stopped.
+
+        The hot path: for almost every frame, a counter, one recorder call and a set lookup.
+        """
+        if not self.accepting:
+            return None
+        source = frame.source
+        self.stats.frames[source] += 1
+        for recorder in self._by_source.get(source, ()):
+            recorder.feed(frame)
+        if source in self._cached_sources and self.cache is not None:
+            self.cache.update(frame)
+        kinds = self.rulebook.kinds
+        if kinds is not None and frame.kind not in kinds:
+            return NO_FIRINGS
+        return self._fired(self.rulebook.on_frame(frame))
+
+    def gap(self, gap: Gap) -> SourceGap:
+        """A source was away; its recorders hear of it. Returns the event to announce."""
+        for recorder in self._by_source.get(gap.source, ()):
+            recorder.feed_gap(gap)
+        return SourceGap(
+            time=gap.end, source=gap.source, start=gap.start, end=gap.end, reason=gap.reason
+        )
+
+    def event(self, event: Event) -> Sequence[Firing]:
+        """An event happened: counted, and the rules it fires."""
+        self.stats.observe(event)
+        if not self.accepting:
+            return NO_FIRINGS
+        return self._fired(self.rulebook.on_event(event))
+
+    def schedule(self, rule: str, index: int, time: float) -> Firing | None:
+        """A schedule fired (the scheduler says so): the firing, unless a cooldown holds it."""
+        if not self.accepting:
+            return None
+        firing = self.rulebook.on_schedule(rule, index, time)
+        if firing is not None:
+            self.stats.fired(firing)
+        return firing
+
+    def advance(
+        self, now: float, *, inclusive: bool = True
+    ) -> tuple[list[Firing], list[tuple[str, Exception]]]:
+        """Time is ``now``: the schedule fires due by then, and a recorder tick if one is due.
+
+        A scheduler that fires by itself (on the wall clock) has nothing due here; a
+        virtual one hands back every fire up to ``now``, in time order. Returns the
+        firings and the recorders whose tick failed (see ``tick``).
+        """
+        out: list[Firing] = []
+        for time, rule, index in self.scheduler.due(now, inclusive=inclusive):
+            firing = self.schedule(rule, index, time)
+            if firing is not None:
+                out.append(firing)
+        last = self.last_tick
+        if last is None or now - last >= self.rules.settings.tick:
+            return out, self.tick(now)
+        return out, []
+
+    def tick(self, now: float) -> list[tuple[str, Exception]]:
+        """Recorders see the time (a post-roll ends in silence); returns those that failed.
+
+        A lasting fault would fail ten times a second: the driver logs it at 1, 10, 100...
+        failures (``tick_failures``), so the failure is reported without flooding the log.
+        """
+        self.last_tick = now
+        failed: list[tuple[str, Exception]] = []
+        for recorder in self.recorders.values():
+            try:
+                recorder.tick(now)
+            except Exception as exc:
+                self.tick_failures[recorder.name] += 1
+                failed.append((recorder.name, exc))
+        return failed
+
+    # -- reloading ------------------------------------------------------------------------
+
+    def plan_reload(self, rules: RuleSet, *, own_sources: bool = True) -> ReloadPlan:
+        """What switching to ``rules`` changes; nothing is changed yet.
+
+        ``own_sources``: the sources come from the rule files (not handed in by a replay),
+        so changed ones restart.
+        """
+        old = self.rules
+        changes: dict[str, list[str]] = {}
+
+        def changed(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
+            names = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
+            if names:
+                changes[kind] = sorted(names)
+            return names
+
+        cameras = changed("cameras", old.cameras, rules.cameras)
+        replace_shots = bool(cameras) or old.settings.shots != rules.settings.shots
+        recorders = changed("recorders", old.recorders, rules.recorders)
+        if old.settings.recordings != rules.settings.recordings:
+            recorders |= set(rules.recorders)  # a changed root: every recorder starts afresh
+        for name, recorder in self.recorders.items():
+            if name in rules.recorders and rules.recorder_source(name) != recorder.config.source:
+                recorders.add(name)
+        sources = changed("sources", old.sources, rules.sources) if own_sources else set()
+        changed("rules", old.rules, rules.rules)
+        return ReloadPlan(changes, replace_shots, sorted(recorders), sorted(sources))
+
+    def use_rules(self, rules: RuleSet, now: float) -> None:
+        """Switch to ``rules``: firing policies of unchanged rules and schedules carry over."""
+        self.rules = rules
+        rulebook = Rulebook(rules.rules, rules.default_source())
+        rulebook.carry_over(self.rulebook)
+        self.rulebook = rulebook
+        self.scheduler.set_jobs(schedule_jobs(rules), now)
+        self.set_recorders(self.recorders)  # stream cameras may read other sources now
+
+    def _fired(self, firings: list[Firing]) -> list[Firing]:
+        for firing in firings:
+            self.stats.fired(firing)
+        return firings
