@@ -93,7 +93,7 @@ class EngineCore:
         self.scheduler = scheduler
         self.stats = stats if stats is not None else RunStats()
         self.rulebook = Rulebook(rules.rules, rules.default_source())
-        self.recorders: dict[str, RecorderPort] = {}
+        self.recorders: Mapping[str, RecorderPort] = {}
         self._by_source: dict[str, list[RecorderPort]] = {}
         self.cache: FrameSink | None = None
         self._cached_sources: frozenset[str] = frozenset()
@@ -104,10 +104,8 @@ class EngineCore:
     # -- wiring ---------------------------------------------------------------------------
 
     def set_recorders(self, recorders: Mapping[str, RecorderPort]) -> None:
-        """The recorders to feed, and which sources feed the frame cache."""
-        if recorders is not self.recorders:  # in place: the action runner holds this mapping
-            self.recorders.clear()
-            self.recorders.update(recorders)
+        """The recorders to feed (the driver's own mapping: call again after changing it)."""
+        self.recorders = recorders
         by_source: dict[str, list[RecorderPort]] = {}
         for recorder in self.recorders.values():
             by_source.setdefault(recorder.config.source, []).append(recorder)

@@ -134,9 +134,11 @@ class Engine:
         self._given_sources = dict(sources) if sources is not None else None
         self._subscribers = Subscribers()
         self._streams: set[EventStream] = set()
+        self._recorders: dict[str, Recorder] = {}
+        self.core.set_recorders(self._recorders)
         self.actions = ActionRunner(
             shots=None,
-            recorders=self.core.recorders,
+            recorders=self._recorders,
             tz=rules.tz,
             dry_run=dry_run,
             note=self._note,
@@ -166,7 +168,7 @@ class Engine:
 
     @property
     def recorders(self) -> dict[str, Recorder]:
-        return self.core.recorders  # type: ignore[return-value]  # the driver built them
+        return self._recorders
 
     @property
     def tz(self) -> Any:
@@ -257,9 +259,9 @@ class Engine:
             self._tmp = tempfile.TemporaryDirectory(prefix="cuecap-dry-run-")
         self.cache = self.core.cache = FrameCache()
         try:
-            self.core.set_recorders(
-                {name: self._build_recorder(name, self.rules) for name in self.rules.recorders}
-            )
+            for name in self.rules.recorders:
+                self._recorders[name] = self._build_recorder(name, self.rules)
+            self.core.set_recorders(self._recorders)
             self.shots = await self._start_shots(self.rules)
             self.actions.shots = self.shots
             self.core.start(now)
@@ -510,11 +512,11 @@ class Engine:
         new_shots = await self._start_shots(rules) if plan.replace_shots else None
         self.core.rules = rules  # new recorders are built under the new settings
         # Recorders: a changed one closes its segment and starts afresh.
-        recorders = dict(self.core.recorders)
+        recorders = self._recorders
         for name in plan.recorders:
             recorder = recorders.pop(name, None)
             if recorder is not None:
-                recorder.close("rules reloaded")  # type: ignore[attr-defined]
+                recorder.close("rules reloaded")
                 self.stats.segments_closed(name, recorder.segments, recorder.seq)
             if name in rules.recorders:
                 recorders[name] = self._build_recorder(name, rules)
