@@ -1,4 +1,4 @@
-"""Everything the README documents is importable from ``engine``."""
+"""The public API: a curated, pinned set of names, each importable from ``engine``."""
 
 from __future__ import annotations
 
@@ -30,3 +30,35 @@ def test_importing_engine_loads_no_network_or_state_machine_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# The promise: adding a name is a decision, removing one breaks users. Change both together.
+PUBLIC = [
+    "CaptureError", "CaptureRequest", "Clock", "CuecapError", "Engine", "EngineStarted",
+    "EngineStopping", "Event", "EventKind", "EventRecorder", "Frame", "Gap", "LogInput",
+    "LogSource", "ManualClock", "PythonCamera", "QueueFull", "Recorder", "RecorderConfig",
+    "RecorderStateError", "RecordingError", "RecordingErrored", "RecordingReader",
+    "RecordingStarted", "RecordingStopped", "RecordingWriter", "ReloadApplied", "ReloadRefused",
+    "RuleFileError", "RuleFired", "RuleSet", "SaverClosed", "ShotErrored", "ShotFailed",
+    "ShotQueued", "ShotRejected", "ShotSaved", "ShotSaver", "ShotSaving", "ShotService",
+    "ShotStatus", "SimWorld", "SimulatorSource", "SourceClosed", "SourceConnected", "SourceGap",
+    "StatusUpdate", "Summary", "SystemClock", "Throttled", "UnknownCamera", "WebSocketSource",
+    "load_rules", "read_frames", "record_stream", "replay", "run_sim_in_thread",
+    "start_sim_server", "status",
+]  # fmt: skip
+
+
+def test_the_public_api_is_the_pinned_set() -> None:
+    assert engine.__all__ == sorted(PUBLIC)
+
+
+def test_every_error_of_the_api_has_the_one_root() -> None:
+    errors = [getattr(engine, n) for n in engine.__all__ if n.endswith(("Error", "Failed"))]
+    assert len(errors) >= 5
+    assert all(issubclass(cls, engine.CuecapError) for cls in errors)
+
+
+def test_the_done_when_one_liner_prints_the_root() -> None:
+    code = "import engine, engine.errors; print(engine.errors.CuecapError)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "<class 'engine.errors.CuecapError'>"
