@@ -12,24 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli as cli
 
-from engine.cli.main import main
 from engine.recording.reader import RecordingReader
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    runner = CliRunner()
-    old = Path.cwd()
-    try:
-        if cwd is not None:
-            os.chdir(cwd)
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_check_explains_the_default_rules() -> None:

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import CliRun
 from logfixtures import T0, session, sim_session, write_recording
 
-from engine.cli.main import main
 from engine.logtools.cutmerge import cut, merge
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput
 from engine.logtools.timerange import TimeRange
 from engine.recording.format import INDEX_ENTRY, INDEX_MAGIC, index_path, manifest_path
 from engine.recording.reader import read_frames
-
-
-def cuecap(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def index_entries(path: Path) -> list[tuple[int, float]]:
@@ -42,7 +35,9 @@ def rec(tmp_path: Path, records: list[tuple[float, bytes]]) -> Path:
     )
 
 
-def test_cut_then_merge_gives_back_the_same_records(rec: Path, tmp_path: Path) -> None:
+def test_cut_then_merge_gives_back_the_same_records(
+    cuecap: CliRun, rec: Path, tmp_path: Path
+) -> None:
     for i, (lo, hi) in enumerate([(None, "2"), ("2", "4.5"), ("4.5", None)]):
         args = [a for pair in (("--from", lo), ("--to", hi)) if pair[1] for a in pair]
         code, _, err = cuecap("log", "cut", rec, *args, "-o", tmp_path / f"part{i}.bin")
@@ -82,7 +77,9 @@ def test_cut_keeps_the_half_open_range_and_says_where_it_came_from(
     assert len(inside.gaps) == 1
 
 
-def test_cut_of_an_empty_range_is_an_error_and_leaves_nothing(rec: Path, tmp_path: Path) -> None:
+def test_cut_of_an_empty_range_is_an_error_and_leaves_nothing(
+    cuecap: CliRun, rec: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "none.bin"
     code, _, err = cuecap(
         "log", "cut", rec, "--from", "@1000000000", "--to", "@1000000001", "-o", out
@@ -94,7 +91,9 @@ def test_cut_of_an_empty_range_is_an_error_and_leaves_nothing(rec: Path, tmp_pat
     assert not manifest_path(out).exists()
 
 
-def test_cut_needs_a_range_and_refuses_to_overwrite(rec: Path, tmp_path: Path) -> None:
+def test_cut_needs_a_range_and_refuses_to_overwrite(
+    cuecap: CliRun, rec: Path, tmp_path: Path
+) -> None:
     code, _, err = cuecap("log", "cut", rec, "-o", tmp_path / "x.bin")
     assert code == 2
     assert "--from, --to" in err
@@ -108,7 +107,9 @@ def test_cut_needs_a_range_and_refuses_to_overwrite(rec: Path, tmp_path: Path) -
     assert (tmp_path / "taken.bin").read_bytes() == b"precious"
 
 
-def test_cut_from_the_end(rec: Path, records: list[tuple[float, bytes]], tmp_path: Path) -> None:
+def test_cut_from_the_end(
+    cuecap: CliRun, rec: Path, records: list[tuple[float, bytes]], tmp_path: Path
+) -> None:
     manifest = cut(LogInput(rec), tmp_path / "tail.bin", TimeRange(records[-1][0] - 1.0, None))
     code, _, _ = cuecap("log", "cut", rec, "--from", "-1", "-o", tmp_path / "tail2.bin")
     assert code == 0
@@ -116,7 +117,9 @@ def test_cut_from_the_end(rec: Path, records: list[tuple[float, bytes]], tmp_pat
     assert manifest.records == sum(1 for t, _ in records if t >= records[-1][0] - 1.0)
 
 
-def test_overlapping_recordings_are_refused_unless_interleaved(tmp_path: Path) -> None:
+def test_overlapping_recordings_are_refused_unless_interleaved(
+    cuecap: CliRun, tmp_path: Path
+) -> None:
     a_records = session(4.0, seed=1, images=False)
     b_records = [(t + 2.0005, raw) for t, raw in session(4.0, seed=2, images=False)]
     a = write_recording(tmp_path / "a.bin", a_records)

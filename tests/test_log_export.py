@@ -6,27 +6,20 @@ import csv
 import io
 import json
 import math
-import os
 import struct
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import CliRun
 from google.protobuf.json_format import MessageToDict
 from hypothesis import given
 from hypothesis import strategies as st
 from logfixtures import T0, scan, session, sim_session, write_recording
 
-from engine.cli.main import main
 from engine.logtools.errors import LogToolError
 from engine.logtools.export import export_csv, shortest_float32
 from engine.logtools.inputs import LogInput
 from engine.proto.purpledrop_pb2 import ActiveCapacitance
-
-
-def cuecap(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +56,7 @@ def _dump_value(fields: dict[str, object], column: str) -> object:
     ["active_capacitance", "group_capacitance", "scan_capacitance", "temperature_control",
      "hv_regulator", "electrode_state", "image", "image_transform", "device_info"],
 )  # fmt: skip
-def test_csv_rows_match_dump(rec: Path, kind: str, tmp_path: Path) -> None:
+def test_csv_rows_match_dump(cuecap: CliRun, rec: Path, kind: str, tmp_path: Path) -> None:
     out = tmp_path / f"{kind}.csv"
     code, _, err = cuecap("log", "export", rec, "--type", kind, "-o", out)
     assert code == 0, err
@@ -127,7 +120,7 @@ def test_shorter_repeated_fields_leave_cells_empty(tmp_path: Path) -> None:
     assert rows[1]["measurements_2_capacitance"] == ""
 
 
-def test_time_range_and_stdout(rec: Path) -> None:
+def test_time_range_and_stdout(cuecap: CliRun, rec: Path) -> None:
     code, out, _ = cuecap(
         "log", "export", rec, "-t", "hv_regulator", "-o", "-", "--from", "1", "--to", "3"
     )
@@ -136,7 +129,7 @@ def test_time_range_and_stdout(rec: Path) -> None:
     assert len(rows) == 2
 
 
-def test_a_type_the_recording_lacks_is_an_error(tmp_path: Path) -> None:
+def test_a_type_the_recording_lacks_is_an_error(cuecap: CliRun, tmp_path: Path) -> None:
     path = write_recording(tmp_path / "r.bin", session(2.0, images=False))
     with pytest.raises(LogToolError, match="no image messages"):
         export_csv(LogInput(path), "image", io.StringIO())

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import CliRun, run_cli
 from logfixtures import T0, session, write_recording
 
-from engine.cli.main import main
 from engine.core.frame import peek_kind
 from engine.logtools.errors import LogToolError
 from engine.logtools.info import summarize
 from engine.logtools.inputs import LogInput
 from engine.recording.format import index_path, manifest_path
-
-
-def cuecap(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ def test_info_counts_span_and_manifest(rec: Path, records: list[tuple[float, byt
     assert facts.problems == []
 
 
-def test_info_text_and_json(rec: Path, records: list[tuple[float, bytes]]) -> None:
+def test_info_text_and_json(cuecap: CliRun, rec: Path, records: list[tuple[float, bytes]]) -> None:
     code, out, _ = cuecap("log", "info", rec, "--utc")
     assert code == 0
     assert "2024-05-01T10:00:00.002+00:00" in out
@@ -70,7 +63,7 @@ def test_info_text_and_json(rec: Path, records: list[tuple[float, bytes]]) -> No
 
 
 def test_info_reports_a_cut_short_tail_and_exits_2(
-    rec: Path, records: list[tuple[float, bytes]]
+    cuecap: CliRun, rec: Path, records: list[tuple[float, bytes]]
 ) -> None:
     with open(rec, "ab") as f:
         f.write(b"\x00\x10\x00\x00partial")  # a 4096-byte record with 7 bytes of it
@@ -81,7 +74,7 @@ def test_info_reports_a_cut_short_tail_and_exits_2(
     assert f"{len(records)} records" in out
 
 
-def test_info_without_index_says_times_are_estimated(rec: Path) -> None:
+def test_info_without_index_says_times_are_estimated(cuecap: CliRun, rec: Path) -> None:
     index_path(rec).unlink()
     manifest_path(rec).unlink()
     code, out, _err = cuecap("log", "info", rec)
@@ -92,7 +85,7 @@ def test_info_without_index_says_times_are_estimated(rec: Path) -> None:
 
 
 def test_dump_rows_have_decoded_fields_and_image_sizes(
-    rec: Path, records: list[tuple[float, bytes]]
+    cuecap: CliRun, rec: Path, records: list[tuple[float, bytes]]
 ) -> None:
     code, out, _ = cuecap("log", "dump", rec)
     rows = [json.loads(line) for line in out.splitlines()]
@@ -112,7 +105,9 @@ def test_dump_rows_have_decoded_fields_and_image_sizes(
     assert state["electrode_state"]["drive_groups"][0]["setting"] == 200
 
 
-def test_dump_filters_by_type_and_time(rec: Path, records: list[tuple[float, bytes]]) -> None:
+def test_dump_filters_by_type_and_time(
+    cuecap: CliRun, rec: Path, records: list[tuple[float, bytes]]
+) -> None:
     code, out, _ = cuecap(
         "log", "dump", rec, "--type", "hv_regulator,image", "--from", "2", "--to", "4"
     )
@@ -127,7 +122,7 @@ def test_dump_filters_by_type_and_time(rec: Path, records: list[tuple[float, byt
     assert len(out.splitlines()) == 3
 
 
-def test_dump_shows_records_that_are_not_events_and_exits_2(tmp_path: Path) -> None:
+def test_dump_shows_records_that_are_not_events_and_exits_2(cuecap: CliRun, tmp_path: Path) -> None:
     path = write_recording(
         tmp_path / "bad.bin", [(T0, session(1.0)[0][1]), (T0 + 1, b"\xff\xfe\xfd")]
     )
@@ -139,7 +134,7 @@ def test_dump_shows_records_that_are_not_events_and_exits_2(tmp_path: Path) -> N
     assert "1 record(s) are not PurpleDrop events" in err
 
 
-def test_dump_to_file_refuses_to_overwrite(rec: Path, tmp_path: Path) -> None:
+def test_dump_to_file_refuses_to_overwrite(cuecap: CliRun, rec: Path, tmp_path: Path) -> None:
     out = tmp_path / "d.jsonl"
     assert cuecap("log", "dump", rec, "-o", out)[0] == 0
     code, _, err = cuecap("log", "dump", rec, "-o", out)
@@ -148,14 +143,14 @@ def test_dump_to_file_refuses_to_overwrite(rec: Path, tmp_path: Path) -> None:
     assert cuecap("log", "dump", rec, "-o", out, "--force")[0] == 0
 
 
-def test_unknown_type_lists_the_known_ones(rec: Path) -> None:
+def test_unknown_type_lists_the_known_ones(cuecap: CliRun, rec: Path) -> None:
     code, _, err = cuecap("log", "dump", rec, "--type", "imgae")
     assert code == 2
     assert "unknown message type imgae" in err
     assert "active_capacitance" in err
 
 
-def test_bad_time_is_a_usage_error(rec: Path) -> None:
+def test_bad_time_is_a_usage_error(cuecap: CliRun, rec: Path) -> None:
     code, _, err = cuecap("log", "dump", rec, "--from", "soon")
     assert code == 2
     assert "--from" in err
@@ -179,7 +174,7 @@ COMMANDS = [
 
 def _run(command: list[str], path: Path, out: Path) -> tuple[int, str, str]:
     args = [a.replace("{out}", str(out)) for a in command]
-    return cuecap("log", args[0], path, *args[1:])
+    return run_cli("log", args[0], path, *args[1:])
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c[0] for c in COMMANDS])
@@ -214,13 +209,13 @@ def test_random_bytes_with_a_plausible_first_length(tmp_path: Path) -> None:
         LogInput(path)
 
 
-def test_companion_file_gets_a_hint(rec: Path) -> None:
+def test_companion_file_gets_a_hint(cuecap: CliRun, rec: Path) -> None:
     code, _, err = cuecap("log", "info", manifest_path(rec))
     assert code == 2
     assert f"did you mean {rec}" in err
 
 
-def test_file_cut_short_inside_its_first_record(tmp_path: Path) -> None:
+def test_file_cut_short_inside_its_first_record(cuecap: CliRun, tmp_path: Path) -> None:
     raw = session(1.0)[0][1]
     path = tmp_path / "short.bin"
     path.write_bytes(len(raw).to_bytes(4, "little") + raw[:-3])
@@ -229,7 +224,7 @@ def test_file_cut_short_inside_its_first_record(tmp_path: Path) -> None:
     assert "cut short" in err
 
 
-def test_empty_recording_has_no_frames_for_a_video(tmp_path: Path) -> None:
+def test_empty_recording_has_no_frames_for_a_video(cuecap: CliRun, tmp_path: Path) -> None:
     path = write_recording(tmp_path / "empty.bin", [])
     code, out, _ = cuecap("log", "info", path)
     assert code == 0

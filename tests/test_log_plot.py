@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import tzlocal
-from click.testing import CliRunner
+from conftest import CliRun
 from logfixtures import T0, active, hv, image, sim_session, write_recording
 from PIL import Image
 
-from engine.cli.main import main
 from engine.logtools.cutmerge import cut
 from engine.logtools.export import export_csv
 from engine.logtools.info import summarize
@@ -24,11 +23,6 @@ from engine.logtools.inputs import LogInput
 from engine.logtools.plot import axis_zone, collect
 from engine.logtools.timerange import TimeRange
 from engine.recording.writer import RecordingWriter
-
-
-def cuecap(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,9 @@ def rec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def test_plot_writes_a_png_with_the_panels_the_recording_has(rec: Path, tmp_path: Path) -> None:
+def test_plot_writes_a_png_with_the_panels_the_recording_has(
+    cuecap: CliRun, rec: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "p.png"
     code, _, err = cuecap("log", "plot", rec, "-o", out, "--width", "8")
     assert code == 0, err
@@ -68,7 +64,9 @@ def test_timeline_finds_the_simulated_activity(rec: Path) -> None:
     assert total < 0.5 * (timeline.end - timeline.start)  # shading marks bursts, not everything
 
 
-def test_plot_refuses_unknown_types_and_overwrites(rec: Path, tmp_path: Path) -> None:
+def test_plot_refuses_unknown_types_and_overwrites(
+    cuecap: CliRun, rec: Path, tmp_path: Path
+) -> None:
     code, _, err = cuecap("log", "plot", rec, "-o", tmp_path / "p.bmp")
     assert code == 2
     assert "unknown picture type" in err
@@ -79,7 +77,7 @@ def test_plot_refuses_unknown_types_and_overwrites(rec: Path, tmp_path: Path) ->
 
 
 def test_missing_matplotlib_is_exit_3(
-    rec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cuecap: CliRun, rec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code, _, err = cuecap("log", "plot", rec, "-o", tmp_path / "p.png")

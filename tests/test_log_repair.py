@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import CliRun
 from logfixtures import T0, session, write_recording
 
-from engine.cli.main import main
 from engine.logtools.errors import LogToolError
 from engine.logtools.repair import repair
 from engine.recording.format import INDEX_ENTRY, INDEX_MAGIC, index_path, manifest_path
@@ -19,11 +17,6 @@ from engine.recording.reader import RecordingReader, read_frames
 from engine.recording.writer import RecordingWriter
 
 NOW = T0 + 86_400.0
-
-
-def cuecap(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +54,7 @@ def test_cut_short_tail_is_kept_aside_and_removed(
 
 
 def test_missing_index_is_rebuilt_from_message_timestamps(
-    rec: Path, records: list[tuple[float, bytes]]
+    cuecap: CliRun, rec: Path, records: list[tuple[float, bytes]]
 ) -> None:
     index_path(rec).unlink()
     code, _, err = cuecap("log", "repair", rec)
@@ -98,7 +91,7 @@ def test_index_with_wrong_entries_is_rebuilt_and_the_old_one_kept(
 
 
 def test_stale_manifest_of_a_crashed_recorder_is_completed(
-    tmp_path: Path, records: list[tuple[float, bytes]]
+    cuecap: CliRun, tmp_path: Path, records: list[tuple[float, bytes]]
 ) -> None:
     live = tmp_path / "live.bin"
     writer = RecordingWriter(
@@ -138,7 +131,7 @@ def test_recording_still_being_written_is_left_alone(
     writer.close()
 
 
-def test_repair_twice_changes_nothing(rec: Path) -> None:
+def test_repair_twice_changes_nothing(cuecap: CliRun, rec: Path) -> None:
     with open(rec, "ab") as f:
         f.write(b"\x01\x02")
     index_path(rec).unlink()
@@ -152,7 +145,7 @@ def test_repair_twice_changes_nothing(rec: Path) -> None:
     assert "nothing to repair" in err
 
 
-def test_dry_run_touches_nothing(rec: Path) -> None:
+def test_dry_run_touches_nothing(cuecap: CliRun, rec: Path) -> None:
     with open(rec, "ab") as f:
         f.write(b"\x01\x02\x03")
     index_path(rec).unlink()
@@ -191,7 +184,9 @@ def test_second_tail_backup_does_not_replace_the_first(rec: Path) -> None:
     assert report.tail_backup.read_bytes() == b"\x08\x07"
 
 
-def test_a_file_system_failure_is_a_clear_error_and_changes_nothing(rec: Path) -> None:
+def test_a_file_system_failure_is_a_clear_error_and_changes_nothing(
+    cuecap: CliRun, rec: Path
+) -> None:
     index_path(rec).unlink()  # something to repair
     blocker = Path(f"{index_path(rec)}.repairing")
     blocker.mkdir()  # the temporary index cannot be written

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import av
 import pytest
-from click.testing import CliRunner
+from conftest import CliRun
 from logfixtures import T0, image, image_times, jpeg, session, sim_session, write_recording
 
-from engine.cli.main import main
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput
 from engine.logtools.timerange import TimeRange
 from engine.logtools.video import VideoOptions, write_video
-
-
-def cuecap(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def video_times(path: Path) -> list[float]:
@@ -40,7 +33,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]:
 
 
 def test_video_frame_count_and_times_match_the_recording(
-    sim: tuple[Path, list[float]], tmp_path: Path
+    cuecap: CliRun, sim: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
     path, times = sim
     gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -87,7 +80,7 @@ def test_timestamp_clock_places_frames_by_the_server_time(tmp_path: Path) -> Non
     )
 
 
-def test_overlay_draws_the_time(tmp_path: Path) -> None:
+def test_overlay_draws_the_time(cuecap: CliRun, tmp_path: Path) -> None:
     records = [(T0 + i * 0.2, image(T0 + i * 0.2, jpeg(0, size=(320, 240)))) for i in range(3)]
     path = write_recording(tmp_path / "r.bin", records)
     plain, stamped = tmp_path / "plain.mp4", tmp_path / "stamped.mp4"
@@ -113,7 +106,7 @@ def test_odd_sizes_and_a_camera_that_changes_size(tmp_path: Path) -> None:
     assert len(video_times(tmp_path / "odd.mp4")) == 4
 
 
-def test_undecodable_frames_are_left_out_and_said(tmp_path: Path) -> None:
+def test_undecodable_frames_are_left_out_and_said(cuecap: CliRun, tmp_path: Path) -> None:
     records = [(T0 + i * 0.1, image(T0 + i * 0.1, jpeg(i))) for i in range(4)]
     records.insert(2, (T0 + 0.15, image(T0 + 0.15, b"\xff\xd8not really a jpeg")))
     path = write_recording(tmp_path / "r.bin", records)
@@ -134,14 +127,14 @@ def test_no_frames_in_range_is_an_error(sim: tuple[Path, list[float]], tmp_path:
     assert list(tmp_path.iterdir()) == []  # no half-written video left behind
 
 
-def test_recording_without_camera(tmp_path: Path) -> None:
+def test_recording_without_camera(cuecap: CliRun, tmp_path: Path) -> None:
     path = write_recording(tmp_path / "r.bin", session(2.0, images=False))
     code, _, err = cuecap("log", "video", path, "-o", tmp_path / "v.mp4")
     assert code == 2
     assert "no camera (image) frames" in err
 
 
-def test_output_rules(sim: tuple[Path, list[float]], tmp_path: Path) -> None:
+def test_output_rules(cuecap: CliRun, sim: tuple[Path, list[float]], tmp_path: Path) -> None:
     path, _ = sim
     code, _, err = cuecap("log", "video", path, "-o", tmp_path / "v.avi")
     assert code == 2
@@ -161,7 +154,7 @@ def test_output_rules(sim: tuple[Path, list[float]], tmp_path: Path) -> None:
 
 
 def test_missing_pyav_is_a_clear_error_with_exit_3(
-    sim: tuple[Path, list[float]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cuecap: CliRun, sim: tuple[Path, list[float]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
     code, _, err = cuecap("log", "video", sim[0], "-o", tmp_path / "v.mp4")
@@ -170,7 +163,7 @@ def test_missing_pyav_is_a_clear_error_with_exit_3(
 
 
 def test_missing_encoder_is_a_clear_error_with_exit_3(
-    sim: tuple[Path, list[float]], tmp_path: Path
+    cuecap: CliRun, sim: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
     code, _, err = cuecap(
         "log", "video", sim[0], "-o", tmp_path / "v.mp4", "--encoder", "h264_nosuch"
@@ -184,7 +177,7 @@ def test_missing_encoder_is_a_clear_error_with_exit_3(
 
 
 def test_frames_are_written_as_received_and_named_by_time(
-    sim: tuple[Path, list[float]], tmp_path: Path
+    cuecap: CliRun, sim: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
     path, times = sim
     out = tmp_path / "frames"
@@ -203,7 +196,7 @@ def test_frames_are_written_as_received_and_named_by_time(
 
 
 def test_frames_with_a_name_template_and_a_range(
-    sim: tuple[Path, list[float]], tmp_path: Path
+    cuecap: CliRun, sim: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
     path, times = sim
     out = tmp_path / "f"
@@ -221,7 +214,7 @@ def test_frames_with_a_name_template_and_a_range(
     assert "unknown field {camera}" in err
 
 
-def test_frames_that_share_a_name_are_all_kept(tmp_path: Path) -> None:
+def test_frames_that_share_a_name_are_all_kept(cuecap: CliRun, tmp_path: Path) -> None:
     records = [(T0 + 0.1 * i, image(T0, jpeg(i))) for i in range(3)]
     path = write_recording(tmp_path / "r.bin", records)
     code, _, err = cuecap("log", "frames", path, "-o", tmp_path / "f", "--name", "same.jpg")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 import textwrap
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from engine.runtime.policy import Decision
 from engine.runtime.rulebook import Firing, Rulebook
 from engine.runtime.runner import RuleRunner
 from engine.runtime.scheduler import Job, LiveScheduler, VirtualScheduler
+from engine.sim.server import SimServer
 from engine.sim.world import SimWorld
 
 T0 = 1_700_000_000.0  # a multiple of 5 s: interval fires are at T0 + 5k
@@ -338,44 +340,41 @@ async def test_the_live_scheduler_runs_on_apscheduler_in_frozen_time() -> None:
     assert scheduler.missed == 1
 
 
-async def test_a_live_run_records_a_websocket_stream_on_loopback(tmp_path: Path) -> None:
-    from engine.sim.server import start_sim_server
-
-    server = await start_sim_server(
+async def test_a_live_run_records_a_websocket_stream_on_loopback(
+    tmp_path: Path, sim_server: Callable[..., Awaitable[SimServer]]
+) -> None:
+    server = await sim_server(
         seed=4, fps=4, image_size=(64, 48), speed=20, first_burst_delay=1, idle=(6, 8),
         wait_for_clients=1,
     )  # fmt: skip
-    try:
-        path = tmp_path / "rules.yaml"
-        path.write_text(
-            textwrap.dedent(
-                f"""\
-                settings:
-                  recordings: {tmp_path / "recordings"}
-                  shots: {{folder: {tmp_path / "shots"}}}
-                sources:
-                  lab: {{type: websocket, url: "{server.uri}"}}
-                cameras:
-                  device: {{type: stream, source: lab}}
-                recorders:
-                  moves:
-                    activity: [{{type: message, types: [electrode_state]}}]
-                    pre_roll: 0.05
-                    post_roll: 0.1
-                rules:
-                  shot-at-start:
-                    when: {{type: event, event: recording.started, recorder: moves}}
-                    do: {{type: shot, cameras: device}}
-                  moved:
-                    when: {{type: message, source: lab, types: electrode_state}}
-                    do: {{type: log, message: "moved"}}
-                """
-            ),
-            encoding="utf-8",
-        )
-        summary = await Engine(load_rules([path], env={})).run(duration=1.5)
-    finally:
-        await server.close(abrupt=True)
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            settings:
+              recordings: {tmp_path / "recordings"}
+              shots: {{folder: {tmp_path / "shots"}}}
+            sources:
+              lab: {{type: websocket, url: "{server.uri}"}}
+            cameras:
+              device: {{type: stream, source: lab}}
+            recorders:
+              moves:
+                activity: [{{type: message, types: [electrode_state]}}]
+                pre_roll: 0.05
+                post_roll: 0.1
+            rules:
+              shot-at-start:
+                when: {{type: event, event: recording.started, recorder: moves}}
+                do: {{type: shot, cameras: device}}
+              moved:
+                when: {{type: message, source: lab, types: electrode_state}}
+                do: {{type: log, message: "moved"}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    summary = await Engine(load_rules([path], env={})).run(duration=1.5)
     assert summary.frames["lab"] > 100
     assert len(summary.segments) >= 1  # a burst every ~0.5 s of real time: at least one
     assert all(Path(s.path).exists() and s.records > 0 for s in summary.segments)
