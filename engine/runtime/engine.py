@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -105,10 +106,10 @@ class Engine:
         *,
         clock: Clock = SYSTEM_CLOCK,
         dry_run: bool = False,
-        recordings: str | Path | None = None,
-        shots_folder: str | Path | None = None,
+        recordings: str | os.PathLike[str] | None = None,
+        shots_folder: str | os.PathLike[str] | None = None,
         sources: Mapping[str, Source] | None = None,
-        watch: Sequence[str | Path] | None = None,
+        watch: Sequence[str | os.PathLike[str]] | None = None,
         env: Mapping[str, str] | None = None,
         reload_debounce: float = 0.3,
         adapters: Sequence[Adapter] = (),

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from engine.rules.model import Rule
 from engine.runtime.policy import Decision, FiringPolicy
@@ -19,7 +20,7 @@ from engine.runtime.rulebook import Firing, Rulebook
 
 log = logging.getLogger("engine.rules")
 
-Perform = Callable[[Rule, Firing], Awaitable[None]]
+Perform = Callable[[Rule, Firing], Coroutine[Any, Any, None]]
 
 
 class _RuleTasks:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Job", "Key", "LiveScheduler", "OnFire", "ScheduleTrigger", "VirtualScheduler"]
 
 
-class ScheduleTrigger(BaseTrigger):
+class ScheduleTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
     """An APScheduler trigger that asks a pure ``Schedule``; jitter included, reproducible."""
 
     __slots__ = ("schedule",)
