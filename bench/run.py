@@ -4,7 +4,9 @@ Each benchmark compares cuecap side by side against its baseline in the same
 run and prints its own table and ratios. ``--quick`` makes each one short
 (a smoke run that checks they all still work, not a measurement).
 
-    python bench/run.py [--quick] [NAME ...]     # NAME: ingest recorder rules shots logtools sim_world
+    python bench/run.py [--quick] [NAME ...]     # NAME: ingest recorder rules shots footprint logtools sim_world
+
+Every figure with a target also goes to ``bench/results.json`` (machine-readable).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("ingest", "recorder", "rules", "shots", "logtools", "sim_world")
+BENCHES = ("ingest", "recorder", "rules", "shots", "footprint", "logtools", "sim_world")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(result, int) and result != 0:
             failed.append(name)
         print(f"({name}: {time.perf_counter() - started:.1f} s)", flush=True)
+    import results
+
+    out = HERE / "results.json"
+    results.write(out, quick=args.quick)
+    print(f"\nresults: {out}")
+    missed = [r for r in results.RESULTS if r["met"] is False]
+    for r in missed:
+        print(f"target not met: {r['bench']} {r['name']} = {r['value']:.3g} (target {r['target']})")
     if failed:
         print(f"\ntargets not met: {', '.join(failed)}")
     return 1 if failed else 0

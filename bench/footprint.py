@@ -1,0 +1,197 @@
+"""Steady-state CPU and peak memory of a running engine, against a bare client.
+
+One simulated PurpleDrop (``cuecap sim``: a 30 fps 1024x768 camera plus the
+background traffic, about 170 messages/s and 3 MB/s) streams in real time over
+loopback. Two programs take the same stream for the same wall time, each in
+its own process, measured by the kernel (``wait4``: user + system CPU, peak
+RSS):
+
+  bare     a websockets client that only receives (the least any recorder costs)
+  cuecap   ``cuecap run`` with a recorder and a 5 s timelapse from the stream
+           camera: what a lab leaves running for weeks
+
+Rounds alternate the two, so a busy machine slows them alike; the ratio is the
+median of the per-round ratios.
+
+    python bench/footprint.py [--seconds S] [--rounds R] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CUECAP = [sys.executable, "-m", "engine"]
+
+BARE_CLIENT = """
+import asyncio, sys, time
+from websockets.asyncio.client import connect
+
+async def main(uri, seconds):
+    n = size = 0
+    async with connect(uri, max_size=None, compression=None, proxy=None) as ws:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            try:
+                msg = await asyncio.wait_for(ws.recv(), left)
+            except TimeoutError:
+                break
+            n += 1
+            size += len(msg)
+    print(n, size)
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+"""
+
+RULES = """\
+settings:
+  recordings: {root}/recordings
+  shots: {{folder: {root}/shots}}
+sources:
+  lab: {{type: websocket, url: "{uri}"}}
+cameras:
+  device: {{type: stream, source: lab}}
+recorders:
+  moves:
+    activity:
+      - {{type: message, types: [electrode_state]}}
+      - {{type: step, field: active_capacitance.calibrated, delta: 15}}
+    pre_roll: 2s
+    post_roll: 3s
+rules:
+  timelapse:
+    when: {{type: schedule, every: 5s}}
+    do: {{type: shot, cameras: device}}
+"""
+
+
+@dataclass
+class Usage:
+    cpu: float  # seconds of CPU, user + system, in the steady window
+    wall: float  # seconds of that window
+    max_rss_mb: float  # peak resident memory of the whole run
+
+    @property
+    def core_percent(self) -> float:
+        return 100 * self.cpu / self.wall
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def measure(argv: list[str], cwd: Path, seconds: float, warmup: float) -> Usage:
+    """CPU from ``warmup`` s after the start to 0.5 s before the end: start-up not counted."""
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(warmup)
+    first, t0 = cpu_seconds(process.pid), time.perf_counter()
+    time.sleep(max(0.5, seconds - warmup - 0.5))
+    last, t1 = cpu_seconds(process.pid), time.perf_counter()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        raise SystemExit(f"{argv[:4]} failed ({process.returncode}):\n{err[-2000:]}")
+    return Usage(last - first, t1 - t0, usage.ru_maxrss / 1024)
+
+
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"the simulator did not listen on port {port}")
+
+
+def run_help_has(flag: str) -> bool:
+    out = subprocess.run([*CUECAP, "run", "--help"], capture_output=True, text=True, cwd=ROOT)
+    return flag in out.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="wall seconds per contender")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=4.0, help="seconds not counted at start")
+    parser.add_argument("--quick", action="store_true", help="a short run (checks it works)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.rounds, args.warmup = 4.0, 1, 2.0
+    extra = ["--no-http"] if run_help_has("--no-http") else []
+    rows: dict[str, list[Usage]] = {"bare": [], "cuecap": []}
+    with tempfile.TemporaryDirectory(prefix="cuecap-footprint-") as tmp:
+        root = Path(tmp)
+        port = free_port()
+        uri = f"ws://127.0.0.1:{port}"
+        sim = subprocess.Popen(
+            [*CUECAP, "-q", "sim", "--port", str(port), "--fps", "30", "--image-size", "1024x768"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_listening(port)
+            rules = root / "rules.yaml"
+            rules.write_text(RULES.format(root=root, uri=uri), encoding="utf-8")
+            client = root / "bare.py"
+            client.write_text(textwrap.dedent(BARE_CLIENT), encoding="utf-8")
+            for i in range(args.rounds):
+                order = ["bare", "cuecap"] if i % 2 == 0 else ["cuecap", "bare"]
+                for name in order:
+                    if name == "bare":
+                        cmd = [sys.executable, str(client), uri, str(args.seconds)]
+                    else:
+                        cmd = [*CUECAP, "-q", "run", *extra, "--for", str(args.seconds), str(rules)]
+                    rows[name].append(measure(cmd, ROOT, args.seconds, args.warmup))
+        finally:
+            sim.terminate()
+            sim.wait(10)
+    window = args.seconds - args.warmup - 0.5
+    print(f"{'':8} {'CPU % of a core':>16} {'peak RSS MB':>12}   (steady {window:g} s of each run)")
+    for name, usages in rows.items():
+        cpu = statistics.median(u.core_percent for u in usages)
+        rss = max(u.max_rss_mb for u in usages)
+        print(f"{name:8} {cpu:16.2f} {rss:12.1f}")
+    ratios = [
+        c.core_percent / b.core_percent for b, c in zip(rows["bare"], rows["cuecap"], strict=True)
+    ]
+    ratio = statistics.median(ratios)
+    peak = max(u.max_rss_mb for u in rows["cuecap"])
+    print(
+        f"cuecap CPU is {ratio:.2f}x the bare client's (median of {len(ratios)} rounds; target <= 1.1)"
+    )
+    print(f"cuecap peak RSS {peak:.0f} MB (target <= 64)")
+    if not args.quick:
+        from results import report
+
+        report("footprint", "cpu vs bare client", ratio, "x", target=1.1, better="lower")
+        report("footprint", "peak rss", peak, "MB", target=64, better="lower")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
