@@ -32,4 +32,4 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix engine tests bench examples docs/build_readme.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
