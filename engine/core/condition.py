@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 import cel
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -45,6 +45,10 @@ from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
 from engine.errors import CuecapError
 
 log = logging.getLogger(__name__)
+
+# What CEL reads: a message as nested dicts and lists of proto3 scalars.
+CelValue: TypeAlias = "bool | int | float | str | bytes | list[CelValue] | dict[str, CelValue]"
+CelMessage: TypeAlias = dict[str, CelValue]
 
 # Frame facts every expression may use, with their CEL type for error messages.
 CONTEXT_NAMES: dict[str, str] = {
@@ -178,13 +182,13 @@ def _locals(tokens: list[_Token]) -> set[str]:
     return names
 
 
-def to_cel(message: Message, fields: frozenset[str] | None = None) -> dict[str, Any]:
+def to_cel(message: Message, fields: frozenset[str] | None = None) -> CelMessage:
     """A message as the nested dicts and lists CEL reads; ``fields`` limits the top level.
 
     Numbers, strings and lists are always there (proto3 defaults); a message
     field only when set, so ``has(x.timestamp)`` is false for a message without one.
     """
-    out: dict[str, Any] = {}
+    out: CelMessage = {}
     for field in message.DESCRIPTOR.fields:
         name = field.name
         if fields is not None and name not in fields:
@@ -252,7 +256,7 @@ class Condition:
                 if chain.members and chain.members[0][0] is not None:
                     used = plan.setdefault(root, set())
                     if used is not None:
-                        used.add(chain.members[0][0])  # type: ignore[arg-type]
+                        used.add(chain.members[0][0])
                 else:
                     plan[root] = None
                 continue
@@ -283,6 +287,8 @@ class Condition:
             if fields is not None:
                 self._plan[message_type] = fields | bare_fields
         self._bare_fields = tuple(sorted(bare_fields))
+        # The type whose fields the bare names read (only set when some are used).
+        self._bare_owner = message_type if bare_fields else None
         self._context = tuple(sorted(context))
         # Defaults for the message types a frame is not: proto3 reads unset fields as defaults.
         self._defaults = {kind: to_cel(_empty(kind), fields) for kind, fields in self._plan.items()}
@@ -367,15 +373,16 @@ class Condition:
         seq: int,
         source: str,
         length: int,
-    ) -> dict[str, Any]:
-        variables: dict[str, Any] = {}
+    ) -> CelMessage:
+        variables: CelMessage = {}
         for name, fields in self._plan.items():
             if name == kind and message is not None:
                 variables[name] = to_cel(message, fields)
             else:
                 variables[name] = self._defaults[name]
-        if self._bare_fields:
-            own = variables[self.message_type]  # type: ignore[index]
+        if self._bare_owner is not None:
+            own = variables[self._bare_owner]
+            assert isinstance(own, dict)  # to_cel made it
             for name in self._bare_fields:
                 variables[name] = own[name]
         for name in self._context:

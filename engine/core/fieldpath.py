@@ -13,9 +13,10 @@ value to compare against.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final, TypeAlias
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -62,8 +63,13 @@ class _Missing:
         return False
 
 
-MISSING: Any = _Missing()
+MISSING: Final = _Missing()
 """The value of a path whose index runs past the end of a repeated field."""
+
+FieldValue: TypeAlias = Any
+"""A value read off a decoded message by a path from a rule file: a number, bool,
+string, bytes, message, repeated container or ``MISSING``. Which one depends on
+the path, known only when the rule file loads, so its static type is open."""
 
 
 class FieldPathError(CuecapError, ValueError):
@@ -77,15 +83,35 @@ class FieldPathError(CuecapError, ValueError):
         super().__init__(f"field {path!r}{where}: {message}")
 
 
+def descriptor_of(message: type[Message]) -> Descriptor:
+    """A message class's descriptor, as the Python ``Descriptor`` type.
+
+    The stubs also allow the C (upb) descriptor class, which passes this
+    ``isinstance`` check at run time; the check is what tells the type checker.
+    """
+    descriptor = message.DESCRIPTOR
+    if not isinstance(descriptor, Descriptor):
+        raise TypeError(f"{message.__name__}.DESCRIPTOR is a {type(descriptor).__name__}")
+    return descriptor
+
+
+def message_descriptor(field: FieldDescriptor) -> Descriptor:
+    """The descriptor of a message field's type; ``TypeError`` for a scalar field."""
+    descriptor = field.message_type
+    if descriptor is None:
+        raise TypeError(f"field {field.name!r} is a scalar, not a message")
+    return descriptor
+
+
 def kind_descriptor(kind: str) -> Descriptor:
     """The message descriptor of a top-level kind (``"active_capacitance"``...)."""
-    return PurpleDropEvent.DESCRIPTOR.fields_by_name[kind].message_type
+    return message_descriptor(descriptor_of(PurpleDropEvent).fields_by_name[kind])
 
 
 def type_name(field: FieldDescriptor, repeated: bool | None = None) -> str:
     """A short human name of a field's type, for error messages."""
     if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-        base = field.message_type.name
+        base = message_descriptor(field).name
     elif field.type == FieldDescriptor.TYPE_BYTES:
         base = "bytes"
     else:
@@ -194,8 +220,10 @@ class FieldPath:
         self._steps = tuple(steps[1:])
         if not any(step.indexes for step in self._steps) and self._steps:
             # No index anywhere: one C-level attrgetter walks the whole path.
-            self._plain = attrgetter(".".join(step.name for step in self._steps))
-            self.get = self._plain
+            self._plain: attrgetter[FieldValue] | None = attrgetter(
+                ".".join(step.name for step in self._steps)
+            )
+            self.get: Callable[[Message], FieldValue] = self._plain
         else:
             self._plain = None
             self.get = self._walk
@@ -215,12 +243,12 @@ class FieldPath:
             return kind_descriptor(self.kind).name
         return type_name(self.leaf, self.repeated)
 
-    def _walk(self, message: Message) -> Any:
+    def _walk(self, message: Message) -> FieldValue:
         """The value at this path in ``message`` (a message of type ``kind``), or ``MISSING``.
 
         ``get`` is this, or an ``attrgetter`` doing the same when no step is indexed.
         """
-        value: Any = message
+        value: FieldValue = message
         for step in self._steps:
             value = getattr(value, step.name)
             for index in step.indexes:
@@ -230,7 +258,7 @@ class FieldPath:
                     return MISSING
         return value
 
-    def read(self, frame: Frame) -> Any:
+    def read(self, frame: Frame) -> FieldValue:
         """The value in ``frame``; ``MISSING`` if the frame is of another type or undecodable."""
         if frame.kind != self.kind:
             return MISSING
@@ -238,10 +266,12 @@ class FieldPath:
             message = frame.message
         except ValueError:
             return MISSING
+        if message is None:  # a frame without a kind, ruled out above
+            return MISSING
         return self.get(message)
 
 
-def comparable(value: Any) -> Any:
+def comparable(value: FieldValue) -> object:
     """A value that compares by content and holds no reference to its frame.
 
     Repeated fields become tuples, messages their deterministic serialization,

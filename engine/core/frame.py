@@ -10,12 +10,13 @@ recorder that only writes bytes never pays for decoding camera frames.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Final, Literal
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from engine.errors import CuecapError
-from engine.proto.purpledrop_pb2 import PurpleDropEvent
+from engine.proto.purpledrop_pb2 import PurpleDropEvent, Timestamp
 
 # Field number -> oneof member name of PurpleDropEvent.msg.
 KINDS: dict[int, str] = {
@@ -26,7 +27,7 @@ KIND_NAMES: frozenset[str] = frozenset(KINDS.values())
 TIMESTAMPED_KINDS: frozenset[str] = frozenset(
     field.name
     for field in PurpleDropEvent.DESCRIPTOR.oneofs_by_name["msg"].fields
-    if "timestamp" in field.message_type.fields_by_name
+    if field.message_type is not None and "timestamp" in field.message_type.fields_by_name
 )
 _WIRE_LEN = 2  # length-delimited wire type: every oneof member is a message
 # First byte of a frame -> kind, for the one-byte tags of fields 1..15.
@@ -34,7 +35,13 @@ _TAG_KIND: dict[int, str] = {(number << 3) | _WIRE_LEN: name for number, name in
 
 
 _parse = PurpleDropEvent.FromString
-_PEEK: Any = object()  # Frame(kind=...) not given: read it off the first byte
+
+
+class _Peek(Enum):
+    PEEK = 0
+
+
+_PEEK: Final = _Peek.PEEK  # Frame(kind=...) not given: read it off the first byte
 
 
 def peek_kind(raw: bytes) -> str | None:
@@ -63,7 +70,12 @@ class Frame:
     __slots__ = ("_event", "kind", "raw", "seq", "source", "time")
 
     def __init__(
-        self, raw: bytes, time: float, seq: int, source: str = "", kind: str | None = _PEEK
+        self,
+        raw: bytes,
+        time: float,
+        seq: int,
+        source: str = "",
+        kind: str | Literal[_Peek.PEEK] | None = _PEEK,
     ) -> None:
         self.raw = raw
         self.time = time
@@ -71,7 +83,7 @@ class Frame:
         self.source = source
         if kind is _PEEK:
             kind = _TAG_KIND.get(raw[0]) if raw else None
-        self.kind = kind
+        self.kind: str | None = kind
         self._event: PurpleDropEvent | str | None = None  # the event, or why it does not decode
 
     def __repr__(self) -> str:
@@ -110,7 +122,7 @@ class Frame:
         return event.WhichOneof("msg") is not None
 
     @property
-    def message(self) -> Any:
+    def message(self) -> Message | None:
         """The inner message (e.g. the ``ActiveCapacitance``), or None."""
         event = self._event
         if event is None:  # the usual first look: decoded here, a property call less
@@ -130,9 +142,11 @@ class Frame:
         if kind not in TIMESTAMPED_KINDS:
             return None
         message = self.message
-        if not message.HasField("timestamp"):
+        if message is None or not message.HasField("timestamp"):
             return None
-        stamp = message.timestamp
+        stamp = getattr(message, "timestamp", None)
+        if not isinstance(stamp, Timestamp):  # every kind in TIMESTAMPED_KINDS has one
+            return None
         return stamp.seconds + stamp.nanos * 1e-9
 
 

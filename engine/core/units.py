@@ -10,7 +10,7 @@ Schema that lets editors accept both numbers and text.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, overload
 
 from pydantic import BeforeValidator, WithJsonSchema
 
@@ -38,7 +38,11 @@ _SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*\Z")
 _SIZE_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4}
 
 
-def parse_duration(value: Any) -> Any:
+@overload
+def parse_duration(value: str) -> float: ...
+@overload
+def parse_duration(value: object) -> object: ...
+def parse_duration(value: object) -> object:
     """Seconds from a number or text like ``"500ms"``, ``"2s"``, ``"1.5min"``, ``"1h"``.
 
     Anything that is neither text nor a bool passes through unchanged, so the
@@ -56,7 +60,11 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-def parse_size(value: Any) -> Any:
+@overload
+def parse_size(value: str) -> int: ...
+@overload
+def parse_size(value: object) -> object: ...
+def parse_size(value: object) -> object:
     """Bytes from a number or text like ``"64MiB"``, ``"10MB"``, ``"512k"`` (k = 1000, Ki = 1024).
 
     Like ``parse_duration``, other values pass through for the model to check.

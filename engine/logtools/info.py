@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.core.humanize import format_bytes
 from engine.logtools.inputs import LogInput, Progress
+from engine.proto.purpledrop_pb2 import Image
 
 
 @dataclass
@@ -98,7 +99,9 @@ def summarize(log: LogInput, progress: Progress | None = None) -> LogInfo:
             if info.last_timestamp is None or stamp > info.last_timestamp:
                 info.last_timestamp = stamp
         if kind == "image" and first_image is None:
-            first_image = frame.message.image_data
+            image = frame.message
+            if isinstance(image, Image):
+                first_image = image.image_data
     reader = log.reader
     info.records = reader.records
     info.record_bytes = reader.bytes
