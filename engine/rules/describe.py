@@ -9,14 +9,14 @@ variable holding the password, never its value.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from engine.rules.fields import WEEKDAYS
 from engine.rules.loader import RuleSet
 from engine.rules.model import (
+    Action,
     EventTrigger,
     LogAction,
     MessageTrigger,
@@ -26,7 +26,16 @@ from engine.rules.model import (
     RunAction,
     ScheduleTrigger,
     ShotAction,
+    SourceConfig,
+    Trigger,
     WebSocketSourceConfig,
+)
+from engine.shots.config import (
+    CameraConfig,
+    CommandCameraConfig,
+    HttpCameraConfig,
+    PythonCameraConfig,
+    StreamCameraConfig,
 )
 
 
@@ -71,7 +80,7 @@ def _shown_url(url: str) -> str:
     return urlunsplit(parts)
 
 
-def trigger_text(trigger: Any) -> str:
+def trigger_text(trigger: Trigger) -> str:
     if isinstance(trigger, ScheduleTrigger):
         if trigger.cron:
             what = "cron " + " | ".join(trigger.cron)
@@ -100,7 +109,7 @@ def trigger_text(trigger: Any) -> str:
     return repr(trigger)  # pragma: no cover
 
 
-def action_text(action: Any) -> str:
+def action_text(action: Action) -> str:
     if isinstance(action, ShotAction):
         offset = ""
         if action.offset:
@@ -115,7 +124,7 @@ def action_text(action: Any) -> str:
     return repr(action)  # pragma: no cover
 
 
-def source_text(config: Any) -> str:
+def source_text(config: SourceConfig) -> str:
     if isinstance(config, WebSocketSourceConfig):
         return f"websocket {_shown_url(config.url)}"
     if isinstance(config, ReplaySourceConfig):
@@ -125,20 +134,19 @@ def source_text(config: Any) -> str:
     return f"simulator (seed {config.seed}, {config.fps:g} fps camera) {pace}"
 
 
-def camera_text(config: Any) -> str:
-    kind = getattr(config, "type", "?")
-    if kind == "http":
+def camera_text(config: CameraConfig) -> str:
+    if isinstance(config, HttpCameraConfig):
         auth = ""
         if config.auth is not None:
             auth = f", {config.auth.type} auth as {config.auth.username} (password in ${config.auth.password_env})"
         return f"http {_shown_url(config.url)}{auth}"
-    if kind == "command":
+    if isinstance(config, CommandCameraConfig):
         return "command " + " ".join(config.argv)
-    if kind == "stream":
+    if isinstance(config, StreamCameraConfig):
         return f"stream: image frames of source {config.source}"
-    if kind == "python":
+    if isinstance(config, PythonCameraConfig):
         return f"python {config.function}"
-    return str(kind)
+    return repr(config)  # pragma: no cover
 
 
 def recorder_text(name: str, rules: RuleSet) -> str:
@@ -182,7 +190,7 @@ def explain(rules: RuleSet, now: float, count: int = 5) -> str:
         f"recordings go under {rules.settings.recordings}/, shots under "
         f"{rules.settings.shots.folder}/; time zone {zone}"
     )
-    sections: list[tuple[str, dict[str, Any], Any]] = [
+    sections: list[tuple[str, Mapping[str, object], Callable[[str], str]]] = [
         ("sources", rules.sources, lambda n: source_text(rules.sources[n])),
         ("cameras", rules.cameras, lambda n: camera_text(rules.cameras[n])),
         ("recorders", rules.recorders, lambda n: recorder_text(n, rules)),

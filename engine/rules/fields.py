@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import tzinfo
-from typing import Annotated, Any
+from typing import Annotated, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, WithJsonSchema
@@ -27,7 +27,7 @@ _FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday"
 _TIME_OF_DAY = re.compile(r"\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*\Z")
 
 
-def parse_offset(value: Any) -> Any:
+def parse_offset(value: object) -> object:
     """Signed seconds: ``-2s`` is two seconds before the event, ``1.5s`` or ``+1.5s`` after."""
     if isinstance(value, str):
         text = value.strip()
@@ -39,7 +39,11 @@ def parse_offset(value: Any) -> Any:
     return parse_duration(value)
 
 
-def parse_time_of_day(value: Any) -> Any:
+@overload
+def parse_time_of_day(value: str) -> int: ...
+@overload
+def parse_time_of_day(value: object) -> object: ...
+def parse_time_of_day(value: object) -> object:
     """Seconds after midnight from ``"HH:MM"`` or ``"HH:MM:SS"`` (``"24:00"`` is the day's end)."""
     if isinstance(value, str):
         match = _TIME_OF_DAY.match(value)
@@ -68,10 +72,10 @@ def _day(word: str) -> int:
     )
 
 
-def parse_days(value: Any) -> Any:
+def parse_days(value: object) -> object:
     """Weekday numbers (Monday 0) from ``mon-fri``, ``[sat, sun]``, ``weekdays``, ``"mon,wed"``."""
     if isinstance(value, str):
-        items: list[Any] = [p for p in re.split(r"[,\s]+", value) if p]
+        items: list[object] = [p for p in re.split(r"[,\s]+", value) if p]
     elif isinstance(value, list):
         items = value
     else:
@@ -94,7 +98,7 @@ def parse_days(value: Any) -> Any:
     return sorted(days)
 
 
-def parse_timezone(value: Any) -> Any:
+def parse_timezone(value: object) -> object:
     """An IANA zone name, checked now (``Europe/Berlin``, ``UTC``; ``local`` is this machine's)."""
     if isinstance(value, str) and value != "local":
         try:

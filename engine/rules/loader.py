@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from engine.recorder.config import RecorderConfig
 from engine.rules.errors import Location, RuleError, RuleFileError
 from engine.rules.fields import zone
 from engine.rules.locate import validation_errors
@@ -33,18 +34,26 @@ from engine.rules.model import (
     ScheduleTrigger,
     Settings,
     ShotAction,
+    SourceConfig,
     bad_name,
 )
 from engine.rules.schedule import Schedule, ScheduleError, Window
-from engine.rules.yamlpos import Document, compose
+from engine.rules.yamlpos import Document, Positions, compose
 from engine.rules.yamlpos import Path as DataPath
+from engine.shots.config import CameraConfig, StreamCameraConfig
+
+_T = TypeVar("_T")
 
 RULE_SUFFIXES = (".yaml", ".yml")
 _TOP_LEVEL = (*(k for k in RuleFile.model_fields if k != "schema_"), "$schema")
-_SECTION_TYPES: dict[str, Any] = {
+# The type of one entry per section, for error messages (the keys allowed where).
+_SECTION_TYPES: dict[str, object] = {
     section: typing.get_args(RuleFile.model_fields[section].annotation)[1] for section in SECTIONS
 }
-_ADAPTERS = {section: TypeAdapter(tp) for section, tp in _SECTION_TYPES.items()}
+_SOURCES: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
+_CAMERAS: TypeAdapter[CameraConfig] = TypeAdapter(CameraConfig)
+_RECORDERS = TypeAdapter(RecorderConfig)
+_RULES = TypeAdapter(Rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +70,9 @@ class RuleSet:
     """Validated, merged rule files, ready to run."""
 
     settings: Settings
-    sources: dict[str, Any] = field(default_factory=dict)
-    cameras: dict[str, Any] = field(default_factory=dict)
-    recorders: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    cameras: dict[str, CameraConfig] = field(default_factory=dict)
+    recorders: dict[str, RecorderConfig] = field(default_factory=dict)
     rules: dict[str, Rule] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
@@ -136,9 +145,7 @@ def _read(path: Path, env: Mapping[str, str]) -> Document:
     return compose(text, str(path), env)
 
 
-def _empty_positions(path: Path) -> Any:
-    from engine.rules.yamlpos import Positions
-
+def _empty_positions(path: Path) -> Positions:
     return Positions(str(path))
 
 
@@ -153,8 +160,11 @@ class _Merger:
         self.errors: list[RuleError] = []
         self.docs: list[Document] = []
         self.origins: dict[tuple[str, str], Origin] = {}
-        self.items: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
-        self.settings: dict[str, Any] = {}
+        self.sources: dict[str, SourceConfig] = {}
+        self.cameras: dict[str, CameraConfig] = {}
+        self.recorders: dict[str, RecorderConfig] = {}
+        self.rules: dict[str, Rule] = {}
+        self.settings: dict[str, object] = {}
         self.settings_origin: dict[str, Location] = {}
 
     def add(self, doc: Document) -> None:
@@ -178,40 +188,53 @@ class _Merger:
                     f"unknown section {key!r} (expected one of: {', '.join(_TOP_LEVEL)})",
                 )
         self._add_settings(doc, data.get("settings"))
-        for section in SECTIONS:
-            entries = data.get(section)
-            if entries is None:
-                continue
-            if not isinstance(entries, dict):
+        # In the order of SECTIONS, so errors come in the order of the docs.
+        self._add_section(doc, data, "sources", _SOURCES, self.sources)
+        self._add_section(doc, data, "cameras", _CAMERAS, self.cameras)
+        self._add_section(doc, data, "recorders", _RECORDERS, self.recorders)
+        self._add_section(doc, data, "rules", _RULES, self.rules)
+
+    def _add_section(
+        self,
+        doc: Document,
+        data: dict[str, Any],
+        section: str,
+        adapter: TypeAdapter[_T],
+        into: dict[str, _T],
+    ) -> None:
+        positions = doc.positions
+        entries = data.get(section)
+        if entries is None:
+            return
+        if not isinstance(entries, dict):
+            self.error(
+                positions.location((section,)),
+                f"{section}: expected a mapping of names to definitions",
+            )
+            return
+        for name, entry in entries.items():
+            key = (section, name)
+            location = positions.location(key, key=True)
+            first = self.origins.get(key)
+            if first is not None:
                 self.error(
-                    positions.location((section,)),
-                    f"{section}: expected a mapping of names to definitions",
+                    location,
+                    f"{section[:-1]} {name!r} is already declared at {first.location}; "
+                    "names must be unique across rule files",
                 )
                 continue
-            adapter = _ADAPTERS[section]
-            for name, entry in entries.items():
-                key = (section, name)
-                location = positions.location(key, key=True)
-                first = self.origins.get(key)
-                if first is not None:
-                    self.error(
-                        location,
-                        f"{section[:-1]} {name!r} is already declared at {first.location}; "
-                        "names must be unique across rule files",
-                    )
-                    continue
-                self.origins[key] = Origin(doc.file, key, location)
-                why = bad_name(name)
-                if why:
-                    self.error(location, why)
-                try:
-                    value = adapter.validate_python(entry)
-                except ValidationError as exc:
-                    self._invalid(exc, _SECTION_TYPES[section], entry, doc, key)
-                    continue
-                self.items[section][name] = value
+            self.origins[key] = Origin(doc.file, key, location)
+            why = bad_name(name)
+            if why:
+                self.error(location, why)
+            try:
+                value = adapter.validate_python(entry)
+            except ValidationError as exc:
+                self._invalid(exc, _SECTION_TYPES[section], entry, doc, key)
+                continue
+            into[name] = value
 
-    def _add_settings(self, doc: Document, data: Any) -> None:
+    def _add_settings(self, doc: Document, data: object) -> None:
         if data is None:
             return
         try:
@@ -231,7 +254,7 @@ class _Merger:
             self.settings[key] = getattr(settings, key)
 
     def _invalid(
-        self, exc: ValidationError, root: Any, data: Any, doc: Document, prefix: DataPath
+        self, exc: ValidationError, root: object, data: object, doc: Document, prefix: DataPath
     ) -> None:
         broken = doc.positions.broken
         for error in validation_errors(exc, root, data, doc.positions, prefix):
@@ -263,18 +286,17 @@ def _check_references(m: _Merger, settings: Settings) -> None:
     if settings.source is not None and settings.source not in sources:
         m.error(m.settings_origin["source"], _known("source", settings.source, sources))
     default_source = settings.source or (next(iter(sources)) if len(sources) == 1 else None)
-    for name, config in m.items["sources"].items():
+    for name, config in m.sources.items():
         if isinstance(config, ReplaySourceConfig) and not Path(config.path).is_file():
             m.error(
                 m.where("sources", name, "path"),
                 f"recording {config.path!r} does not exist (relative paths start at the "
                 "folder cuecap runs in)",
             )
-    for name, camera in m.items["cameras"].items():
-        source = getattr(camera, "source", None)
-        if getattr(camera, "type", None) == "stream" and source not in sources:
-            m.error(m.where("cameras", name, "source"), _known("source", source, sources))
-    for name, recorder in m.items["recorders"].items():
+    for name, camera in m.cameras.items():
+        if isinstance(camera, StreamCameraConfig) and camera.source not in sources:
+            m.error(m.where("cameras", name, "source"), _known("source", camera.source, sources))
+    for name, recorder in m.recorders.items():
         if recorder.source is None:
             if default_source is None:
                 m.error(
@@ -286,7 +308,7 @@ def _check_references(m: _Merger, settings: Settings) -> None:
             m.error(
                 m.where("recorders", name, "source"), _known("source", recorder.source, sources)
             )
-    for name, rule in m.items["rules"].items():
+    for name, rule in m.rules.items():
         for i, trigger in enumerate(rule.when):
             at = ("when", i)
             if isinstance(trigger, MessageTrigger):
@@ -313,11 +335,11 @@ def _check_references(m: _Merger, settings: Settings) -> None:
         for i, action in enumerate(rule.do):
             at = ("do", i)
             if isinstance(action, ShotAction):
-                for j, camera in enumerate(action.cameras):
-                    if camera not in cameras:
+                for j, wanted in enumerate(action.cameras):
+                    if wanted not in cameras:
                         m.error(
                             m.where("rules", name, *at, "cameras", j),
-                            _known("camera", camera, cameras),
+                            _known("camera", wanted, cameras),
                         )
             elif isinstance(action, RecordAction) and action.recorder not in recorders:
                 m.error(
@@ -383,18 +405,18 @@ def load_rules(
         )
     for path in files:
         merger.add(_read(path, env))
-    settings = Settings(**merger.settings)
+    settings = Settings.model_validate(merger.settings)
     _check_references(merger, settings)
     tz = zone(settings.timezone)
-    schedules = _build_schedules(merger, merger.items["rules"], tz)
+    schedules = _build_schedules(merger, merger.rules, tz)
     if merger.errors:
         raise RuleFileError(merger.errors)
     return RuleSet(
         settings=settings,
-        sources=merger.items["sources"],
-        cameras=merger.items["cameras"],
-        recorders=merger.items["recorders"],
-        rules=merger.items["rules"],
+        sources=merger.sources,
+        cameras=merger.cameras,
+        recorders=merger.recorders,
+        rules=merger.rules,
         files=files,
         origins=merger.origins,
         schedules=schedules,

@@ -15,27 +15,30 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from engine.rules.errors import RuleError
 from engine.rules.yamlpos import Path, Positions
 
 
-def data_path(data: Any, loc: Sequence[str | int]) -> Path:
+def data_path(data: object, loc: Sequence[str | int]) -> Path:
     """The longest path through ``data`` that consumes elements of ``loc`` in order."""
     best: Path = ()
 
-    def search(node: Any, i: int, path: Path) -> None:
+    def search(node: object, i: int, path: Path) -> None:
         nonlocal best
         if len(path) > len(best):
             best = path
         if i >= len(loc):
             return
         element = loc[i]
-        if (isinstance(node, dict) and isinstance(element, str) and element in node) or (
+        # Two branches, not one `or`: each narrows `element` to the index type of its node.
+        if isinstance(node, dict) and isinstance(element, str) and element in node:  # noqa: SIM114
+            search(node[element], i + 1, (*path, element))
+        elif (
             isinstance(node, list)
             and isinstance(element, int)
             and not isinstance(element, bool)
@@ -48,13 +51,13 @@ def data_path(data: Any, loc: Sequence[str | int]) -> Path:
     return best
 
 
-def _members(tp: Any) -> list[Any]:
+def _members(tp: object) -> list[object]:
     """Concrete types behind Annotated, unions and Optional."""
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         return _members(typing.get_args(tp)[0])
     if origin is typing.Union or origin is types.UnionType:
-        out: list[Any] = []
+        out: list[object] = []
         for arg in typing.get_args(tp):
             out.extend(_members(arg))
         return out
@@ -69,12 +72,12 @@ def _tag_values(model: type[BaseModel]) -> set[str]:
     return values
 
 
-def allowed_keys(root: Any, loc: Sequence[str | int]) -> list[str]:
+def allowed_keys(root: object, loc: Sequence[str | int]) -> list[str]:
     """Keys allowed beside ``loc``'s last element (best effort: the models that may hold it)."""
-    candidates: list[Any] = [root]
+    candidates: list[object] = [root]
     for element in loc[:-1]:
         expanded = [m for c in candidates for m in _members(c)]
-        nxt: list[Any] = []
+        nxt: list[object] = []
         for tp in expanded:
             if isinstance(tp, type) and issubclass(tp, BaseModel):
                 nxt.extend(
@@ -88,7 +91,7 @@ def allowed_keys(root: Any, loc: Sequence[str | int]) -> list[str]:
             if origin is list and args and isinstance(element, int):
                 nxt.append(args[0])
         if not nxt:
-            tagged = [
+            tagged: list[object] = [
                 tp
                 for tp in expanded
                 if isinstance(tp, type)
@@ -104,7 +107,7 @@ def allowed_keys(root: Any, loc: Sequence[str | int]) -> list[str]:
     return sorted(keys)
 
 
-def _describe(value: Any) -> str:
+def _describe(value: object) -> str:
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -124,7 +127,9 @@ def _expected(msg: str) -> str:
     return msg
 
 
-def _message(error: dict[str, Any], path: Path, root: Any, positions: Positions, full: Path) -> str:
+def _message(
+    error: ErrorDetails, path: Path, root: object, positions: Positions, full: Path
+) -> str:
     kind = error["type"]
     msg: str = error["msg"]
     ctx = error.get("ctx") or {}
@@ -167,7 +172,7 @@ def _message(error: dict[str, Any], path: Path, root: Any, positions: Positions,
 _AT_COLUMN = re.compile(r"\bat (?:line (\d+), )?column (\d+)\b")
 
 
-def _inner_position(error: Mapping[str, Any]) -> tuple[int, int | None]:
+def _inner_position(error: ErrorDetails) -> tuple[int, int | None]:
     """Line and column inside a string value that a validator named (a CEL or template error)."""
     cause = (error.get("ctx") or {}).get("error")
     column = getattr(cause, "column", None)
@@ -181,8 +186,8 @@ def _inner_position(error: Mapping[str, Any]) -> tuple[int, int | None]:
 
 def validation_errors(
     exc: ValidationError,
-    root: Any,
-    data: Any,
+    root: object,
+    data: object,
     positions: Positions,
     prefix: Path = (),
 ) -> list[RuleError]:

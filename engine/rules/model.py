@@ -18,7 +18,7 @@ import enum
 import re
 import typing
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -65,9 +65,13 @@ TEXT_FIELDS: frozenset[str] = frozenset(
 )
 # Engine events a rule may react to.
 EVENT_NAMES = tuple(kind.value for kind in TRIGGER_KINDS)
+if TYPE_CHECKING:
+    EventName: TypeAlias = str  # a Literal of the tuple above is only known at run time
+else:
+    EventName = Literal[EVENT_NAMES]
 
 
-def _one_or_many(value: Any) -> Any:
+def _one_or_many(value: object) -> object:
     """Let a single item stand where a list is expected."""
     if value is None or isinstance(value, list):
         return value
@@ -138,6 +142,8 @@ class _SimulatorBase(_Model):
 
     type: Literal["simulator"]
     seed: int = Field(1, description="Same seed, same experiment.")
+    if TYPE_CHECKING:
+        fps: float  # one of the fields _simulator_model adds per simulator option
     speed: float | None = Field(
         1.0, gt=0, description="1: real time; 10: ten times faster; null: as fast as possible."
     )
@@ -165,11 +171,15 @@ def _simulator_model() -> type[_SimulatorBase]:
 
 
 SIM_OPTIONS = tuple(sorted(OPTIONS))
-SimulatorSourceConfig = _simulator_model()
+if TYPE_CHECKING:
+    # Made at run time with a field per simulator option; statically, its base.
+    SimulatorSourceConfig: TypeAlias = _SimulatorBase
+else:
+    SimulatorSourceConfig = _simulator_model()
 
 
 SourceConfig = Annotated[
-    WebSocketSourceConfig | ReplaySourceConfig | SimulatorSourceConfig,  # type: ignore[valid-type]
+    WebSocketSourceConfig | ReplaySourceConfig | SimulatorSourceConfig,
     Field(discriminator="type"),
 ]
 
@@ -177,7 +187,7 @@ SourceConfig = Annotated[
 # -- triggers --------------------------------------------------------------------
 
 
-def _between(value: Any) -> Any:
+def _between(value: object) -> object:
     if isinstance(value, str):
         parts = [
             p.strip() for p in re.split(r"\s*(?:-|\u2013|to)\s*(?=\d)", value.strip(), maxsplit=1)
@@ -322,7 +332,7 @@ class EventTrigger(_Model):
     """Fires on an engine event: a recording started or stopped, a shot done, the engine started."""
 
     type: Literal["event"]
-    event: Literal[EVENT_NAMES] = Field(  # type: ignore[valid-type]
+    event: EventName = Field(
         description="recording.started, recording.stopped, shot.success, engine.started..."
     )
     recorder: str | None = Field(None, description="Only events of this recorder.")

@@ -129,10 +129,10 @@ class Positions:
                 p = (*p, element)
             elif element != 0:  # index 0 of a list written as its single item: stay
                 break
-        m = self.values.get(p)
-        if m is None:
+        mark = self.values.get(p)
+        if mark is None:
             return Location(self.file, 1, 1)
-        return Location(self.file, m.line, m.column)
+        return Location(self.file, mark.line, mark.column)
 
     def redact(self, text: str, path: Path) -> str:
         """``text`` with the environment values substituted at ``path`` replaced by ``***``."""
