@@ -69,7 +69,7 @@ class _Detector(_Model):
 
     @property
     def label(self) -> str:
-        return self.name or getattr(self, "type", "activity")
+        return self.name or str(getattr(self, "type", "activity"))  # each has a Literal type
 
 
 class MessageDetectorConfig(_Detector):

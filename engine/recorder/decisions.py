@@ -256,6 +256,7 @@ class RecordingPolicy:
         return code | START
 
     def _keep_unless_excluded(self, frame: Frame) -> None:
+        # the keeper only when _exclude is set (see __init__); no re-check per frame
         if frame.kind not in self._exclude:  # type: ignore[operator]
             self.preroll.keep(frame)
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Final, Protocol
 
 from engine.core.condition import Condition
-from engine.core.fieldpath import MISSING, FieldPath, comparable
+from engine.core.fieldpath import MISSING, FieldPath, FieldValue, comparable
 from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
 from engine.recorder.config import (
     ChangedDetectorConfig,
@@ -32,12 +32,16 @@ from engine.recorder.config import (
     WhereDetectorConfig,
 )
 
-_UNSET: Any = object()
+_UNSET: Final = object()  # ChangedDetector before its first value
 
 
 class Detector(Protocol):
     label: str
-    kinds: frozenset[str] | None  # None: every frame
+
+    @property
+    def kinds(self) -> frozenset[str] | None:
+        """The message types the detector looks at; None: every frame."""
+        ...
 
     def hit(self, frame: Frame) -> bool: ...
 
@@ -97,16 +101,18 @@ class _FieldDetector:
         if frame.kind != self.kind:
             return None
         try:
-            value = self._get(frame.message)
+            message = frame.message
         except FrameDecodeError:
             self.errors += 1
             return None
-        return self.label if self._judge(value) else None
+        if message is None:  # a frame without a kind, ruled out above
+            return None
+        return self.label if self._judge(self._get(message)) else None
 
     def hit(self, frame: Frame) -> bool:
         return self.check(frame) is not None
 
-    def _judge(self, value: Any) -> bool:
+    def _judge(self, value: FieldValue) -> bool:
         raise NotImplementedError
 
 
@@ -121,9 +127,9 @@ class ChangedDetector(_FieldDetector):
 
     def __init__(self, path: str | FieldPath, label: str = "changed") -> None:
         super().__init__(path, label)
-        self._previous: Any = _UNSET
+        self._previous: object = _UNSET
 
-    def _judge(self, value: Any) -> bool:
+    def _judge(self, value: FieldValue) -> bool:
         value = comparable(value)
         previous = self._previous
         self._previous = value
@@ -153,19 +159,21 @@ class ThresholdDetector(_FieldDetector):
         label: str = "threshold",
     ) -> None:
         super().__init__(path, label)
-        if (above is None) == (below is None):
+        # Work in "above" terms: for below, negate values and limits.
+        if above is not None and below is None:
+            self._sign, limit = 1.0, above
+        elif below is not None and above is None:
+            self._sign, limit = -1.0, -below
+        else:
             raise ValueError("a threshold needs exactly one of above or below")
         if hysteresis < 0:
             raise ValueError(f"hysteresis must not be negative, got {hysteresis}")
-        # Work in "above" terms: for below, negate values and limits.
-        self._sign = 1.0 if above is not None else -1.0
-        limit = above if above is not None else -below  # type: ignore[operator]
         self._limit = float(limit)
         self._rearm = self._limit - hysteresis
         self.continuous = continuous
         self._armed = True
 
-    def _judge(self, value: Any) -> bool:
+    def _judge(self, value: FieldValue) -> bool:
         if value is MISSING:
             return False
         x = self._sign * value
@@ -197,14 +205,14 @@ class StepDetector(_FieldDetector):
         self.direction = direction
         self._previous: float | None = None
 
-    def _judge(self, value: Any) -> bool:
+    def _judge(self, value: FieldValue) -> bool:
         if value is MISSING:
             return False
         previous = self._previous
         self._previous = value
         if previous is None:
             return False
-        step = value - previous
+        step: float = value - previous
         if self.direction == "up":
             return step > self.delta
         if self.direction == "down":

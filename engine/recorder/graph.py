@@ -9,8 +9,9 @@ package and Graphviz's ``dot`` program.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 from engine.errors import CuecapError
 from engine.recorder.config import (
@@ -24,6 +25,9 @@ from engine.recorder.config import (
     WhereDetectorConfig,
 )
 from engine.recorder.machine import DISABLED, IDLE, STATES, describe
+
+if TYPE_CHECKING:  # only in the stubs of transitions
+    from transitions.extensions.diagrams_base import GraphProtocol
 
 IMAGE_SUFFIXES = frozenset({".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif"})
 
@@ -80,12 +84,14 @@ def edge_labels(config: RecorderConfig) -> dict[str, str]:
     return labels
 
 
-def build_graph_machine(name: str, config: RecorderConfig, engine: str = "mermaid") -> Any:
+def build_graph_machine(
+    name: str, config: RecorderConfig, engine: Literal["graphviz", "mermaid"] = "mermaid"
+) -> GraphProtocol:
     """A drawable (non-running) machine with the recorder's states, transitions and labels."""
     from transitions.extensions import GraphMachine
 
     class _Model:
-        pass
+        get_graph: Callable[[], GraphProtocol]  # added by GraphMachine
 
     model = _Model()
     labels = edge_labels(config)
@@ -101,7 +107,7 @@ def build_graph_machine(name: str, config: RecorderConfig, engine: str = "mermai
         graph_engine=engine,
         show_state_attributes=False,
     )
-    return model.get_graph()  # type: ignore[attr-defined]
+    return model.get_graph()
 
 
 def mermaid(name: str, config: RecorderConfig) -> str:

@@ -22,10 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from asyncio import Task
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from transitions.extensions.asyncio import AsyncMachine, AsyncState, AsyncTimeout
+
+if TYPE_CHECKING:  # names only the stubs of transitions have
+    from transitions.extensions.asyncio import (
+        AsyncCallbackFunc,
+        AsyncEventData,
+        AsyncTransitionConfigDict,
+    )
 
 from engine.events import EventKind
 from engine.recorder.decisions import RecorderState
@@ -49,7 +57,7 @@ RECORDING_ERROR = EventKind.RECORDING_ERROR
 log = logging.getLogger(__name__)
 
 _OPEN = [RECORDING, COOLING_DOWN]
-TRANSITIONS: list[dict[str, Any]] = [
+TRANSITIONS: list[AsyncTransitionConfigDict] = [
     {"trigger": "activity", "source": IDLE, "dest": RECORDING},
     {"trigger": "start", "source": IDLE, "dest": RECORDING},
     {"trigger": "hold", "source": _OPEN, "dest": RECORDING},
@@ -66,15 +74,18 @@ TRANSITIONS: list[dict[str, Any]] = [
 ]
 """The transition table; the runtime machine and ``cuecap graph`` both use it."""
 
-Notify = Callable[[str, Mapping[str, Any]], None]
+Notify = Callable[[str, Mapping[str, object]], None]
+
+_T = TypeVar("_T")
 
 
-def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
+def run_now(coroutine: Coroutine[object, None, _T]) -> _T:
     """Run a coroutine that never suspends to its end, synchronously."""
     try:
         coroutine.send(None)
     except StopIteration as done:
-        return done.value
+        result: _T = done.value  # what the coroutine returned
+        return result
     coroutine.close()
     raise RuntimeError(
         "a recorder state-machine callback tried to wait; callbacks must be synchronous"
@@ -84,11 +95,12 @@ def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
 class _RetryState(AsyncTimeout):
     """``AsyncTimeout`` that arms only when an event loop runs (virtual-time use has none)."""
 
-    def create_timer(self, event_data: Any) -> Any:
+    def create_timer(self, event_data: AsyncEventData) -> Task[Any]:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return None
+            # transitions stores the timer and skips a None when it cancels timers
+            return None  # type: ignore[return-value]
         return super().create_timer(event_data)
 
 
@@ -96,7 +108,7 @@ class _Lifecycle:
     """The model the machine moves; ``state`` is the recorder's public state."""
 
     state: str
-    trigger: Callable[..., Awaitable[bool]]
+    trigger: Callable[..., Coroutine[Any, Any, bool]]  # added by the machine
 
 
 class RecorderMachine(AsyncMachine):
@@ -140,22 +152,22 @@ class RecorderMachine(AsyncMachine):
 
     # Callbacks never wait, so run them one after another instead of gathering them as tasks.
     @staticmethod
-    async def await_all(callables: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    async def await_all(callables: list[AsyncCallbackFunc]) -> list[bool | None]:
         return [await func() for func in callables]
 
-    async def process_context(self, func: Callable[[], Awaitable[Any]], model: Any) -> Any:
+    async def process_context(self, func: Callable[[], Awaitable[None]], model: object) -> bool:
         # Nothing ever suspends mid-transition, so there is no running transition to cancel.
         return await self._process_async(func, model)
 
     @property
-    def state(self) -> str:  # type: ignore[override]
+    def state(self) -> str:
         return self.lifecycle.state
 
-    def fire(self, trigger: str, **data: Any) -> None:
+    def fire(self, trigger: str, **data: object) -> None:
         """Run one trigger now (synchronously); an illegal one raises ``MachineError``."""
         run_now(self.lifecycle.trigger(trigger, **data))
 
-    def _announce(self, event: Any) -> None:
+    def _announce(self, event: AsyncEventData) -> None:
         data = event.kwargs
         log.debug(
             "recorder %s: %s -> %s (%s)",
@@ -177,7 +189,7 @@ class RecorderMachine(AsyncMachine):
                     log.exception("recorder %s: a listener of %s failed", self.recorder_name, name)
 
 
-def describe(triggers: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def describe(triggers: Mapping[str, str] | None = None) -> list[AsyncTransitionConfigDict]:
     """The transition table with triggers renamed for display (``cuecap graph``)."""
     names = dict(triggers or {})
     return [{**t, "trigger": names.get(t["trigger"], t["trigger"])} for t in TRANSITIONS]

@@ -22,7 +22,6 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from engine.core.clock import Clock
 from engine.core.frame import Frame, Gap
@@ -168,6 +167,7 @@ class Recorder:
         if code == WRITE:
             writer = self._writer
             try:
+                # WRITE only comes while a recording is open, so there is a writer
                 writer.write(frame.raw, frame.time)  # type: ignore[union-attr]
             except OSError as exc:
                 self._fail(exc, frame.time)
@@ -233,7 +233,7 @@ class Recorder:
         return self.path
 
     async def stop(
-        self, reason: str = REASON_MANUAL, *, extra: Mapping[str, Any] | None = None
+        self, reason: str = REASON_MANUAL, *, extra: Mapping[str, object] | None = None
     ) -> Manifest | None:
         """Close the open recording now (no post-roll); returns its last segment's manifest.
 
@@ -303,6 +303,7 @@ class Recorder:
                 self._note_hit(hit, t)
 
     def _note_hit(self, label: str, t: float) -> None:
+        # called right after a write, so there is a writer
         self._writer.note_activity(t)  # type: ignore[union-attr]
         self._seg_hits[label] = self._seg_hits.get(label, 0) + 1
 
@@ -369,7 +370,7 @@ class Recorder:
         )
 
     def _stop_segment(
-        self, reason: str, now: float, trigger: str, extra: Mapping[str, Any] | None = None
+        self, reason: str, now: float, trigger: str, extra: Mapping[str, object] | None = None
     ) -> Manifest | None:
         closed_at = now
         if reason == REASON_POST_ROLL:
@@ -381,8 +382,8 @@ class Recorder:
         return self.segments[-1] if stopped is not None else None
 
     def _close(
-        self, reason: str, now: float, extra: Mapping[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+        self, reason: str, now: float, extra: Mapping[str, object] | None = None
+    ) -> dict[str, object] | None:
         """Close the open segment; its manifest joins ``segments``. A close error is announced."""
         writer = self._writer
         if writer is None:
@@ -404,7 +405,9 @@ class Recorder:
             self._fail(error, now, stopped=stopped)
         return stopped
 
-    def _fail(self, exc: BaseException, now: float, stopped: dict[str, Any] | None = None) -> None:
+    def _fail(
+        self, exc: BaseException, now: float, stopped: dict[str, object] | None = None
+    ) -> None:
         """An I/O error: keep what is on disk, go to the error state, tell the rules."""
         message = str(exc)
         self.errors += 1
@@ -437,7 +440,7 @@ class Recorder:
             },
         )
 
-    def _started(self, now: float, reason: str, hit: str | None) -> dict[str, Any]:
+    def _started(self, now: float, reason: str, hit: str | None) -> dict[str, object]:
         writer = self._writer
         assert writer is not None
         return {
@@ -452,7 +455,7 @@ class Recorder:
             "part": self._part,
         }
 
-    def _stopped(self, manifest: Manifest, now: float) -> dict[str, Any]:
+    def _stopped(self, manifest: Manifest, now: float) -> dict[str, object]:
         return {
             "time": now,
             "recorder": self.name,
@@ -471,7 +474,7 @@ class Recorder:
             "part": manifest.extra.get("part"),
         }
 
-    def _notify(self, name: str, data: Mapping[str, Any]) -> None:
+    def _notify(self, name: str, data: Mapping[str, object]) -> None:
         facts = data if "time" in data else {**data, "time": self.clock.time()}
         self._emit(_EVENT_OF[EventKind(name)].from_facts(facts))
 
@@ -509,5 +512,6 @@ async def feed_source(recorder: Recorder, source: Source, *, max_frames: int | N
             if left == 0:
                 return STOP_COUNT
         else:
+            # `type(item) is Frame` (faster than isinstance) does not narrow the else: a Gap
             recorder.feed_gap(item)  # type: ignore[arg-type]
     return STOP_SOURCE_ENDED
