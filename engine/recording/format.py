@@ -12,6 +12,7 @@ still reads our files. Beside it:
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -24,15 +25,15 @@ MANIFEST_FORMAT = "cuecap-recording/1"
 MAX_RECORD = 0xFFFFFFFF
 
 
-def index_path(path: str | Path) -> Path:
+def index_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{path}.idx")
 
 
-def manifest_path(path: str | Path) -> Path:
+def manifest_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{path}.json")
 
 
-def companion_paths(path: str | Path) -> tuple[Path, Path, Path]:
+def companion_paths(path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     """The recording, its index and its manifest."""
     return Path(path), index_path(path), manifest_path(path)
 

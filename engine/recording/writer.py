@@ -66,7 +66,7 @@ class Manifest:
         return cls(**known)
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

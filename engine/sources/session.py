@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.core.frame import Frame, Gap
@@ -90,7 +90,7 @@ class RecordingSummary:
     def ok(self) -> bool:
         return self.error is None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "path": self.path,
             "records": self.records,
@@ -149,7 +149,7 @@ async def _pour(source: Source, writer: RecordingWriter, max_records: int | None
     return STOP_SOURCE_ENDED
 
 
-async def _tick_every(tick: Callable[[float], None], clock: Clock, period: float) -> None:
+async def _tick_every(tick: Callable[[float], None], clock: Clock, period: float) -> NoReturn:
     while True:
         await asyncio.sleep(period)
         tick(clock.time())
@@ -205,9 +205,9 @@ async def close_source(source: Source) -> None:
         log.warning("closing %s failed: %s", source.name, exc)
 
 
-def session_extra(stats: SourceStats, error: str | None) -> dict[str, Any]:
+def session_extra(stats: SourceStats, error: str | None) -> dict[str, object]:
     """What a session adds to its manifest's ``extra``: the source's troubles, the error."""
-    extra: dict[str, Any] = {
+    extra: dict[str, object] = {
         "reconnects": stats.reconnects,
         "invalid": stats.invalid,
         "source_errors": list(stats.errors),
@@ -273,7 +273,7 @@ async def record_stream(
     )
 
 
-def _outcome(task: asyncio.Future[Any]) -> tuple[str, str | None]:
+def _outcome(task: asyncio.Future[str] | asyncio.Future[NoReturn]) -> tuple[str, str | None]:
     exc = task.exception()
     if exc is None:
         return task.result(), None
