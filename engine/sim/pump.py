@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 Item = tuple[float, bytes]
@@ -33,7 +33,7 @@ def _take(iterator: Iterator[Item], size: int, max_bytes: int) -> list[Item]:
 
 async def batches(
     iterator: Iterator[Item], *, size: int = BATCH, max_bytes: int = BATCH_BYTES
-) -> AsyncIterator[list[Item]]:
+) -> AsyncGenerator[list[Item]]:
     """Yield lists of items; the next list is built in a thread while the caller uses this one.
 
     When the caller stops early (``break``, cancellation), the batch being built

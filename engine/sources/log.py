@@ -107,7 +107,7 @@ class LogSource:
         if self.speed is None:
             self._follow(frame.time)
         else:
-            frame.time = await self._pace(frame.time)
+            frame.time = await self._pace(frame.time, self.speed)
         stats = self.stats
         stats.frames += 1
         stats.bytes += len(frame.raw)
@@ -137,13 +137,13 @@ class LogSource:
         if isinstance(clock, ManualClock) and time > clock.time():
             clock.set(time)
 
-    async def _pace(self, original: float) -> float:
+    async def _pace(self, original: float, speed: float) -> float:
         now = self.clock.time()
         if self._anchor is None:
             self._anchor = (original, now)
             return now
         first, start = self._anchor
-        due = start + (original - first) / self.speed  # type: ignore[operator]
+        due = start + (original - first) / speed
         # Pacing from a fixed anchor rather than frame to frame keeps errors from adding up.
         if due > now:
             await self._sleep(due - now)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
 from engine.core.frame import Frame, Gap
@@ -62,7 +62,7 @@ class SimulatorSource:
         self.stats = SourceStats()
         self.notify: Emit = discard
         self._announced = False
-        self._batches: AsyncIterator[list[Item]] | None = None
+        self._batches: AsyncGenerator[list[Item]] | None = None
         self._batch: list[Item] = []
         self._next = 0
         self._seq = 0
@@ -146,7 +146,7 @@ class SimulatorSource:
         generator, self._batches = self._batches, None
         if generator is not None and not self._busy:
             with contextlib.suppress(RuntimeError):
-                await generator.aclose()  # type: ignore[attr-defined]
+                await generator.aclose()
 
     async def aclose(self) -> None:
         """End iteration promptly, from any task."""

@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import TypedDict
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import process_exception
@@ -76,6 +77,19 @@ def _close_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+class _ConnectOptions(TypedDict):
+    """The keyword arguments of every ``websockets`` connect call."""
+
+    compression: str | None
+    proxy: str | None
+    max_size: int
+    max_queue: int
+    open_timeout: float
+    close_timeout: float
+    ping_interval: float | None
+    ping_timeout: float | None
+
+
 class WebSocketSource:
     """Frames from a websocket server; reconnects and reports gaps.
 
@@ -111,7 +125,7 @@ class WebSocketSource:
         self.notify: Emit = discard
         self.attempts = 0  # connection attempts, successful or not
         self._rng = rng if rng is not None else random.random
-        self._connect_kwargs = {
+        self._connect_kwargs: _ConnectOptions = {
             "compression": None,  # deflate costs ~50x on incompressible camera frames
             "proxy": None,  # pdserver lives on the LAN; never route it via $HTTPS_PROXY
             "max_size": max_size,
@@ -146,7 +160,7 @@ class WebSocketSource:
     async def __anext__(self) -> Frame | Gap:
         return await self.__aiter__().__anext__()
 
-    async def _run(self) -> AsyncIterator[Frame | Gap]:
+    async def _run(self) -> AsyncGenerator[Frame | Gap]:
         # An async generator: resuming it costs less than a fresh __anext__ coroutine
         # per message, and the names the loop needs are locals.
         stats = self.stats
@@ -170,7 +184,8 @@ class WebSocketSource:
                             seq = stats.frames  # frames are numbered 0, 1, 2... as they arrive
                             stats.frames = seq + 1
                             stats.bytes += len(msg)
-                            yield Frame(msg, now(), seq, name, kind)
+                            # only bytes have a kind: a str never equals a bytes key
+                            yield Frame(msg, now(), seq, name, kind)  # type: ignore[arg-type]
                         else:
                             frame = self._odd(msg)
                             if frame is not None:
@@ -188,7 +203,7 @@ class WebSocketSource:
         """Count a text frame or bytes that cannot be an event; pass binary through."""
         stats = self.stats
         stats.invalid += 1
-        if type(msg) is str:
+        if isinstance(msg, str):
             self._warn_once("text", "text frames are not PurpleDrop events; skipping them")
             return None
         first = "none, it is empty" if not msg else f"0x{msg[0]:02x}"
@@ -279,7 +294,7 @@ class WebSocketSource:
 
     async def _open(self) -> ClientConnection | None:
         """One connection attempt that ``aclose()`` can interrupt (returns None then)."""
-        attempt = asyncio.ensure_future(connect(self.uri, **self._connect_kwargs))  # type: ignore[arg-type]
+        attempt = asyncio.ensure_future(connect(self.uri, **self._connect_kwargs))
         closing = asyncio.ensure_future(self._closing.wait())
         try:
             await asyncio.wait({attempt, closing}, return_when=asyncio.FIRST_COMPLETED)
@@ -334,6 +349,7 @@ async def _close(ws: ClientConnection) -> None:
 
 
 # First bytes a PurpleDropEvent can start with (tags of its oneof members) -> kind.
-_KIND_OF_PREFIX = {
+# Text frames look up their first character (a str) and find nothing.
+_KIND_OF_PREFIX: dict[bytes | str, str] = {
     bytes((tag,)): kind for tag in range(256) if (kind := peek_kind(bytes((tag,)))) is not None
 }
