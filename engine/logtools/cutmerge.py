@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ def merge(
     present = [log for log in logs if log.first_time() is not None]
     if not present:
         raise LogToolError("all inputs are empty; nothing to merge")
-    order = sorted(present, key=lambda log: log.first_time())  # type: ignore[arg-type,return-value]
+    order = sorted(present, key=lambda log: log.first_time() or 0.0)  # never None in present
     manifests = [_source_manifest(log) for log in order]
     plan = Manifest(
         path=str(out),
@@ -201,7 +201,7 @@ def merge(
         raise
 
 
-def _common(values: Any) -> str:
+def _common(values: Iterable[object]) -> str:
     distinct = list(dict.fromkeys(str(v) for v in values if v))
     return ", ".join(distinct)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, TextIO
+from typing import TextIO
 
 from google.protobuf.json_format import MessageToDict
 
@@ -18,12 +18,12 @@ from engine.core.frame import Frame, FrameDecodeError
 from engine.logtools.inputs import LogInput
 
 
-def frame_row(frame: Frame) -> dict[str, Any]:
+def frame_row(frame: Frame) -> dict[str, object]:
     """The dump row of one frame: receive time, seq, type, timestamp and the message's fields.
 
     A record that is not a PurpleDrop event gets ``type: null`` and an ``error``.
     """
-    row: dict[str, Any] = {
+    row: dict[str, object] = {
         "time": frame.time,
         "seq": frame.seq,
         "type": frame.kind,
@@ -54,7 +54,7 @@ def frame_row(frame: Frame) -> dict[str, Any]:
     return row
 
 
-def dump_rows(log: LogInput, frames: Iterable[Frame]) -> Iterator[dict[str, Any]]:
+def dump_rows(log: LogInput, frames: Iterable[Frame]) -> Iterator[dict[str, object]]:
     """Rows for ``frames``, counting the records that do not decode in ``log.invalid``."""
     for frame in frames:
         row = frame_row(frame)
@@ -63,7 +63,7 @@ def dump_rows(log: LogInput, frames: Iterable[Frame]) -> Iterator[dict[str, Any]
         yield row
 
 
-def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+def write_jsonl(rows: Iterable[dict[str, object]], out: TextIO) -> int:
     """Write rows as JSON lines; returns how many."""
     n = 0
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

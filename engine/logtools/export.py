@@ -21,10 +21,12 @@ import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 
+from engine.core.fieldpath import FieldValue, descriptor_of, message_descriptor
 from engine.core.frame import Frame
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput, Progress
@@ -60,7 +62,7 @@ def shortest_float32(value: float) -> float:
 
 
 def _is_timestamp(field: FieldDescriptor) -> bool:
-    return field.type == _F.TYPE_MESSAGE and field.message_type.name == "Timestamp"
+    return field.type == _F.TYPE_MESSAGE and message_descriptor(field).name == "Timestamp"
 
 
 def _exported(field: FieldDescriptor) -> bool:
@@ -68,7 +70,7 @@ def _exported(field: FieldDescriptor) -> bool:
     if field.type == _F.TYPE_STRING or _is_timestamp(field):
         return False
     if field.type == _F.TYPE_MESSAGE:
-        return any(_exported(f) for f in field.message_type.fields)
+        return any(_exported(f) for f in message_descriptor(field).fields)
     return field.type in _INTS or field.type in (
         _F.TYPE_FLOAT,
         _F.TYPE_DOUBLE,
@@ -77,7 +79,10 @@ def _exported(field: FieldDescriptor) -> bool:
     )
 
 
-_CONVERT: dict[int, Callable[[Any], Any]] = {
+Cell = float | int | str
+"""What a CSV column holds for one message."""
+
+_CONVERT: dict[int, Callable[[FieldValue], Cell]] = {
     _F.TYPE_FLOAT: shortest_float32,
     _F.TYPE_BOOL: int,
     _F.TYPE_BYTES: len,
@@ -92,11 +97,12 @@ class _Step:
     column: str  # the column (stem) name: the field name, ``<name>_size`` for bytes
     repeated: bool
     message: Descriptor | None  # the nested message type, None for scalars
-    convert: Callable[[Any], Any] | None
+    convert: Callable[[FieldValue], Cell] | None
     deep: bool  # the nested message has repeated fields somewhere: measuring must descend
 
 
 _PLANS: dict[str, tuple[_Step, ...]] = {}
+_CLASS_PLANS: dict[type[Message], tuple[_Step, ...]] = {}
 
 
 def _plan(descriptor: Descriptor) -> tuple[_Step, ...]:
@@ -106,7 +112,7 @@ def _plan(descriptor: Descriptor) -> tuple[_Step, ...]:
         for field in descriptor.fields:
             if not _exported(field):
                 continue
-            nested = field.message_type if field.type == _F.TYPE_MESSAGE else None
+            nested = message_descriptor(field) if field.type == _F.TYPE_MESSAGE else None
             column = f"{field.name}_size" if field.type == _F.TYPE_BYTES else field.name
             deep = nested is not None and _has_repeated(nested)
             steps.append(
@@ -116,15 +122,26 @@ def _plan(descriptor: Descriptor) -> tuple[_Step, ...]:
     return plan
 
 
+def _message_plan(message: Message) -> tuple[_Step, ...]:
+    """``_plan`` of a message's type, looked up by its class (once per message)."""
+    cls = type(message)
+    plan = _CLASS_PLANS.get(cls)
+    if plan is None:
+        plan = _CLASS_PLANS[cls] = _plan(descriptor_of(cls))
+    return plan
+
+
 def _has_repeated(descriptor: Descriptor) -> bool:
     return any(step.repeated or step.deep for step in _plan(descriptor))
 
 
-def flatten(message: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+def flatten(
+    message: Message, prefix: str = "", out: dict[str, Cell] | None = None
+) -> dict[str, Cell]:
     """The columns of one message: ``{column name: value}``, defaults included."""
     if out is None:
         out = {}
-    for step in _plan(message.DESCRIPTOR):
+    for step in _message_plan(message):
         value = getattr(message, step.name)
         if step.message is not None:
             if step.repeated:
@@ -147,12 +164,12 @@ def flatten(message: Any, prefix: str = "", out: dict[str, Any] | None = None) -
 
 
 def measure(
-    message: Any, prefix: str = "", lengths: dict[str, int] | None = None
+    message: Message, prefix: str = "", lengths: dict[str, int] | None = None
 ) -> dict[str, int]:
     """Longest length seen of each repeated field (keyed by column prefix), updated in place."""
     if lengths is None:
         lengths = {}
-    for step in _plan(message.DESCRIPTOR):
+    for step in _message_plan(message):
         if not (step.repeated or step.deep):
             continue
         value = getattr(message, step.name)
@@ -192,7 +209,7 @@ class ExportResult:
     columns: list[str]
 
 
-def _row(frame: Frame, message: Any, has_timestamp: bool) -> dict[str, Any]:
+def _row(frame: Frame, message: Message, has_timestamp: bool) -> dict[str, Cell]:
     row = flatten(message)
     row["time"] = frame.time
     row["seq"] = frame.seq
@@ -215,14 +232,14 @@ def export_csv(
     are known only at the end, so their rows wait in a temporary file (as
     JSON lines: floats keep every bit) rather than in memory.
     """
-    field = PurpleDropEvent.DESCRIPTOR.fields_by_name.get(kind)
+    field = descriptor_of(PurpleDropEvent).fields_by_name.get(kind)
     if field is None or field.containing_oneof is None:
         raise LogToolError(f"unknown message type {kind!r}")
-    message_type = field.message_type
+    message_type = message_descriptor(field)
     has_timestamp = "timestamp" in message_type.fields_by_name
     lengths: dict[str, int] = {}
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-        rows: Iterator[dict[str, Any]]
+        rows: Iterator[dict[str, Cell]]
         if _has_repeated(message_type):
             dumps = json.JSONEncoder(separators=(",", ":")).encode
             for frame, message in log.messages(kind, time_range, progress):

@@ -21,7 +21,7 @@ from engine.core.templates import PathEscapeError, Template, TemplateError, safe
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput, Progress
 from engine.logtools.timerange import EVERYTHING, TimeRange
-from engine.logtools.timing import FrameClock
+from engine.logtools.timing import Clock, FrameClock
 
 DEFAULT_NAME = "%Y%m%d-%H%M%S.%f.jpg"
 NAME_FIELDS = ("seq", "index", "offset")
@@ -50,7 +50,7 @@ def export_frames(
     *,
     name: str = DEFAULT_NAME,
     time_range: TimeRange = EVERYTHING,
-    clock: str = "receive",
+    clock: Clock = "receive",
     utc: bool = False,
     force: bool = False,
     progress: Progress | None = None,
@@ -60,11 +60,11 @@ def export_frames(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise LogToolError(f"{folder}: exists and is not a folder")
-    frame_clock = FrameClock(clock)  # type: ignore[arg-type]
+    frame_clock = FrameClock(clock)
     result = FramesResult(folder=folder)
     start: float | None = None
     last_base: Path | None = None
-    for index, (frame, message) in enumerate(log.messages("image", time_range, progress)):
+    for index, (frame, message) in enumerate(log.images(time_range, progress)):
         data = message.image_data
         t = frame_clock.time(frame)
         if start is None:

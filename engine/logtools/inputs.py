@@ -17,9 +17,12 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import Message
+
 from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
 from engine.logtools.errors import LogToolError
 from engine.logtools.timerange import EVERYTHING, TimeRange, TimeSpec, resolve_range
+from engine.proto.purpledrop_pb2 import Image
 from engine.recording.format import INDEX_ENTRY, INDEX_MAGIC, RECORD_HEADER, RecordingError
 from engine.recording.reader import RecordingReader
 
@@ -92,7 +95,7 @@ class LogInput:
                 if i + 1 >= SNIFF_RECORDS:
                     break
         finally:
-            frames.close()  # type: ignore[attr-defined]
+            frames.close()
 
     def _companion_hint(self) -> str:
         name = self.path.name
@@ -173,7 +176,7 @@ class LogInput:
         kind: str,
         time_range: TimeRange = EVERYTHING,
         progress: Progress | None = None,
-    ) -> Iterator[tuple[Frame, Any]]:
+    ) -> Iterator[tuple[Frame, Message]]:
         """``(frame, decoded inner message)`` of one type; records that do not decode are counted."""
         for frame in self.frames([kind], time_range, progress):
             try:
@@ -181,7 +184,16 @@ class LogInput:
             except FrameDecodeError:
                 self.note_invalid(frame)
                 continue
-            yield frame, message
+            if message is not None:  # always: frames() gave only frames of `kind`
+                yield frame, message
+
+    def images(
+        self, time_range: TimeRange = EVERYTHING, progress: Progress | None = None
+    ) -> Iterator[tuple[Frame, Image]]:
+        """``messages("image", ...)``, as the camera frames they are."""
+        for frame, message in self.messages("image", time_range, progress):
+            if isinstance(message, Image):  # always: messages of type "image"
+                yield frame, message
 
     def note_invalid(self, frame: Frame) -> None:
         """Count a record that is not a PurpleDrop event (tools call it after a failed decode)."""
@@ -244,6 +256,8 @@ def _last_time_from_index(data_path: Path, index_path: Path, size: int) -> float
                 return None
             for i in range(entries - 1, max(entries - 8, 0) - 1, -1):
                 index.seek(len(INDEX_MAGIC) + i * INDEX_ENTRY.size)
+                offset: int
+                time: float
                 offset, time = INDEX_ENTRY.unpack(index.read(INDEX_ENTRY.size))
                 data.seek(offset)
                 header = data.read(RECORD_HEADER.size)

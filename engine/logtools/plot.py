@@ -17,13 +17,16 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.logtools.errors import LogToolError, MissingDependency
 from engine.logtools.info import format_duration
 from engine.logtools.inputs import LogInput, Progress
 from engine.logtools.timeline import ACTIVITY_KIND, Timeline
 from engine.logtools.timerange import EVERYTHING, TimeRange
+
+if TYPE_CHECKING:  # matplotlib is optional: imported where used
+    from matplotlib.figure import Figure
 
 FORMATS = (".png", ".svg", ".pdf")
 PANEL_TITLES = {
@@ -43,7 +46,11 @@ class PlotResult:
     activity_spans: int
 
 
-def import_pyplot() -> Any:
+def require_pyplot() -> None:
+    """Select matplotlib's file-only Agg backend, or ``MissingDependency`` saying how to install it.
+
+    After it, ``import matplotlib.pyplot`` draws without a display.
+    """
     try:
         import matplotlib
     except ImportError:
@@ -51,9 +58,6 @@ def import_pyplot() -> Any:
             "plotting needs matplotlib, which is not installed: pip install 'cuecap[plot]'"
         ) from None
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def collect(
@@ -85,12 +89,14 @@ def plot(
         raise LogToolError(f"{out}: unknown picture type; use one of {', '.join(FORMATS)}")
     if out.exists() and not force:
         raise LogToolError(f"{out}: already exists (use --force to replace it)")
-    plt = import_pyplot()
+    require_pyplot()
+    import matplotlib.pyplot as plt
+
     timeline = collect(log, time_range, progress)
     if timeline.start is None:
         where = "" if time_range.is_open else f" in {time_range.describe()}"
         raise LogToolError(f"{log.path}: no records{where}; nothing to plot")
-    figure = _draw(plt, log, timeline, utc, width)
+    figure = _draw(log, timeline, utc, width)
     tmp = out.with_name(f".{out.name}.partial{out.suffix}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -125,14 +131,15 @@ def axis_zone(utc: bool) -> tzinfo:
     return get_localzone()
 
 
-def _draw(plt: Any, log: LogInput, timeline: Timeline, utc: bool, width: float) -> Any:
+def _draw(log: LogInput, timeline: Timeline, utc: bool, width: float) -> Figure:
     import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
 
     tz = axis_zone(utc)
     panels = timeline.panels()
     names = _panel_names(timeline)
     heights = [1.4 if n == "rates" else 1.0 for n in names]
-    figure, axes = plt.subplots(
+    figure, grid = plt.subplots(
         len(names),
         1,
         sharex=True,
@@ -140,7 +147,7 @@ def _draw(plt: Any, log: LogInput, timeline: Timeline, utc: bool, width: float) 
         gridspec_kw={"height_ratios": heights},
         squeeze=False,
     )
-    axes = [row[0] for row in axes]
+    axes = [row[0] for row in grid]
     start = timeline.start
     assert start is not None
 

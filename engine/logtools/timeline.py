@@ -15,9 +15,19 @@ import itertools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from engine.core.frame import Frame
+from engine.proto.purpledrop_pb2 import (
+    ActiveCapacitance,
+    GroupCapacitance,
+    HvRegulator,
+    TemperatureControl,
+)
+
+_T = TypeVar("_T")
 
 ACTIVITY_KIND = "electrode_state"
 _NICE_WINDOWS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
@@ -56,21 +66,21 @@ class SeriesBins:
         return [s / n if n else math.nan for s, n in zip(self.sums, self.counts, strict=True)]
 
 
-def _pairs(values: list[Any], combine: Callable[[Iterable[Any]], Any]) -> list[Any]:
+def _pairs(values: list[_T], combine: Callable[[list[_T]], _T]) -> list[_T]:
     return [combine(values[i : i + 2]) for i in range(0, len(values), 2)]
 
 
-def _series_of(kind: str, message: Any) -> Iterable[tuple[str, str, float]]:
+def _series_of(message: Message | None) -> Iterable[tuple[str, str, float]]:
     """The plotted numbers of one message, as (panel, series label, value)."""
-    if kind == "active_capacitance":
+    if isinstance(message, ActiveCapacitance):
         yield "capacitance", "active (calibrated)", message.calibrated
-    elif kind == "group_capacitance":
+    elif isinstance(message, GroupCapacitance):
         for i, value in enumerate(message.measurements):
             yield "capacitance", f"group {i}", value
-    elif kind == "temperature_control":
+    elif isinstance(message, TemperatureControl):
         for i, value in enumerate(message.temperatures):
             yield "temperature", f"sensor {i}", value
-    elif kind == "hv_regulator":
+    elif isinstance(message, HvRegulator):
         yield "voltage", "HV output", message.voltage
 
 
@@ -100,7 +110,7 @@ class Timeline:
         values: list[tuple[str, str, float]] = []
         if kind in SERIES_KINDS:
             try:
-                values = list(_series_of(kind, frame.message))
+                values = list(_series_of(frame.message))
             except ValueError:  # does not decode: counted as a record, no values
                 values = []
         self.add_values(frame.time, kind, values)

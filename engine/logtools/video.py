@@ -22,12 +22,18 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.logtools.errors import LogToolError, MissingDependency
 from engine.logtools.inputs import LogInput, Progress
 from engine.logtools.timerange import EVERYTHING, TimeRange
 from engine.logtools.timing import TIME_BASE, Clock, FrameClock, PtsPlanner
+
+if TYPE_CHECKING:  # imported where used: PyAV is optional, Pillow slow to import
+    from av import VideoFrame
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
+    from PIL import Image, ImageFont
 
 H264_ENCODERS = ("libx264", "libopenh264", "h264_videotoolbox", "h264_nvenc", "h264_vaapi")
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -67,19 +73,20 @@ class VideoResult:
 # -- adapters ----------------------------------------------------------------------
 
 
-def import_av() -> Any:
-    """PyAV, or ``MissingDependency`` saying how to install it."""
+def require_av() -> None:
+    """``MissingDependency`` saying how to install PyAV, unless ``import av`` works."""
     try:
-        import av
+        import av  # noqa: F401
     except ImportError:
         raise MissingDependency(
             "making videos needs PyAV, which is not installed: pip install 'cuecap[video]'"
         ) from None
-    return av
 
 
-def choose_encoder(av: Any, wanted: str | None = None) -> str:
+def choose_encoder(wanted: str | None = None) -> str:
     """The H.264 encoder to use: ``wanted`` if available, else the first that is."""
+    import av
+
     candidates = (wanted,) if wanted else H264_ENCODERS
     for name in candidates:
         try:
@@ -120,10 +127,10 @@ class _Painter:
         self._image, self._draw_mod, self._font_mod = Image, ImageDraw, ImageFont
         self.overlay = overlay
         self.size: tuple[int, int] | None = None
-        self._font: Any = None
+        self._font: ImageFont.ImageFont | ImageFont.FreeTypeFont | None = None
 
-    def image(self, data: bytes, label: str | None) -> Any:
-        img = self._image.open(io.BytesIO(data))
+    def image(self, data: bytes, label: str | None) -> Image.Image:
+        img: Image.Image = self._image.open(io.BytesIO(data))
         img = img.convert("RGB")
         if self.size is None:
             w, h = img.size
@@ -142,7 +149,9 @@ class _Painter:
             self._label(img, label)
         return img
 
-    def _load_font(self, width: int, height: int, sample: str) -> Any:
+    def _load_font(
+        self, width: int, height: int, sample: str
+    ) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         """A font as large as the frame allows: 1/24 of its height, narrowed to fit its width."""
         size = max(6, height // 24)
         try:
@@ -155,7 +164,7 @@ class _Painter:
             font = self._font_mod.load_default(size=max(6, int(size * room / text_width)))
         return font
 
-    def _label(self, img: Any, text: str) -> None:
+    def _label(self, img: Image.Image, text: str) -> None:
         draw = self._draw_mod.Draw(img)
         pad = max(2, img.size[1] // 120)
         left, top, right, bottom = draw.textbbox((pad * 2, pad * 2), text, font=self._font)
@@ -178,8 +187,10 @@ def write_video(
         raise LogToolError(f"{out}: already exists (use --force to replace it)")
     if out.is_dir():
         raise LogToolError(f"{out}: is a folder")
-    av = import_av()
-    encoder = choose_encoder(av, options.encoder)
+    require_av()
+    import av
+
+    encoder = choose_encoder(options.encoder)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -188,14 +199,14 @@ def write_video(
     painter = _Painter(options.overlay)
     result = VideoResult(path=out, encoder=encoder)
     tmp = out.with_name(f".{out.name}.partial")
-    container: Any = None
-    stream: Any = None
+    container: OutputContainer | None = None
+    stream: VideoStream | None = None
     planner: PtsPlanner | None = None
-    held: Any = None  # the previous frame: its duration is known when the next one comes
+    held: VideoFrame | None = None  # the previous frame: its duration is known when the next comes
     last_interval = 0
-    durations: dict[int, int] = {}
+    durations: dict[int | None, int] = {}  # by pts, which PyAV types as optional
     try:
-        for frame, message in log.messages("image", options.time_range, progress):
+        for frame, message in log.images(options.time_range, progress):
             data = message.image_data
             t = clock.time(frame)
             if planner is None:
@@ -208,13 +219,14 @@ def write_video(
                 if len(result.errors) < 5:
                     result.errors.append(f"record {frame.seq}: {exc}")
                 continue
-            if container is None:
-                container, stream = _open(av, tmp, fmt, encoder, painter.size, options)  # type: ignore[arg-type]
+            if container is None or stream is None:
+                assert painter.size is not None  # set by the first image
+                container, stream = _open(tmp, fmt, encoder, painter.size, options)
             video_frame = av.VideoFrame.from_image(img)
             video_frame.pts = planner.pts(t)
             video_frame.time_base = TIME_BASE
             if held is not None:
-                last_interval = video_frame.pts - held.pts
+                last_interval = video_frame.pts - (held.pts or 0)
                 held.duration = last_interval
                 _encode(container, stream, held, durations)
             held = video_frame
@@ -230,6 +242,7 @@ def write_video(
             )
             where = "" if options.time_range.is_open else f" in {options.time_range.describe()}"
             raise LogToolError(f"{log.path}: {reason}{where}; no video written")
+        assert container is not None and stream is not None  # opened for the first frame held
         held.duration = last_interval or round(1 / 30 / TIME_BASE)
         _encode(container, stream, held, durations)
         _encode(container, stream, None, durations)
@@ -253,14 +266,19 @@ def write_video(
 
 
 def _open(
-    av: Any, tmp: Path, fmt: str, encoder: str, size: tuple[int, int], options: VideoOptions
-) -> tuple[Any, Any]:
+    tmp: Path, fmt: str, encoder: str, size: tuple[int, int], options: VideoOptions
+) -> tuple[OutputContainer, VideoStream]:
+    import av
+    from av.video.stream import VideoStream
+
     container = av.open(str(tmp), mode="w", format=fmt)
     codec_options = {}
     if encoder == "libx264":
         codec_options = {"crf": str(options.crf), "preset": options.preset}
     try:
         stream = container.add_stream(encoder, options=codec_options)
+        if not isinstance(stream, VideoStream):  # an H.264 encoder makes a video stream
+            raise LogToolError(f"{encoder} is not a video encoder")
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.time_base = TIME_BASE
@@ -271,7 +289,12 @@ def _open(
     return container, stream
 
 
-def _encode(container: Any, stream: Any, frame: Any, durations: dict[int, int]) -> None:
+def _encode(
+    container: OutputContainer,
+    stream: VideoStream,
+    frame: VideoFrame | None,
+    durations: dict[int | None, int],
+) -> None:
     """Encode ``frame`` (None: flush) and mux what comes out, with each frame's own duration.
 
     Encoders that reorder frames do not carry durations through reliably, so

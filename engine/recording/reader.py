@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -80,7 +80,7 @@ class RecordingReader:
             return None
         return f
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Generator[Frame]:  # a generator: callers may close() it early
         try:
             data = open(self.path, "rb", buffering=_BUFFER)  # noqa: SIM115
         except OSError as exc:
@@ -156,7 +156,7 @@ class RecordingReader:
             if index is not None:
                 index.close()
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self) -> Generator[Frame]:
         return iter(self)
 
 
