@@ -22,6 +22,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,14 +145,15 @@ class SimServer:
             return self.world.events(start, until)
         assert self.replay is not None
         pairs = ((frame.time, frame.raw) for frame in self.replay)
-        if self.duration is None:
+        duration = self.duration
+        if duration is None:
             return pairs
         first: list[float] = []
 
         def within(item: tuple[float, bytes]) -> bool:
             if not first:
                 first.append(item[0])
-            return item[0] - first[0] < self.duration  # type: ignore[operator]
+            return item[0] - first[0] < duration
 
         return itertools.takewhile(within, pairs)
 
@@ -319,7 +321,7 @@ async def start_sim_server(
     wait_for_clients: int | None = None,
     close_when_done: bool = False,
     clock: Clock = SYSTEM_CLOCK,
-    **world_options: Any,
+    **world_options: Any,  # forwarded to SimWorld
 ) -> SimServer:
     """Start a simulated ``pdserver`` and return once it listens (``port=0``: any free port).
 
@@ -367,6 +369,15 @@ async def start_sim_server(
     return server
 
 
+@dataclass
+class _Box:
+    """What the server thread hands back: its server and stop event, or why it failed."""
+
+    server: SimServer | None = None
+    stop: asyncio.Event | None = None
+    error: BaseException | None = None
+
+
 @contextlib.contextmanager
 def run_sim_in_thread(**kwargs: Any) -> Iterator[SimServer]:
     """Run ``start_sim_server(**kwargs)`` in a background thread with its own loop.
@@ -380,17 +391,17 @@ def run_sim_in_thread(**kwargs: Any) -> Iterator[SimServer]:
     it earlier, as a crash would.
     """
     ready = threading.Event()
-    box: dict[str, Any] = {}
+    box = _Box()
 
     async def main() -> None:
         try:
             server = await start_sim_server(**kwargs)
         except BaseException as exc:
-            box["error"] = exc
+            box.error = exc
             ready.set()
             return
-        box["server"] = server
-        stop = box["stop"] = asyncio.Event()
+        box.server = server
+        stop = box.stop = asyncio.Event()
         ready.set()
         await stop.wait()
         await server.close()
@@ -398,13 +409,14 @@ def run_sim_in_thread(**kwargs: Any) -> Iterator[SimServer]:
     thread = threading.Thread(target=asyncio.run, args=(main(),), name="cuecap-sim", daemon=True)
     thread.start()
     ready.wait()
-    if "error" in box:
+    if box.error is not None:
         thread.join()
-        raise box["error"]
-    server: SimServer = box["server"]
+        raise box.error
+    server, stop = box.server, box.stop
+    assert server is not None and stop is not None  # set before ready, unless an error was
     try:
         yield server
     finally:
         with contextlib.suppress(RuntimeError):  # the loop already ended
-            server.loop.call_soon_threadsafe(box["stop"].set)
+            server.loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=15)

@@ -25,7 +25,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from engine.errors import CuecapError
 from engine.proto.purpledrop_pb2 import (
@@ -46,6 +46,9 @@ from engine.proto.purpledrop_pb2 import (
     Timestamp,
 )
 from engine.sim import board
+
+if TYPE_CHECKING:
+    from engine.sim.render import View
 
 MOVE_WINDOW = 0.2
 """Seconds within which all ``electrode_state`` events of one move fall."""
@@ -70,7 +73,7 @@ class SimConfigError(CuecapError, ValueError):
 
 def _range(
     name: str, value: Any, *, minimum: float = 0.0, integer: bool = False
-) -> tuple[Any, Any]:
+) -> tuple[float, float]:  # `value` is the caller's, of any type: this checks it
     try:
         lo, hi = value
         lo, hi = (int(lo), int(hi)) if integer else (float(lo), float(hi))
@@ -225,9 +228,17 @@ class Burst:
         )
 
 
+# What a plan item does: drive electrodes (drive, scanned, scan setting, and for the
+# step that ends a move its travel: source, destination, arrival, travel time), or
+# set the duty cycle.
+_Travel: TypeAlias = tuple[int, int, float, float]
+_StateStep: TypeAlias = tuple[
+    Literal["state"], frozenset[int], frozenset[int], int, "_Travel | None"
+]
+_DutyStep: TypeAlias = tuple[Literal["duty"], int]
+_Step: TypeAlias = "_StateStep | _DutyStep"
 # A plan item: (relative time, order within the burst, what happens).
-# what: ("state", drive, scan0, setting, travel | None) or ("duty", value)
-_PlanItem = tuple[float, int, tuple[Any, ...]]
+_PlanItem: TypeAlias = tuple[float, int, "_Step"]
 
 
 def _plans(config: SimConfig, seed: int) -> Iterator[tuple[Burst, list[_PlanItem]]]:
@@ -243,7 +254,7 @@ def _plans(config: SimConfig, seed: int) -> Iterator[tuple[Burst, list[_PlanItem
         items: list[_PlanItem] = []
         moves: list[Move] = []
 
-        def add(when: float, what: tuple[Any, ...], items: list[_PlanItem] = items) -> None:
+        def add(when: float, what: _Step, items: list[_PlanItem] = items) -> None:
             items.append((when, len(items), what))
 
         for m in range(rng.randint(*config.moves_per_burst)):
@@ -305,6 +316,18 @@ def _smooth(x: float) -> float:
     return x * x * (3.0 - 2.0 * x)
 
 
+class Renderer(Protocol):
+    """What draws the camera: ``GridRenderer``'s picture and geometry."""
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+    @property
+    def transform(self) -> tuple[float, ...]: ...
+    @property
+    def qr_codes(self) -> tuple[tuple[tuple[int, int], ...], ...]: ...
+    def render(self, view: View, label: str = "") -> bytes: ...
+
+
 class SimWorld:
     """A seeded simulated PurpleDrop. ``SimWorld(seed=3, fps=0, idle=(2, 5))``.
 
@@ -319,8 +342,8 @@ class SimWorld:
         seed: int = 0,
         *,
         config: SimConfig | None = None,
-        renderer: Any = None,
-        **options: Any,
+        renderer: Renderer | None = None,
+        **options: Any,  # SimConfig's fields: it checks them
     ) -> None:
         unknown = set(options) - OPTIONS
         if unknown:
@@ -334,16 +357,14 @@ class SimWorld:
         self.gains: tuple[float, ...] = tuple(
             layout.uniform(0.9, 1.1) for _ in range(board.ELECTRODES)
         )
-        self._renderer: Any = (
-            renderer  # anything with GridRenderer's render/size/transform/qr_codes
-        )
+        self._renderer = renderer
         self._state_cache: dict[tuple[frozenset[int], frozenset[int], int], bytes] = {}
 
     def __repr__(self) -> str:
         return f"SimWorld(seed={self.seed}, {self.config})"
 
     @property
-    def renderer(self) -> Any:
+    def renderer(self) -> Renderer:
         """The camera's ``GridRenderer`` (created on first use: Pillow loads only if needed)."""
         if self._renderer is None:
             from engine.sim.render import GridRenderer
@@ -577,7 +598,7 @@ class _Run:
             PurpleDropEvent(image=Image(timestamp=stamp, image_data=jpeg)).SerializeToString(),
         )
 
-    def apply(self, t: float, what: tuple[Any, ...]) -> bytes:
+    def apply(self, t: float, what: _Step) -> bytes:
         if what[0] == "duty":
             return PurpleDropEvent(
                 duty_cycle_updated=DutyCycleUpdated(
@@ -604,7 +625,7 @@ class _Run:
         for raw in self.world.start_events(start):
             yield start, raw
 
-        heap: list[tuple[float, int, int, int, Any]] = []
+        heap: list[tuple[float, int, int, int, _Step | None]] = []  # a plan item's step
         seq = 0
         periodic: dict[int, tuple[float, float]] = {  # stream -> (period, phase)
             _ACTIVE: (1.0 / config.capacitance_rate, 0.4 / config.capacitance_rate),
@@ -657,7 +678,7 @@ class _Run:
             absolute = start + t
             if absolute >= limit:
                 return
-            if kind == _PLAN:
+            if what is not None:  # only plan items (kind _PLAN) carry a step
                 yield absolute, self.apply(t, what)
                 pending -= 1
                 if pending == 0:
