@@ -16,9 +16,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:  # imported when needed: `cuecap --help` stays fast
+    from engine.rules.loader import RuleSet
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -43,7 +46,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def load_rules_or_exit(paths: Sequence[str | Path]) -> Any:
+def load_rules_or_exit(paths: Sequence[str | Path]) -> RuleSet:
     """The rule set from ``paths`` (default ``rules/``), or exit 2 listing every error.
 
     Each error line is ``file:line:column: what is wrong`` so editors can jump
@@ -69,7 +72,7 @@ def load_rules_or_exit(paths: Sequence[str | Path]) -> Any:
         sys.exit(EXIT_USAGE)
 
 
-class DurationType(click.ParamType):
+class DurationType(click.ParamType[float]):
     """Seconds, or text like ``90s``, ``500ms``, ``5min``, ``2h`` (above 0)."""
 
     name = "duration"
@@ -88,12 +91,14 @@ class DurationType(click.ParamType):
         return seconds
 
 
-class SizeType(click.ParamType):
+class SizeType(click.ParamType[int]):
     """Bytes, or text like ``64MiB``, ``10MB``, ``512k`` (at least 1)."""
 
     name = "size"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
         from engine.core.units import parse_size
 
         try:

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TextIO, TypeVar
 
 import click
 
@@ -26,7 +26,13 @@ from engine.logtools.errors import LogToolError
 from engine.logtools.timerange import HELP as TIME_HELP
 from engine.logtools.timerange import TimeSpec, TimeSpecError, parse_time
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:  # loaded by the commands that use it: `--help` stays fast
+    from engine.logtools.inputs import LogInput
+    from engine.logtools.timing import Clock
+
+F = TypeVar("F", bound=Callable[..., object])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 EXIT_BAD_INPUT = EXIT_USAGE
 
 
@@ -67,11 +73,11 @@ recording_argument = click.argument(
 )
 
 
-def handles_errors(func: F) -> F:
+def handles_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Turn tool errors into ``cuecap: error: ...`` on stderr and their exit code."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return func(*args, **kwargs)
         except LogToolError as exc:
@@ -84,7 +90,7 @@ def handles_errors(func: F) -> F:
                 )
             sys.exit(0)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -112,13 +118,13 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None] | Non
         yield lambda done: bar.update(task, completed=done)
 
 
-def open_log(path: Path) -> Any:
+def open_log(path: Path) -> LogInput:
     from engine.logtools.inputs import LogInput
 
     return LogInput(path)
 
 
-def report_input(*logs: Any) -> None:
+def report_input(*logs: LogInput) -> None:
     """Say what was odd about the inputs; exit 2 if records were left out."""
     problems: list[str] = []
     for log in logs:
@@ -219,7 +225,7 @@ def dump(
 
 
 @contextlib.contextmanager
-def _output_text(path: Path, force: bool) -> Iterator[Any]:
+def _output_text(path: Path, force: bool) -> Iterator[TextIO]:
     """A text file written beside ``path`` and renamed over it when complete."""
     import os
 
@@ -269,7 +275,7 @@ def video(
     to_: TimeSpec | None,
     speed: float,
     overlay: bool,
-    clock: str,
+    clock: Clock,
     crf: int,
     preset: str,
     encoder: str | None,
@@ -285,7 +291,7 @@ def video(
     options = VideoOptions(
         time_range=log_input.resolve(from_, to_),
         speed=speed,
-        clock=clock,  # type: ignore[arg-type]
+        clock=clock,
         overlay=overlay,
         utc=utc,
         crf=crf,
@@ -332,7 +338,7 @@ def frames(
     from_: TimeSpec | None,
     to_: TimeSpec | None,
     name: str,
-    clock: str,
+    clock: Clock,
     utc: bool,
     force: bool,
 ) -> None:

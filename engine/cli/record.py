@@ -12,7 +12,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +24,9 @@ from engine.cli.common import (
     SIZE,
     fail,
 )
+
+if TYPE_CHECKING:  # loaded when the command runs: `cuecap --help` stays fast
+    from engine.recording.session import RecordingSummary
 
 
 @click.command()
@@ -124,7 +127,7 @@ def record(
 
     source = WebSocketSource(uri, max_size=max_size, backoff=backoff, max_retries=max_retries)
 
-    async def session() -> Any:
+    async def session() -> RecordingSummary:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 

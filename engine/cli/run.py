@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -25,7 +25,12 @@ from engine.cli.common import (
     load_rules_or_exit,
 )
 
+if TYPE_CHECKING:  # the engine loads when a command runs: `cuecap --help` stays fast
+    from engine.core.clock import Clock
+    from engine.runtime.summary import Summary
+
 _NOISY = ("transitions", "apscheduler")
+_F = TypeVar("_F", bound=Callable[..., object])
 
 
 def _quiet_libraries() -> None:
@@ -38,10 +43,10 @@ def _quiet_libraries() -> None:
 _RULES_ARG = click.argument("rules", nargs=-1, type=click.Path(dir_okay=True))
 
 
-def _folders(when: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _folders(when: str) -> Callable[[_F], _F]:
     """``--recordings`` and ``--shots``, overriding the rule files' folders."""
 
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(command: _F) -> _F:
         for option, default in (
             ("shots", "settings.shots.folder"),
             ("recordings", "settings.recordings"),
@@ -89,7 +94,7 @@ def run(
     from engine.rules.model import WebSocketSourceConfig
     from engine.runtime.engine import Engine
 
-    clock: Any = SYSTEM_CLOCK
+    clock: Clock = SYSTEM_CLOCK
     if fast:
         live = [n for n, s in ruleset.sources.items() if isinstance(s, WebSocketSourceConfig)]
         if live:
@@ -107,7 +112,7 @@ def run(
         watch=(rules or DEFAULT_RULES) if watch and not fast else None,
     )
 
-    async def main() -> Any:
+    async def main() -> Summary:
         engine.install_signal_handlers()
         return await engine.run(duration)
 
@@ -190,7 +195,7 @@ def replay(
         click.echo(summary.render(ruleset.tz, verbose=True))
 
 
-def report(summary: Any) -> dict[str, Any]:
+def report(summary: Summary) -> dict[str, object]:
     """A summary as plain data (``cuecap replay --json``)."""
     return {
         "started": summary.started,

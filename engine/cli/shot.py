@@ -11,7 +11,7 @@ import asyncio
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +24,9 @@ from engine.cli.common import (
     fail,
     load_rules_or_exit,
 )
+
+if TYPE_CHECKING:  # loaded when the command runs: `cuecap --help` stays fast
+    from engine.shots.config import CameraConfig, ShotsConfig
 
 
 def _moment(text: str | None) -> float | None:
@@ -47,7 +50,7 @@ def _moment(text: str | None) -> float | None:
         ) from None
 
 
-def _from_rules(camera: str, rules: tuple[str, ...]) -> tuple[Any, Any]:
+def _from_rules(camera: str, rules: tuple[str, ...]) -> tuple[CameraConfig, ShotsConfig]:
     ruleset = load_rules_or_exit(rules)
     config = ruleset.cameras.get(camera)
     if config is None:
@@ -56,12 +59,12 @@ def _from_rules(camera: str, rules: tuple[str, ...]) -> tuple[Any, Any]:
     return config, ruleset.settings.shots
 
 
-def _ad_hoc(url: str, auth: str | None, user: str | None, password_env: str | None) -> Any:
+def _ad_hoc(url: str, auth: str | None, user: str | None, password_env: str | None) -> CameraConfig:
     from pydantic import ValidationError
 
     from engine.shots.backends import camera_config
 
-    spec: dict[str, Any] = {"type": "http", "url": url}
+    spec: dict[str, object] = {"type": "http", "url": url}
     if user or password_env:
         if not (user and password_env):
             raise click.UsageError("--user and --password-env go together")
@@ -74,7 +77,11 @@ def _ad_hoc(url: str, auth: str | None, user: str | None, password_env: str | No
 
 
 async def _take(
-    camera: str, config: Any, settings: Any, at: float | None, output: str | None
+    camera: str,
+    config: CameraConfig,
+    settings: ShotsConfig,
+    at: float | None,
+    output: str | None,
 ) -> int:
     from engine.shots.frame_cache import FrameCache
     from engine.shots.paths import write_atomic

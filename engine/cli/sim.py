@@ -13,22 +13,32 @@ import asyncio
 import contextlib
 import math
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from engine.cli.common import DURATION, EXIT_FAILED, fail
 
+if TYPE_CHECKING:  # loaded when the command runs: `cuecap --help` stays fast
+    from engine.sim.world import SimWorld
+
 # Options that shape the simulated world; they mean nothing for --replay.
 _WORLD_OPTIONS = ("seed", "fps", "image_size", "quality", "idle", "moves")
 
 
-class Pair(click.ParamType):
+class Pair(click.ParamType[tuple[float, float]]):
     """Two numbers written ``A<sep>B`` (``1024x768``, ``5-20``); with ``single``, one means both."""
 
     def __init__(
-        self, name: str, separator: str, cast: type, *, single: bool, example: str
+        self,
+        name: str,
+        separator: str,
+        cast: Callable[[str], float],
+        *,
+        single: bool,
+        example: str,
     ) -> None:
         self.name = name
         self.separator = separator
@@ -36,7 +46,9 @@ class Pair(click.ParamType):
         self.single = single
         self.example = example
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[float, float]:
         if isinstance(value, tuple):
             return value
         parts = str(value).strip().lower().split(self.separator)
@@ -208,7 +220,7 @@ async def _serve(
     host: str,
     port: int,
     *,
-    world: Any,
+    world: SimWorld | None,
     replay: Path | None,
     speed: float,
     duration: float | None,
