@@ -13,12 +13,16 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Any
+from typing import TypedDict
 
 GROUPS = sys.platform != "win32"
 
 
-def spawn_options() -> dict[str, Any]:
+class SpawnOptions(TypedDict):
+    start_new_session: bool
+
+
+def spawn_options() -> SpawnOptions:
     """Keyword arguments for ``asyncio.create_subprocess_exec``: a process group of its own."""
     return {"start_new_session": GROUPS}
 

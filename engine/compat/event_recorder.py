@@ -101,7 +101,7 @@ class EventRecorder:
         self.thread.start()
         if not ready.wait(start_timeout) or self.loop is None:
             raise RuntimeError(f"EventRecorder thread did not start within {start_timeout} s")
-        self._exit_hook = _close_at_exit(self)
+        self._exit_hook: Callable[[], None] = _close_at_exit(self)
 
     def __repr__(self) -> str:
         state = f"recording to {self.output_file}" if self.recording else "idle"
@@ -271,9 +271,9 @@ class EventRecorder:
         The thread's end is waited for too, so a loop stopped under a pending
         call never leaves the caller waiting for ``stop_timeout``.
         """
-        concurrent.futures.wait(
-            (future, self._ended), self.stop_timeout, concurrent.futures.FIRST_COMPLETED
-        )
+        # Futures of different result types: wait() takes them as Future[Any] (it is invariant).
+        either: list[concurrent.futures.Future[Any]] = [future, self._ended]
+        concurrent.futures.wait(either, self.stop_timeout, concurrent.futures.FIRST_COMPLETED)
         if future.done():
             if future.cancelled():
                 raise RuntimeError(_TERMINATED)

@@ -19,6 +19,7 @@ a frame received before it.
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -205,7 +206,7 @@ class Recorder:
         reason: str = REASON_MANUAL,
         *,
         pre_roll: bool = True,
-        path: str | Path | None = None,
+        path: str | os.PathLike[str] | None = None,
         exact: bool = False,
     ) -> Path | None:
         """Record until ``stop``, starting with the pre-roll (unless ``pre_roll=False``).

@@ -320,7 +320,7 @@ class ShotsFile(_Model):
 
     @field_validator("cameras")
     @classmethod
-    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _names(cls, value: dict[str, CameraConfig]) -> dict[str, CameraConfig]:
         for name in value:
             if not name.strip():
                 raise ValueError("a camera needs a non-empty name")

@@ -90,8 +90,10 @@ class ShotQueue:
             )
         gate = self.gate(task.camera)
         if not gate.admit(now):
+            last = gate.last_admit
+            assert last is not None  # admit() refuses only after a shot it let through
             raise Throttled(
-                f"camera {task.camera!r} took a shot {now - gate.last_admit:.3f} s ago "  # type: ignore[operator]
+                f"camera {task.camera!r} took a shot {now - last:.3f} s ago "
                 f"(min_interval={gate.min_interval:g} s); request skipped"
             )
         self._order += 1

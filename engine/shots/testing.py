@@ -42,7 +42,7 @@ def _md5(text: str) -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: HttpCameraServer._Server  # type: ignore[name-defined]
+    server: HttpCameraServer._Server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -236,7 +236,7 @@ class FlakyCamera:
 _demo: HttpCameraServer | None = None
 
 
-def demo_camera() -> dict[str, Any]:
+def demo_camera() -> dict[str, object]:
     """A camera config for examples: yours from the environment, else a local stand-in.
 
     ``CUECAP_CAMERA_URL`` (and optionally ``CUECAP_CAMERA_ARCHIVE_URL``) name a
@@ -248,7 +248,7 @@ def demo_camera() -> dict[str, Any]:
 
     url = os.environ.get("CUECAP_CAMERA_URL")
     if url:
-        config: dict[str, Any] = {"type": "http", "url": url}
+        config: dict[str, object] = {"type": "http", "url": url}
         archive = os.environ.get("CUECAP_CAMERA_ARCHIVE_URL")
         if archive:
             config["archive_url"] = archive

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -18,17 +17,17 @@ from engine.shots.config import (
 )
 from engine.shots.frame_cache import FrameCache
 
-_CAMERA_CONFIG: TypeAdapter[Any] = TypeAdapter(CameraConfig)
+_CAMERA_CONFIG: TypeAdapter[CameraConfig] = TypeAdapter(CameraConfig)
 
 
-def camera_config(data: Any) -> Any:
+def camera_config(data: object) -> CameraConfig:
     """Validate a camera mapping (``{"type": "http", ...}``) into its config model."""
     return _CAMERA_CONFIG.validate_python(data)
 
 
 def build_camera(
     name: str,
-    config: Any,
+    config: CameraConfig | dict[str, object],
     *,
     frame_cache: FrameCache | None = None,
     executor: Executor | None = None,

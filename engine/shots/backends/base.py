@@ -54,7 +54,11 @@ class CaptureError(CuecapError):
 
 class Camera(Protocol):
     name: str
-    config: CameraCommon
+
+    @property
+    def config(self) -> CameraCommon:
+        """The camera's settings (each backend has its own subclass)."""
+        ...
 
     async def capture(self, request: CaptureRequest) -> bytes: ...
 

@@ -30,7 +30,7 @@ def import_callable(spec: str) -> CameraFunction:
     """``"package.module:function"`` -> the function; a clear error if it is not there."""
     module_name, _, attr = spec.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(
             f"cannot import {module_name!r} for camera function {spec!r}: {exc}"
