@@ -1,4 +1,4 @@
-"""The code stays ruff clean: the same check ``make lint`` runs."""
+"""The code stays ruff clean (the same check ``make lint`` runs) and ``mypy --strict`` clean."""
 
 from __future__ import annotations
 
@@ -27,4 +27,30 @@ def test_ruff_check_is_clean() -> None:
 
 def test_ruff_format_is_clean() -> None:
     result = ruff("format", "--check", "--no-cache")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Modules being rewritten right now; mypy still reads them (their callers are
+# checked against them) but does not report their own errors. Empty this list
+# once they are strict clean, and the test checks the whole package.
+NOT_YET_STRICT = ["engine.runtime.*", "engine.shots.service", "engine.shots.saver"]
+
+
+def test_mypy_strict_is_clean(tmp_path: Path) -> None:
+    """``mypy engine`` with the project's ``[tool.mypy]`` (strict, pydantic plugin)."""
+    config = ROOT / "pyproject.toml"
+    if NOT_YET_STRICT:
+        modules = ", ".join(f'"{name}"' for name in NOT_YET_STRICT)
+        config = tmp_path / "pyproject.toml"
+        config.write_text(
+            (ROOT / "pyproject.toml").read_text()
+            + f"\n[[tool.mypy.overrides]]\nmodule = [{modules}]\nignore_errors = true\n"
+        )
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "engine"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
