@@ -26,7 +26,7 @@ from engine.cli.common import (
 )
 
 if TYPE_CHECKING:  # loaded when the command runs: `cuecap --help` stays fast
-    from engine.recording.session import RecordingSummary
+    from engine.sources.session import RecordingSummary
 
 
 @click.command()
