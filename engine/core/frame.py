@@ -110,6 +110,7 @@ class Frame:
                 raise FrameDecodeError(self._event) from None
         elif type(event) is str:
             raise FrameDecodeError(event)
+        # `type(...) is str` (cheaper than isinstance here) narrows no else: a PurpleDropEvent
         return event  # type: ignore[return-value]
 
     @property
