@@ -12,7 +12,7 @@ and does not pull in websockets, httpx or transitions unless they are used.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.core.clock import Clock, ManualClock, SystemClock
 from engine.core.frame import Frame, Gap
@@ -113,7 +113,7 @@ __all__ = sorted(
 )
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # the names above are typed by the imports below
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'engine' has no attribute {name!r}")
