@@ -54,3 +54,8 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_package_is_marked_typed() -> None:
+    """``engine/py.typed`` (PEP 561) is what lets users' type checkers read our hints."""
+    assert (ROOT / "engine" / "py.typed").is_file()
