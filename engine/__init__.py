@@ -158,5 +158,6 @@ if TYPE_CHECKING:
     from engine.sim.server import run_sim_in_thread, start_sim_server
     from engine.sim.world import SimWorld
     from engine.sources.log import LogSource
+    from engine.sources.session import record_stream
     from engine.sources.simulator import SimulatorSource
     from engine.sources.websocket import WebSocketSource
