@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,26 @@ def test_mypy_strict_is_clean(tmp_path: Path) -> None:
 def test_package_is_marked_typed() -> None:
     """``engine/py.typed`` (PEP 561) is what lets users' type checkers read our hints."""
     assert (ROOT / "engine" / "py.typed").is_file()
+
+
+def _type_checking_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                if isinstance(child, ast.ImportFrom):
+                    names.update(alias.asname or alias.name for alias in child.names)
+    return names
+
+
+def test_lazily_loaded_names_are_visible_to_type_checkers() -> None:
+    """A name a package's ``__getattr__`` loads has a ``TYPE_CHECKING`` import, or it types as object."""
+    import engine
+    import engine.sim
+
+    lazy = {"engine": set(engine._LAZY), "engine.sim": set(engine.sim._NAMES)}
+    files = {"engine": "engine/__init__.py", "engine.sim": "engine/sim/__init__.py"}
+    for package, names in lazy.items():
+        missing = names - _type_checking_names(ROOT / files[package])
+        assert not missing, f"{files[package]}: no TYPE_CHECKING import for {sorted(missing)}"
