@@ -4,7 +4,7 @@ Each benchmark compares cuecap side by side against its baseline in the same
 run and prints its own table and ratios. ``--quick`` makes each one short
 (a smoke run that checks they all still work, not a measurement).
 
-    python bench/run.py [--quick] [NAME ...]     # NAME: ingest recorder rules shots footprint logtools sim_world
+    python bench/run.py [--quick] [NAME ...]     # NAME: see BENCHES
 
 Every figure with a target also goes to ``bench/results.json`` (machine-readable).
 """
@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("ingest", "recorder", "rules", "shots", "footprint", "logtools", "sim_world")
+BENCHES = (
+    "ingest", "recorder", "rules", "shots", "footprint", "lateness", "soak", "logtools", "sim_world",
+)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

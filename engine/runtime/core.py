@@ -29,6 +29,7 @@ from engine.rules.model import ScheduleTrigger
 from engine.runtime.jobs import Job, Key, Scheduler
 from engine.runtime.rulebook import Firing, Rulebook
 from engine.runtime.stats import RunStats
+from engine.shots.config import StreamCameraConfig
 
 NO_FIRINGS: tuple[Firing, ...] = ()
 
@@ -115,7 +116,7 @@ class EngineCore:
         self._cached_sources = frozenset(
             camera.source
             for camera in self.rules.cameras.values()
-            if getattr(camera, "type", None) == "stream"
+            if isinstance(camera, StreamCameraConfig)
         )
 
     def cached_sources(self) -> frozenset[str]:
