@@ -20,7 +20,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = (
-    "ingest", "recorder", "rules", "shots", "footprint", "lateness", "soak", "logtools", "sim_world",
+    "ingest", "recorder", "rules", "shots", "footprint", "streams", "lateness", "soak", "logtools",
+    "sim_world",
 )  # fmt: skip
 
 
