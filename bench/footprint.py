@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 CUECAP = [sys.executable, "-m", "engine"]
@@ -95,13 +96,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def measure(argv: list[str], cwd: Path, seconds: float, warmup: float) -> Usage:
     """CPU from ``warmup`` s after the start to 0.5 s before the end: start-up not counted."""
     process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -115,16 +109,6 @@ def measure(argv: list[str], cwd: Path, seconds: float, warmup: float) -> Usage:
         err = process.stderr.read().decode(errors="replace") if process.stderr else ""
         raise SystemExit(f"{argv[:4]} failed ({process.returncode}):\n{err[-2000:]}")
     return Usage(last - first, t1 - t0, usage.ru_maxrss / 1024)
-
-
-def wait_listening(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"the simulator did not listen on port {port}")
 
 
 def run_help_has(flag: str) -> bool:

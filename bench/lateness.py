@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -85,28 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.seconds = 200_000, 3.0
-    from ingest import _blaster
+    from harness import blaster
 
-    parent, child = multiprocessing.Pipe()
-    blaster = multiprocessing.Process(target=_blaster, args=(child, {"small": args.events}))
-    blaster.start()
-    port, _ = parent.recv()
-    try:
-        with tempfile.TemporaryDirectory(prefix="cuecap-lateness-") as tmp:
-            root = Path(tmp)
-            idle_rules = root / "idle.yaml"
-            idle_rules.write_text(rules_text(root, None), encoding="utf-8")
-            busy_rules = root / "busy.yaml"
-            busy_rules.write_text(
-                rules_text(root, f"ws://127.0.0.1:{port}/small"), encoding="utf-8"
-            )
-            idle, _ = asyncio.run(measure(idle_rules, args.seconds))
-            started = time.perf_counter()
-            busy, frames = asyncio.run(measure(busy_rules, args.seconds))
-            elapsed = time.perf_counter() - started
-    finally:
-        parent.send("stop")
-        blaster.join(10)
+    with (
+        blaster({"small": args.events}) as port,
+        tempfile.TemporaryDirectory(prefix="cuecap-lateness-") as tmp,
+    ):
+        root = Path(tmp)
+        idle_rules = root / "idle.yaml"
+        idle_rules.write_text(rules_text(root, None), encoding="utf-8")
+        busy_rules = root / "busy.yaml"
+        busy_rules.write_text(rules_text(root, f"ws://127.0.0.1:{port}/small"), encoding="utf-8")
+        idle, _ = asyncio.run(measure(idle_rules, args.seconds))
+        started = time.perf_counter()
+        busy, frames = asyncio.run(measure(busy_rules, args.seconds))
+        elapsed = time.perf_counter() - started
     print(f"{'':22} {'firings':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, values in (("idle engine", idle), ("ingesting flat out", busy)):
         ms = [1000 * v for v in values]

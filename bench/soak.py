@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -86,23 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.events = 300_000
-    from ingest import _blaster
+    from harness import blaster
 
-    parent, child = multiprocessing.Pipe()
-    blaster = multiprocessing.Process(target=_blaster, args=(child, {"small": args.events}))
-    blaster.start()
-    port, _ = parent.recv()
-    try:
-        with tempfile.TemporaryDirectory(prefix="cuecap-soak-") as tmp:
-            root = Path(tmp)
-            rules = root / "rules.yaml"
-            rules.write_text(RULES.format(root=root, uri=f"ws://127.0.0.1:{port}/small"))
-            started = time.perf_counter()
-            samples, segments = asyncio.run(soak(rules, args.events, 1.0))
-            seconds = time.perf_counter() - started
-    finally:
-        parent.send("stop")
-        blaster.join(10)
+    with (
+        blaster({"small": args.events}) as port,
+        tempfile.TemporaryDirectory(prefix="cuecap-soak-") as tmp,
+    ):
+        root = Path(tmp)
+        rules = root / "rules.yaml"
+        rules.write_text(RULES.format(root=root, uri=f"ws://127.0.0.1:{port}/small"))
+        started = time.perf_counter()
+        samples, segments = asyncio.run(soak(rules, args.events, 1.0))
+        seconds = time.perf_counter() - started
     frames = samples[-1][0]
     warm = next((s for s in samples if s[0] >= frames // 10), samples[0])
     peak = max(mb for _, mb in samples)

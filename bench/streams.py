@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,29 +25,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from harness import free_port, wait_listening
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 CUECAP = [sys.executable, "-m", "engine"]
 SAMPLE_EVERY = 25  # frames between lag samples (a sample decodes the message)
 MAX_LAG = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_listening(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"a simulator did not listen on port {port}")
 
 
 class LagProbe:
