@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = ["engine", "tests", "bench", "examples", "docs/build_readme.py"]
+PATHS = ["engine", "tests", "bench", "examples"]
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess[str]:
