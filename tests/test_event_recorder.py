@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import runpy
 import time
 from collections.abc import Callable, Iterator
@@ -99,16 +100,35 @@ def test_stop_when_not_recording_is_harmless(recorder: EventRecorder, tmp_path: 
 def test_unwritable_path_raises_and_leaves_the_recorder_usable(
     recorder: EventRecorder, tmp_path: Path
 ) -> None:
-    (tmp_path / "taken.bin").write_bytes(b"precious")
-    with pytest.raises(RecordingError, match="already exists"):
-        recorder.start(tmp_path / "taken.bin")
-    assert (tmp_path / "taken.bin").read_bytes() == b"precious"
+    (tmp_path / "taken").write_bytes(b"precious")  # a file where the folder should be
+    with pytest.raises(RecordingError, match="cannot create folder"):
+        recorder.start(tmp_path / "taken" / "a.bin")
+    assert (tmp_path / "taken").read_bytes() == b"precious"
     assert not recorder.recording
     recorder.start(tmp_path / "ok.bin")
     wait_until(lambda: recorder.records >= 1)
     summary = recorder.stop()
     assert summary is not None and summary.records >= 1
     assert_stream_slice(tmp_path / "ok.bin", summary.records)
+
+
+def test_start_replaces_an_existing_recording_and_says_so(
+    recorder: EventRecorder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The original opened its file with 'wb': a demo run twice in one folder replaces its logs."""
+    path = tmp_path / "log0.bin"
+    recorder.start(path)
+    wait_until(lambda: recorder.records >= 3)
+    first = recorder.stop()
+    assert first is not None
+    (tmp_path / "log0.bin.idx").write_bytes(b"stale")  # replaced too, not appended to
+    with caplog.at_level(logging.WARNING, logger="engine.compat.event_recorder"):
+        recorder.start(path)
+    assert f"replacing {path}, {path}.idx, {path}.json" in caplog.text
+    wait_until(lambda: recorder.records >= 2)
+    second = recorder.stop()
+    assert second is not None
+    assert_stream_slice(path, second.records)  # the new recording alone, index included
 
 
 def test_closed_recorder_raises_thread_terminated(stream: ScriptedServer, tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ def test_get_delivers_bytes_or_shot_failed_and_writes_nothing(
     assert got.wait(5)
     assert isinstance(results[1], ShotFailed) and results[1].reason == "camera offline"
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(TypeError, match="needs a callback"):
+    with pytest.raises(EnvironmentError, match="needs a callback"):
         saver.get("cam")
 
 
@@ -236,7 +236,8 @@ def test_http_camera_by_url_and_from_file(tmp_path: Path) -> None:
             assert ss.wait(5) and path.read_bytes() == cam.jpeg
         config = tmp_path / "cams.yaml"
         config.write_text(
-            f"cameras:\n  door:\n    type: http\n    url: {cam.url()}\nshots:\n  folder: {tmp_path / 'f'}\n  pool_size: 3\n"
+            f"cameras:\n  door:\n    type: http\n    url: {cam.url()}\n"
+            f"settings:\n  shots:\n    folder: {tmp_path / 'f'}\n    pool_size: 3\n"
         )
         with ShotSaver.from_file(config) as ss:
             assert ss.pool_size == 3

@@ -99,7 +99,7 @@ def record(
     import asyncio
 
     from engine.core.clock import SYSTEM_CLOCK
-    from engine.recording.format import RecordingError, companion_paths
+    from engine.recording.format import RecordingError, remove_recording
     from engine.recording.writer import RecordingWriter
     from engine.sources.backoff import Backoff
     from engine.sources.session import record_stream
@@ -111,9 +111,7 @@ def record(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if overwrite:
-        for path in companion_paths(file):
-            if path.is_file():
-                path.unlink()
+        remove_recording(file)
     try:
         writer = RecordingWriter(
             file,

@@ -38,7 +38,7 @@ from engine.events import Event, RecordingErrored
 from engine.recorder.config import RecorderConfig
 from engine.recorder.decisions import ERROR
 from engine.recorder.recorder import Recorder, feed_source
-from engine.recording.format import RecordingError
+from engine.recording.format import RecordingError, remove_recording
 from engine.sources.backoff import Backoff
 from engine.sources.session import (
     STOP_CANCELLED,
@@ -110,17 +110,20 @@ class EventRecorder:
     # -- the seed's interface ------------------------------------------------------
 
     def start(self, filepath: str | os.PathLike[str]) -> None:
-        """Start recording to ``filepath`` (which must not exist yet).
+        """Start recording to ``filepath``, replacing it if it exists (as the original did).
 
-        Raises ``RuntimeError`` if already recording or if the recorder's thread
-        has terminated, and ``RecordingError`` (an ``OSError``) naming the file
-        if it cannot be created.
+        A replaced file is logged, with its index and manifest, so a run that
+        overwrote an earlier one says so. Raises ``RuntimeError`` if already
+        recording or if the recorder's thread has terminated, and
+        ``RecordingError`` (an ``OSError``) naming the file if it cannot be
+        created or replaced.
         """
         with self._lock:
             self._check_thread()
             if self.recording:
                 raise RuntimeError("Already recording. Call stop() first.")
             self._reap()
+            self._replace(filepath)
             opening = self._on_loop(
                 self.recorder.start("start()", pre_roll=False, path=filepath, exact=True)
             )
@@ -132,6 +135,15 @@ class EventRecorder:
                 self.uri, max_size=self.max_size, backoff=self.backoff, max_retries=self.max_retries
             )
             self._session = self._on_loop(self._record(self._source, self._stop))
+
+    @staticmethod
+    def _replace(filepath: str | os.PathLike[str]) -> None:
+        try:
+            removed = remove_recording(filepath)
+        except OSError as exc:
+            raise RecordingError(f"{filepath}: cannot replace: {exc.strerror or exc}") from None
+        if removed:
+            log.warning("replacing %s", ", ".join(str(p) for p in removed))
 
     def stop(self) -> RecordingSummary | None:
         """Stop the recording in progress and return its summary (None if none ran).

@@ -38,5 +38,19 @@ def companion_paths(path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     return Path(path), index_path(path), manifest_path(path)
 
 
+def remove_recording(path: str | Path) -> list[Path]:
+    """Delete a recording and its index and manifest, for replacing it; returns what was removed.
+
+    Only regular files are removed: a folder of that name is left for the
+    writer to refuse with its own error.
+    """
+    removed = []
+    for part in companion_paths(path):
+        if part.is_file() or part.is_symlink():
+            part.unlink()
+            removed.append(part)
+    return removed
+
+
 class RecordingError(CuecapError, OSError):
     """A recording that cannot be written or read; the message says which file and why."""

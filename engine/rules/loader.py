@@ -45,6 +45,8 @@ from engine.shots.config import CameraConfig, StreamCameraConfig
 _T = TypeVar("_T")
 
 RULE_SUFFIXES = (".yaml", ".yml")
+RULES_ENV = "CUECAP_RULES"
+DEFAULT_RULES = "rules"
 _TOP_LEVEL = (*(k for k in RuleFile.model_fields if k != "schema_"), "$schema")
 # The type of one entry per section, for error messages (the keys allowed where).
 _SECTION_TYPES: dict[str, object] = {
@@ -80,6 +82,8 @@ class RuleSet:
     schedules: dict[tuple[str, int], Schedule] = field(default_factory=dict)
     # environment variables the files used: name -> value (for ``redact``)
     environment: dict[str, str] = field(default_factory=dict)
+    # settings key -> where it was set
+    setting_origins: dict[str, Location] = field(default_factory=dict)
 
     def redact(self, text: str) -> str:
         """``text`` with the values that came from the environment shown as ``${NAME}``.
@@ -97,6 +101,13 @@ class RuleSet:
     def tz(self) -> tzinfo:
         return zone(self.settings.timezone)
 
+    def shot_settings(self) -> Any:
+        """``settings.shots``, with dates in shot names in the rules' zone unless it sets its own."""
+        shots = self.settings.shots
+        if shots.timezone is None and self.settings.timezone != "local":
+            return shots.model_copy(update={"timezone": self.settings.timezone})
+        return shots
+
     def recorder_source(self, name: str) -> str | None:
         """The source a recorder reads: its own, the default, or the only one."""
         config = self.recorders[name]
@@ -111,6 +122,17 @@ class RuleSet:
 
     def schedule(self, rule: str, index: int) -> Schedule:
         return self.schedules[(rule, index)]
+
+
+def default_rule_paths(env: Mapping[str, str] | None = None) -> list[str]:
+    """The rule files and folders used when none are named: ``$CUECAP_RULES``, else ``rules/``.
+
+    ``$CUECAP_RULES`` holds paths separated by ``os.pathsep`` (``:``), so a
+    service or a script can point every command at ``/etc/cuecap`` once.
+    """
+    env = os.environ if env is None else env
+    named = [p for p in env.get(RULES_ENV, "").split(os.pathsep) if p.strip()]
+    return named or [DEFAULT_RULES]
 
 
 def rule_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -421,4 +443,5 @@ def load_rules(
         origins=merger.origins,
         schedules=schedules,
         environment={k: v for doc in merger.docs for k, v in doc.positions.environment.items()},
+        setting_origins=dict(merger.settings_origin),
     )

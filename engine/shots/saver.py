@@ -16,19 +16,20 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.events import Emit, discard
 from engine.shots.backends.base import Camera
-from engine.shots.config import ShotsConfig, ShotsFile
+from engine.shots.config import ShotsConfig
 from engine.shots.frame_cache import FrameCache
 from engine.shots.service import ShotService, ShotStats, StatusCallback, When
-from engine.shots.status import SaverClosed, ShotFailed
+from engine.shots.status import SaverClosed, ShotFailed, UnknownCamera
 
 T = TypeVar("T")
 Channel = str | Camera
@@ -46,7 +47,10 @@ class ShotSaver:
     ``pool_size`` (10 by default) bounds how many shots run at once;
     ``callback(task_guid, state)`` hears every status of every task. Cameras
     are named: ``ShotSaver(cameras={"gate": {"type": "http", "url": ...}})``,
-    or a URL string as a shorthand for an http camera.
+    or a URL string as a shorthand for an http camera. Without ``cameras``,
+    the cameras and ``settings: shots:`` of the default rule files
+    (``$CUECAP_RULES``, else ``rules/``) are used, as the original saver used
+    the channels of the server it ran in.
     """
 
     def __init__(
@@ -63,6 +67,14 @@ class ShotSaver:
         frame_cache: FrameCache | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
+        from engine.shots.rulefiles import SaverConfig, default_config
+
+        found = default_config() if cameras is None else SaverConfig(dict(cameras), None, "")
+        self._unknown_hint = found.unknown_hint() if cameras is None else ""
+        if settings is None:
+            settings = found.settings
+        if frame_cache is None and cameras is None:
+            frame_cache = FrameCache()  # stream cameras of the rules: past frames from recordings
         settings = settings.model_copy(deep=True) if settings is not None else ShotsConfig()
         if pool_size is not None:
             settings.pool_size = pool_size
@@ -70,7 +82,7 @@ class ShotSaver:
             settings.queue_size = queue_size
         if screenshots_folder is not None:
             settings.folder = str(screenshots_folder)
-        specs = {name: _camera_spec(value) for name, value in (cameras or {}).items()}
+        specs = {name: _camera_spec(value) for name, value in found.cameras.items()}
         self._service = ShotService(
             specs, settings, emit=emit, clock=clock, frame_cache=frame_cache, random=random
         )
@@ -90,14 +102,18 @@ class ShotSaver:
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> ShotSaver:
-        """A saver with the cameras and settings of a YAML file (``cameras:``, ``shots:``)."""
-        import yaml
+        """A saver with the ``cameras:`` and ``settings: shots:`` of one rule file.
 
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        parsed = ShotsFile.model_validate(
-            {k: v for k, v in data.items() if k in ("cameras", "shots")}
-        )
-        return cls(cameras=parsed.cameras, settings=parsed.shots, **kwargs)
+        Read as ``cuecap`` reads rule files (``${ENV}``, ``file:line:column``
+        errors); raises ``RuleFileError`` with every problem, including a
+        section or setting the saver would not use.
+        """
+        from engine.shots.rulefiles import file_config
+
+        found = file_config(path)
+        saver = cls(cameras=found.cameras, settings=found.settings, **kwargs)
+        saver._unknown_hint = found.unknown_hint()
+        return saver
 
     # -- the seed's public attributes ----------------------------------------
 
@@ -162,7 +178,7 @@ class ShotSaver:
 
     def save(
         self,
-        channel: Channel,
+        channel_full_guid: Channel,
         dt: When = None,
         figures: bool = False,
         file_name: str | None = None,
@@ -178,21 +194,22 @@ class ShotSaver:
         """
         if self._closed:
             raise SaverClosed("shot saver is closed")
-        guid, path = self._service.submit(
-            channel,
-            dt=dt,
-            figures=figures,
-            file_name=file_name,
-            root=file_path,
-            callback=callback,
-            task_guid=task_guid,
-        )
+        with self._explained():
+            guid, path = self._service.submit(
+                channel_full_guid,
+                dt=dt,
+                figures=figures,
+                file_name=file_name,
+                root=file_path,
+                callback=callback,
+                task_guid=task_guid,
+            )
         assert path is not None
         return guid, path
 
     def get(
         self,
-        channel: Channel,
+        channel_full_guid: Channel,
         dt: When = None,
         figures: bool = False,
         callback: Callable[[bytes | ShotFailed], Any] | None = None,
@@ -203,22 +220,44 @@ class ShotSaver:
         Nothing is written to disk. The callback is called exactly once, on
         failure too (the seed's callers waited forever). Returns the task guid;
         the saver's own ``callback`` hears the statuses as for ``save``.
+        Without ``callback`` the saver's ``callback`` receives the result, as in
+        the original; with neither, ``EnvironmentError`` (``OSError``) is raised,
+        as the original documents.
         """
-        if callback is None:
-            raise TypeError("get() needs a callback: it receives the image bytes or a ShotFailed")
+        deliver = callback if callback is not None else self.callback
+        if deliver is None:
+            raise OSError(
+                "get() needs a callback: pass callback=, or set the saver's callback; "
+                "it receives the image bytes or a ShotFailed"
+            )
         if self._closed:
             raise SaverClosed("shot saver is closed")
-        guid, _ = self._service.submit(
-            channel,
-            dt=dt,
-            figures=figures,
-            deliver=callback,
-            task_guid=task_guid,
-        )
+        with self._explained():
+            guid, _ = self._service.submit(
+                channel_full_guid,
+                dt=dt,
+                figures=figures,
+                deliver=deliver,
+                task_guid=task_guid,
+            )
         return guid
 
+    @contextlib.contextmanager
+    def _explained(self) -> Iterator[None]:
+        """An unknown camera says where cameras are configured (the service only lists them)."""
+        try:
+            yield
+        except UnknownCamera as exc:
+            if not self._unknown_hint:
+                raise
+            raise UnknownCamera(f"{exc}; {self._unknown_hint}") from None
+
     def grab(
-        self, channel: Channel, dt: When = None, figures: bool = False, timeout: float | None = None
+        self,
+        channel_full_guid: Channel,
+        dt: When = None,
+        figures: bool = False,
+        timeout: float | None = None,
     ) -> bytes:
         """The image bytes of one shot, waiting for them; raises ``ShotFailed``."""
         if threading.get_ident() == self._thread.ident:
@@ -233,7 +272,7 @@ class ShotSaver:
             else:
                 done.set_result(result)
 
-        self.get(channel, dt, figures, callback=deliver)
+        self.get(channel_full_guid, dt, figures, callback=deliver)
         return done.result(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
