@@ -46,7 +46,7 @@ ss.save(CHANNEL_GUID)
 FOLDER_GLOBAL = r"""
 from shot_saver import ShotSaver
 
-CHANNEL_GUID = "uR76TlcA_O4Yazs8u"  # Must be replaced with the guid of your channel 
+CHANNEL_GUID = "uR76TlcA_O4Yazs8u"  # Must be replaced with the guid of your channel
 
 ss = ShotSaver()
 ss.screenshots_folder = r"D:\DSSL\shots"
@@ -57,7 +57,7 @@ ss.save(CHANNEL_GUID)
 FOLDER_PER_SHOT = r"""
 from shot_saver import ShotSaver
 
-CHANNEL_GUID = "uR76TlcA_O4Yazs8u"  # Must be replaced with the guid of your channel 
+CHANNEL_GUID = "uR76TlcA_O4Yazs8u"  # Must be replaced with the guid of your channel
 
 ss = ShotSaver()
 
@@ -68,7 +68,7 @@ DATETIME = """
 import datetime
 from shot_saver import ShotSaver
 
-CHANNEL_GUID = "uR76TlcA_O4Yazs8u"  # Must be replaced with the guid of your channel 
+CHANNEL_GUID = "uR76TlcA_O4Yazs8u"  # Must be replaced with the guid of your channel
 
 ss = ShotSaver()
 
@@ -94,11 +94,11 @@ tasks = {}
 def callback(guid, state):
     host.message("[%s] %s" % (guid, state))  # Displaying the current task status
     if state == status.success:
-        # Opening the image if the screenshot was successfully saved 
+        # Opening the image if the screenshot was successfully saved
         fpath = tasks.pop(guid)
         os.startfile(fpath)
     elif state == status.error:
-        # Removing the task from the list if an error occurs 
+        # Removing the task from the list if an error occurs
         fpath = tasks.pop(guid)
         host.message("Can't save shot: %s" % fpath)
 

@@ -28,7 +28,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-DEFAULT_RULES = ("rules",)
+DEFAULT_RULES = ("rules",)  # when neither arguments nor $CUECAP_RULES name rule files
 
 
 def error(message: str) -> None:
@@ -53,17 +53,19 @@ def load_rules_or_exit(paths: Sequence[str | Path]) -> RuleSet:
     to it; nothing is started from a rule set with errors.
     """
     from engine.rules.errors import RuleFileError
-    from engine.rules.loader import load_rules
+    from engine.rules.loader import RULES_ENV, default_rule_paths, load_rules
 
-    if not paths and not Path(DEFAULT_RULES[0]).exists():
+    defaults = default_rule_paths()
+    if not paths and defaults == [DEFAULT_RULES[0]] and not Path(DEFAULT_RULES[0]).exists():
         context = click.get_current_context(silent=True)
         command = context.command_path if context is not None else "cuecap run"
         fail(
             "no rule files given and there is no rules/ folder here; "
-            f"name rule files or folders on the command line (see {command} --help)"
+            f"name rule files or folders on the command line, set ${RULES_ENV}, "
+            f"or write a starter folder with cuecap init (see {command} --help)"
         )
     try:
-        return load_rules(paths or DEFAULT_RULES)
+        return load_rules(paths or defaults)
     except RuleFileError as exc:
         for problem in exc.errors:
             click.echo(str(problem), err=True)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from engine.cli.common import (
-    DEFAULT_RULES,
     DURATION,
     EXIT_INTERRUPTED,
     fail,
@@ -104,13 +103,22 @@ def run(
         import time
 
         clock = ManualClock(time.time())
+    from engine.rules.loader import default_rule_paths
+
+    watched = tuple(rules or default_rule_paths()) if watch and not fast else None
     engine = Engine(
         ruleset,
         clock=clock,
         recordings=recordings,
         shots_folder=shots,
-        watch=(rules or DEFAULT_RULES) if watch and not fast else None,
+        watch=watched,
     )
+    if not click.get_current_context().find_root().params.get("quiet"):  # cuecap -q run
+        from engine.cli.startup import RunOptions, startup_lines
+
+        options = RunOptions(recordings, shots, duration, fast, watched or ())
+        for line in startup_lines(ruleset, clock.time(), options, Path.cwd()):
+            click.echo(line, err=True)
 
     async def main() -> Summary:
         engine.install_signal_handlers()
