@@ -83,9 +83,7 @@ def startup_lines(rules: RuleSet, now: float, options: RunOptions, cwd: Path) ->
         lines.append(f"  rule {name}{state}: when {' or '.join(parts)} -> {actions}")
     if not (rules.recorders or rules.rules):
         lines.append("  nothing to do: no recorders and no rules")
-    lines.append(
-        f"recordings go to {_folder(recordings, cwd)}, shots to {_folder(shots, cwd)}"
-    )
+    lines.append(f"recordings go to {_folder(recordings, cwd)}, shots to {_folder(shots, cwd)}")
     lines.append(_ending(options))
     return [rules.redact(line) for line in lines]
 
