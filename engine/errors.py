@@ -41,7 +41,8 @@ The tree (module of each class in brackets)::
           ├── QueueFull                     ... because the queue is at its bound
           ├── Throttled                     ... because of a camera's minimum interval
           ├── SaverClosed                   ... because the saver is closed
-          └── UnknownCamera(KeyError)       ... because no camera has that name
+          ├── UnknownCamera(KeyError)       ... because no camera has that name
+          └── NoCallback(OSError)           ... because get() has nowhere to deliver
 
 A test walks the package and checks that every exception class it defines is
 in this tree.

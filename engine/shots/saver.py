@@ -29,7 +29,7 @@ from engine.shots.backends.base import Camera
 from engine.shots.config import ShotsConfig
 from engine.shots.frame_cache import FrameCache
 from engine.shots.service import ShotService, ShotStats, StatusCallback, When
-from engine.shots.status import SaverClosed, ShotFailed, UnknownCamera
+from engine.shots.status import NoCallback, SaverClosed, ShotFailed, UnknownCamera
 
 T = TypeVar("T")
 Channel = str | Camera
@@ -226,7 +226,7 @@ class ShotSaver:
         """
         deliver = callback if callback is not None else self.callback
         if deliver is None:
-            raise OSError(
+            raise NoCallback(
                 "get() needs a callback: pass callback=, or set the saver's callback; "
                 "it receives the image bytes or a ShotFailed"
             )

@@ -102,3 +102,10 @@ class UnknownCamera(ShotRejected, KeyError):
 
 class SaverClosed(ShotRejected):
     """The saver is closing or closed."""
+
+
+class NoCallback(ShotRejected, OSError):
+    """``get()`` with no callback and no saver callback: nowhere to deliver the image.
+
+    An ``OSError`` because the original documented ``EnvironmentError`` here.
+    """
