@@ -19,6 +19,7 @@ import click
 
 from engine.cli.common import (
     DURATION,
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     fail,
     load_rules_or_exit,
@@ -119,6 +120,7 @@ def run(
         options = RunOptions(recordings, shots, duration, fast, watched or ())
         for line in startup_lines(ruleset, clock.time(), options, Path.cwd()):
             click.echo(line, err=True)
+        print_warnings(ruleset)
 
     async def main() -> Summary:
         engine.install_signal_handlers()
@@ -135,12 +137,19 @@ def run(
 @_RULES_ARG
 @click.option("--next", "count", type=click.IntRange(min=0), default=5, show_default=True,
               help="How many upcoming fire times to show per schedule.")  # fmt: skip
-def check(rules: tuple[str, ...], count: int) -> None:
+@click.option("--probe", is_flag=True, help="Also try every source and camera once, now "
+              "(nothing is written); exit 1 if one fails.")  # fmt: skip
+@click.option("--timeout", type=DURATION, default=5.0, show_default=True,
+              help="With --probe: how long each source and shot may take.")  # fmt: skip
+def check(rules: tuple[str, ...], count: int, probe: bool, timeout: float) -> None:
     """Check RULES (default: rules/) and explain what would run.
 
     Lists sources, cameras, recorders and rules, with the next fire times of
-    every schedule. Exit code 0 when the files are valid; 2 with every error
-    (file:line:column: what is wrong) otherwise.
+    every schedule, and warns about what will fail at first use (a camera
+    secret whose environment variable is unset, a camera program not on
+    PATH). Exit code 0 when the files are valid; 2 with every error
+    (file:line:column: what is wrong) otherwise; with --probe, 1 when a
+    source or camera failed its try.
     """
     import time
 
@@ -148,7 +157,34 @@ def check(rules: tuple[str, ...], count: int) -> None:
     from engine.rules.describe import explain
 
     click.echo(explain(ruleset, time.time(), count))
-    click.echo("ok: the rule files are valid")
+    found = print_warnings(ruleset)
+    note = f" ({found} warning{'s' if found != 1 else ''} above)" if found else ""
+    click.echo(f"ok: the rule files are valid{note}")
+    if probe:
+        from engine.cli.probe import probe as run_probe
+
+        _quiet_libraries()
+        logging.getLogger("engine.shots").setLevel(logging.ERROR)  # the report says it once
+        results = asyncio.run(run_probe(ruleset, timeout))
+        for result in results:
+            click.echo(ruleset.redact(result.line()))
+        failed = sum(not r.ok for r in results)
+        if failed:
+            fail(f"{failed} of {len(results)} probes failed", EXIT_FAILED)
+        click.echo(f"probe: all {len(results)} ok")
+
+
+def print_warnings(ruleset: Any) -> int:
+    """``file:line:column: warning: ...`` on stderr for what will fail at first use; the count."""
+    import os
+    import shutil
+
+    from engine.rules.preflight import warnings
+
+    found = warnings(ruleset, os.environ, shutil.which)
+    for problem in found:
+        click.echo(ruleset.redact(f"{problem.location}: warning: {problem.message}"), err=True)
+    return len(found)
 
 
 @click.command(short_help="Run rules over a recording in virtual time; report firings.")
