@@ -60,7 +60,7 @@ async def _probe_source(
                     break
     except TimeoutError:
         pass
-    except Exception as exc:  # noqa: BLE001 - any failure of a source is the probe's answer
+    except Exception as exc:  # any failure of a source is the probe's answer
         return ProbeResult("source", name, False, f"{type(exc).__name__}: {exc}")
     finally:
         with contextlib.suppress(Exception):
