@@ -113,18 +113,67 @@ def test_stream_camera_shoots_a_past_frame_from_its_recordings(tmp_path: Path) -
     rules.write_text(
         "sources:\n  sim: {type: simulator}\ncameras:\n  bench: {type: stream, source: sim}\n"
     )
-    for extra in ((), ("--at", f"@{start + 1}")):
-        result = run("shot", "bench", rules, *extra)
-        assert result.exit_code == 2 and "give the camera a 'recordings:' folder" in result.stderr
+    result = run("shot", "bench", rules, "--at", f"@{start + 1}")
+    assert result.exit_code == 2 and "give the camera a 'recordings:' folder" in result.stderr
 
     rules.write_text(
         "sources:\n  sim: {type: simulator}\n"
         f"cameras:\n  bench: {{type: stream, source: sim, recordings: '{folder}'}}\n"
     )
-    result = run("shot", "bench", rules)
-    assert result.exit_code == 2 and "use --at" in result.stderr
     out = tmp_path / "past.jpg"
     result = run("shot", "bench", rules, "--at", f"@{start + 1}", "-o", out)
     assert result.exit_code == 0, result.output
     nearest = min(images, key=lambda t: abs(t - (start + 1)))
     assert out.read_bytes() == images[nearest]
+
+
+def test_stream_camera_now_takes_the_first_frame_its_source_sends(tmp_path: Path) -> None:
+    rules = tmp_path / "cams.yaml"
+    rules.write_text(
+        "sources:\n  sim: {type: simulator, seed: 2, fps: 5, image_size: [64, 48]}\n"
+        "cameras:\n  bench: {type: stream, source: sim}\n"
+    )
+    out = tmp_path / "now.jpg"
+    result = run("shot", "bench", rules, "-o", out)
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    assert data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")
+
+
+def test_stream_camera_whose_source_is_down_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    rules = tmp_path / "cams.yaml"
+    rules.write_text(
+        f"sources:\n  pd: {{type: websocket, url: 'ws://127.0.0.1:{port}'}}\n"
+        "cameras:\n  scope: {type: stream, source: pd, timeout: 0.5}\n"
+    )
+    result = run("shot", "scope", rules)
+    assert result.exit_code == 1
+    assert "camera 'scope': source 'pd': no message in 0.5 s" in result.stderr
+
+
+def test_the_shipped_camera_as_the_readme_shows(tmp_path: Path, monkeypatch: Any) -> None:
+    """`make demo`, then `cuecap shot bench` and `cuecap shot bench --at` a recorded moment."""
+    import json
+    import shutil
+    from datetime import datetime
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "rules", tmp_path / "rules")
+    monkeypatch.chdir(tmp_path)
+    assert run("run", "--for", "8", "--fast").exit_code == 0
+    [manifest] = sorted(tmp_path.glob("recordings/moves/*-001.bin.json"))
+    segment = json.loads(manifest.read_text())
+    middle = (segment["first_time"] + segment["last_time"]) / 2
+    moment = datetime.fromtimestamp(middle).isoformat(timespec="seconds")  # local, as typed
+    result = run("shot", "bench", "--at", moment)
+    assert result.exit_code == 0, result.output
+    past = Path(result.stdout.strip())
+    assert past.is_file() and past.is_relative_to(tmp_path / "shots")
+    result = run("shot", "bench")
+    assert result.exit_code == 0, result.output
+    now = Path(result.stdout.strip())
+    assert now.read_bytes().startswith(b"\xff\xd8") and now != past

@@ -38,9 +38,14 @@ def _image_sources(rules: RuleSet) -> set[str]:
     return {c.source for c in rules.cameras.values() if getattr(c, "type", None) == "stream"}
 
 
-async def _probe_source(
+async def probe_source(
     name: str, config: Any, needs_image: bool, cache: Any, timeout: float
 ) -> ProbeResult:
+    """Read source ``name`` until its first message (and camera frame), feeding ``cache``.
+
+    ``cuecap shot`` uses it too: a stream camera outside a running engine
+    takes the first camera frame its source sends.
+    """
     from engine.runtime.sources import build_source
 
     source = build_source(name, config, SYSTEM_CLOCK)
@@ -110,7 +115,7 @@ async def probe(rules: RuleSet, timeout: float) -> list[ProbeResult]:
     images = _image_sources(rules)
     sources = await asyncio.gather(
         *(
-            _probe_source(name, config, name in images, cache, timeout)
+            probe_source(name, config, name in images, cache, timeout)
             for name, config in rules.sources.items()
         )
     )

@@ -26,6 +26,8 @@ from engine.cli.common import (
 )
 
 if TYPE_CHECKING:  # loaded when the command runs: `cuecap --help` stays fast
+    from engine.rules.loader import RuleSet
+    from engine.rules.model import SourceConfig
     from engine.shots.config import CameraConfig, ShotsConfig
 
 
@@ -50,13 +52,15 @@ def _moment(text: str | None) -> float | None:
         ) from None
 
 
-def _from_rules(camera: str, rules: tuple[str, ...]) -> tuple[CameraConfig, ShotsConfig]:
+def _from_rules(
+    camera: str, rules: tuple[str, ...]
+) -> tuple[CameraConfig, ShotsConfig, RuleSet]:
     ruleset = load_rules_or_exit(rules)
     config = ruleset.cameras.get(camera)
     if config is None:
         known = ", ".join(sorted(ruleset.cameras)) or "none"
         fail(f"no camera named {camera!r} in the rule files (known: {known})")
-    return config, ruleset.settings.shots
+    return config, ruleset.shot_settings(), ruleset
 
 
 def _ad_hoc(url: str, auth: str | None, user: str | None, password_env: str | None) -> CameraConfig:
@@ -82,13 +86,24 @@ async def _take(
     settings: ShotsConfig,
     at: float | None,
     output: str | None,
+    source: SourceConfig | None = None,
 ) -> int:
     from engine.shots.frame_cache import FrameCache
     from engine.shots.paths import write_atomic
     from engine.shots.service import ShotService
     from engine.shots.status import ShotFailed
 
-    service = ShotService({camera: config}, settings, frame_cache=FrameCache())
+    cache = FrameCache()
+    if source is not None:
+        # A stream camera outside the engine: its source's first camera frame is "now".
+        from engine.cli.probe import probe_source
+
+        timeout = config.timeout if config.timeout is not None else settings.timeout_sec
+        read = await probe_source(config.source, source, True, cache, timeout)
+        if not read.ok:
+            error(f"camera {camera!r}: source {config.source!r}: {read.detail}")
+            return EXIT_FAILED
+    service = ShotService({camera: config}, settings, frame_cache=cache)
     async with service:
         if output is None or Path(output).is_dir():
             result = await service.shoot(camera, dt=at, root=output)
@@ -149,6 +164,7 @@ def shot(
     from engine.shots.config import ShotsConfig
 
     moment = _moment(at)
+    ruleset = None
     if url is not None:
         if rules:
             raise click.UsageError("give either --url or rule files, not both")
@@ -156,7 +172,7 @@ def shot(
     else:
         if auth or user or password_env:
             raise click.UsageError("--auth, --user and --password-env go with --url")
-        config, settings = _from_rules(camera, rules)
+        config, settings, ruleset = _from_rules(camera, rules)
     settings = settings.model_copy(update={"retention": None})  # one shot: no clean-up run
     if timeout is not None:
         settings.timeout_sec = timeout
@@ -164,15 +180,14 @@ def shot(
     if tries is not None:
         settings.max_tries = tries
         config = config.model_copy(update={"tries": None})
-    if config.type == "stream" and (moment is None or not config.recordings):
-        # outside the engine no frame is in memory: only recordings can serve a stream camera
-        fix = (
-            "use --at"
-            if config.recordings
-            else "give the camera a 'recordings:' folder and use --at"
-        )
-        fail(
-            f"camera {camera!r} takes frames from source {config.source!r}, which only "
-            f"a running engine receives; to take a past frame from recordings, {fix}"
-        )
-    sys.exit(asyncio.run(_take(camera, config, settings, moment, output)))
+    source = None
+    if config.type == "stream":
+        if moment is None:
+            source = ruleset.sources[config.source]  # the loader checked it is declared
+        elif not config.recordings:
+            # outside the engine no past frame is in memory: only recordings have them
+            fail(
+                f"camera {camera!r} takes frames from source {config.source!r}; a past "
+                "moment (--at) comes from recordings: give the camera a 'recordings:' folder"
+            )
+    sys.exit(asyncio.run(_take(camera, config, settings, moment, output, source)))
