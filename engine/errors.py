@@ -26,6 +26,8 @@ The tree (module of each class in brackets)::
      ├── RenderError(ValueError)            a frame the simulator cannot draw [sim.render]
      ├── RecordingError(OSError)            a recording that cannot be read or written
      │                                      [recording.format]
+     ├── NotShipped(FileNotFoundError)      an install without its shipped rules or
+     │                                      examples [shipped]
      ├── SourceUnavailable(ConnectionError) a source that cannot be reached [sources.websocket]
      ├── RecorderStateError(RuntimeError)   a recorder asked what its state forbids
      │                                      [recorder.decisions]

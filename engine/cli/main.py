@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "log": "engine.cli.log:log",
     "shot": "engine.cli.shot:shot",
     "graph": "engine.cli.graph:graph",
+    "init": "engine.cli.init:init",
 }
 
 
