@@ -6,6 +6,7 @@ never touches video never imports PyAV.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 from typing import Any
@@ -37,6 +38,22 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, but a mistyped command suggests the closest ones ("did you mean")."""
+        name = args[0] if args else ""
+        if (
+            args
+            and not ctx.resilient_parsing
+            and not name.startswith("-")
+            and self.get_command(ctx, name) is None
+        ):
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=2, cutoff=0.65)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise click.UsageError(f"No such command {name!r}.{hint}", ctx)
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
