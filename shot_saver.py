@@ -5,7 +5,7 @@ module) import it under this name; cuecap's saver keeps its interface. See
 docs/coming-from-scripts.md.
 """
 
-from engine.shots.saver import ShotSaver
+from engine.compat.shot_saver import ShotSaver
 from engine.shots.status import ShotFailed, UnknownCamera, status
 
 __all__ = ["ShotFailed", "ShotSaver", "UnknownCamera", "status"]

@@ -41,7 +41,7 @@ from engine.events import (
 _LAZY: dict[str, str] = {
     # the classes the project grew from, with their original calls
     "EventRecorder": "engine.compat.event_recorder",
-    "ShotSaver": "engine.shots.saver",
+    "ShotSaver": "engine.compat.shot_saver",
     "status": "engine.shots.status",
     # rule files and the engine
     "load_rules": "engine.rules.loader",
@@ -128,6 +128,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from engine.compat.event_recorder import EventRecorder
+    from engine.compat.shot_saver import ShotSaver
     from engine.logtools.inputs import LogInput
     from engine.recorder.config import RecorderConfig
     from engine.recorder.decisions import RecorderStateError
@@ -142,7 +143,6 @@ if TYPE_CHECKING:
     from engine.runtime.summary import Summary
     from engine.shots.backends.base import CaptureError, CaptureRequest
     from engine.shots.backends.python import PythonCamera
-    from engine.shots.saver import ShotSaver
     from engine.shots.service import ShotService
     from engine.shots.status import (
         QueueFull,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from engine.compat import ShotSaver as CompatSaver
 from engine.shots import (
     CaptureError,
     CaptureRequest,
@@ -239,7 +240,7 @@ def test_http_camera_by_url_and_from_file(tmp_path: Path) -> None:
             f"cameras:\n  door:\n    type: http\n    url: {cam.url()}\n"
             f"settings:\n  shots:\n    folder: {tmp_path / 'f'}\n    pool_size: 3\n"
         )
-        with ShotSaver.from_file(config) as ss:
+        with CompatSaver.from_file(config) as ss:
             assert ss.pool_size == 3
             _, path = ss.save("door")
             assert ss.wait(5) and path.parent == tmp_path / "f"

@@ -47,10 +47,9 @@ class ShotSaver:
     ``pool_size`` (10 by default) bounds how many shots run at once;
     ``callback(task_guid, state)`` hears every status of every task. Cameras
     are named: ``ShotSaver(cameras={"gate": {"type": "http", "url": ...}})``,
-    or a URL string as a shorthand for an http camera. Without ``cameras``,
-    the cameras and ``settings: shots:`` of the default rule files
-    (``$CUECAP_RULES``, else ``rules/``) are used, as the original saver used
-    the channels of the server it ran in.
+    or a URL string as a shorthand for an http camera. ``engine.ShotSaver``
+    (``engine.compat``) adds the rule files: without ``cameras`` it uses those
+    of the default rule files, and ``from_file`` reads one.
     """
 
     def __init__(
@@ -67,14 +66,8 @@ class ShotSaver:
         frame_cache: FrameCache | None = None,
         random: Callable[[], float] | None = None,
     ) -> None:
-        from engine.shots.rulefiles import SaverConfig, default_config
-
-        found = default_config() if cameras is None else SaverConfig(dict(cameras), None, "")
-        self._unknown_hint = found.unknown_hint() if cameras is None else ""
-        if settings is None:
-            settings = found.settings
-        if frame_cache is None and cameras is None:
-            frame_cache = FrameCache()  # stream cameras of the rules: past frames from recordings
+        # what an unknown camera's error adds: where cameras are configured (see engine.compat)
+        self._unknown_hint = ""
         settings = settings.model_copy(deep=True) if settings is not None else ShotsConfig()
         if pool_size is not None:
             settings.pool_size = pool_size
@@ -82,7 +75,7 @@ class ShotSaver:
             settings.queue_size = queue_size
         if screenshots_folder is not None:
             settings.folder = str(screenshots_folder)
-        specs = {name: _camera_spec(value) for name, value in found.cameras.items()}
+        specs = {name: _camera_spec(value) for name, value in (cameras or {}).items()}
         self._service = ShotService(
             specs, settings, emit=emit, clock=clock, frame_cache=frame_cache, random=random
         )
@@ -99,21 +92,6 @@ class ShotSaver:
             raise self._start_error
         self._closed = False
         _finish_at_exit(self)
-
-    @classmethod
-    def from_file(cls, path: str | Path, **kwargs: Any) -> ShotSaver:
-        """A saver with the ``cameras:`` and ``settings: shots:`` of one rule file.
-
-        Read as ``cuecap`` reads rule files (``${ENV}``, ``file:line:column``
-        errors); raises ``RuleFileError`` with every problem, including a
-        section or setting the saver would not use.
-        """
-        from engine.shots.rulefiles import file_config
-
-        found = file_config(path)
-        saver = cls(cameras=found.cameras, settings=found.settings, **kwargs)
-        saver._unknown_hint = found.unknown_hint()
-        return saver
 
     # -- the seed's public attributes ----------------------------------------
 

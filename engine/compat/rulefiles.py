@@ -1,4 +1,4 @@
-"""Cameras and saver settings for ``ShotSaver``, read from rule files.
+"""Cameras and saver settings for the compatible ``ShotSaver``, read from rule files.
 
 Scripts written for the original ``ShotSaver`` call ``ShotSaver()`` with no
 cameras: the original ran inside a video server that knew every channel.
