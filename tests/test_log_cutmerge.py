@@ -150,3 +150,22 @@ def test_merge_of_inputs_without_index_says_times_are_estimated(tmp_path: Path) 
     index_path(path).unlink()
     manifest = merge([LogInput(path)], tmp_path / "out.bin")
     assert manifest.extra["times_estimated"] == manifest.records > 0
+
+
+def test_cut_and_merge_replace_their_output_with_force(rec: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.bin"
+    assert cuecap("log", "cut", rec, "--to", "1", "-o", out)[0] == 0
+    first = out.read_bytes()
+    assert cuecap("log", "cut", rec, "--to", "2", "-o", out)[0] == 2
+    assert out.read_bytes() == first
+    code, _, err = cuecap("log", "cut", rec, "--to", "2", "-o", out, "--force")
+    assert code == 0, err
+    assert len(out.read_bytes()) > len(first) and LogInput(out).manifest is not None
+    assert len(list(LogInput(out).frames())) == LogInput(out).manifest["records"]
+    code, _, err = cuecap("log", "merge", rec, "-o", out)
+    assert code == 2 and "or -f/--force" in err
+    code, _, err = cuecap("log", "merge", rec, "-o", out, "-f")
+    assert code == 0, err
+    assert out.read_bytes() == rec.read_bytes()
+    code, _, err = cuecap("log", "cut", rec, "--to", "1", "-o", rec, "-f")  # never the input
+    assert code == 2 and "is the input" in err

@@ -224,3 +224,37 @@ def test_frames_that_share_a_name_are_all_kept(cuecap: CliRun, tmp_path: Path) -
         "same-2.jpg",
         "same.jpg",
     ]
+
+
+def test_a_range_past_the_end_is_told_in_the_recordings_own_times(
+    sim: tuple[Path, list[float]], tmp_path: Path
+) -> None:
+    path, _ = sim
+    code, _, err = cuecap("log", "video", path, "-o", tmp_path / "x.mp4", "--from", "1:00")
+    assert code == 2
+    assert (
+        "no camera (image) frames in [1:00.000, the end) of a recording of 0:00.000 to 0:0" in err
+    )
+    assert "17" not in err.split("frames in", 1)[1]  # no epoch seconds (17...)
+    code, _, err = cuecap(
+        "log", "frames", path, "-o", tmp_path / "f", "--from", "-1h", "--to", "-50m"
+    )
+    assert (
+        code == 2
+        and "[-59:54.990, -49:54.990) of a recording of 0:00.000 to 0:05.010" in err
+        and "of a recording of 0:00.000 to" in err
+    )
+
+
+def test_speed_is_bounded_and_a_rate_players_cannot_show_is_said(
+    sim: tuple[Path, list[float]], tmp_path: Path
+) -> None:
+    path, times = sim
+    for bad in ("0", "-2", "5000"):
+        code, _, err = cuecap("log", "video", path, "-o", tmp_path / "x.mp4", "--speed", bad)
+        assert code == 2 and "--speed" in err and "0.001<=x<=1000" in err
+    code, _, err = cuecap("log", "video", path, "-o", tmp_path / "x.mp4", "--speed", "1000")
+    assert code == 0
+    assert "at --speed 1000 the video runs" in err and "players show at most about 60" in err
+    code, _, err = cuecap("log", "video", path, "-o", tmp_path / "y.mp4", "--speed", "2")
+    assert code == 0 and "warning" not in err

@@ -34,6 +34,7 @@ F = TypeVar("F", bound=Callable[..., object])
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 EXIT_BAD_INPUT = EXIT_USAGE
+MAX_PLAYABLE_FPS = 60  # faster than this, players drop frames: the video does not show them
 
 
 # -- shared plumbing -------------------------------------------------------------------
@@ -249,8 +250,8 @@ def _output_text(path: Path, force: bool) -> Iterator[TextIO]:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The video file (.mp4, .mov, .mkv).")  # fmt: skip
 @range_options
-@click.option("--speed", type=float, default=1.0, show_default=True,
-              help="Play this many times faster (0.5: slower).")  # fmt: skip
+@click.option("--speed", type=click.FloatRange(0.001, 1000), default=1.0, show_default=True,
+              help="Play this many times faster (0.5: slower); 0.001 to 1000.")  # fmt: skip
 @click.option("--overlay", "--timestamp", "overlay", is_flag=True,
               help="Draw each frame's date and time on it.")  # fmt: skip
 @click.option("--clock", type=click.Choice(["receive", "timestamp"]), default="receive",
@@ -285,8 +286,6 @@ def video(
     """Turn the camera frames into an H.264 video, each frame at its own time."""
     from engine.logtools.video import VideoOptions, write_video
 
-    if not speed > 0:
-        raise click.BadParameter("must be more than 0", param_hint="--speed")
     log_input = open_log(file)
     options = VideoOptions(
         time_range=log_input.resolve(from_, to_),
@@ -304,6 +303,13 @@ def video(
         f"{result.frames} frames, {result.width}x{result.height}, {result.duration:.3f} s of video "
         f"({result.encoder}) written to {result.path}"
     )
+    rate = result.frames / result.duration if result.duration > 0 else 0.0
+    if rate > MAX_PLAYABLE_FPS:
+        warning(
+            f"at --speed {speed:g} the video runs {rate:.0f} frames per second on average; "
+            f"players show at most about {MAX_PLAYABLE_FPS} and skip the rest: "
+            f"--speed {speed * MAX_PLAYABLE_FPS / rate:.3g} or less shows them"
+        )
     if result.adjusted:
         say(
             f"note: {result.adjusted} frame(s) shared a time with the one before; moved by 1/90000 s"
@@ -367,8 +373,11 @@ def frames(
 @range_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The new recording (its .idx and .json are written beside it).")  # fmt: skip
+@force_option
 @handles_errors
-def cut(file: Path, from_: TimeSpec | None, to_: TimeSpec | None, output: Path) -> None:
+def cut(
+    file: Path, from_: TimeSpec | None, to_: TimeSpec | None, output: Path, force: bool
+) -> None:
     """Copy a time range of a recording into a new recording."""
     from engine.logtools.cutmerge import cut as cut_recording
 
@@ -377,7 +386,7 @@ def cut(file: Path, from_: TimeSpec | None, to_: TimeSpec | None, output: Path) 
     log_input = open_log(file)
     time_range = log_input.resolve(from_, to_)
     with progress_bar("cutting", log_input.size) as progress:
-        manifest = cut_recording(log_input, output, time_range, progress)
+        manifest = cut_recording(log_input, output, time_range, progress, force=force)
     say(f"{manifest.records} records ({manifest.bytes} bytes) written to {output}")
     report_input(log_input)
 
@@ -388,14 +397,17 @@ def cut(file: Path, from_: TimeSpec | None, to_: TimeSpec | None, output: Path) 
               help="The merged recording.")  # fmt: skip
 @click.option("--interleave", is_flag=True,
               help="Allow overlapping inputs: merge record by record by receive time.")  # fmt: skip
+@force_option
 @handles_errors
-def merge(files: tuple[Path, ...], output: Path, interleave: bool) -> None:
+def merge(files: tuple[Path, ...], output: Path, interleave: bool, force: bool) -> None:
     """Join recordings into one, in receive-time order."""
     from engine.logtools.cutmerge import merge as merge_recordings
 
     logs = [open_log(f) for f in files]
     with progress_bar("merging", sum(log_input.size for log_input in logs)) as progress:
-        manifest = merge_recordings(logs, output, interleave=interleave, progress=progress)
+        manifest = merge_recordings(
+            logs, output, interleave=interleave, progress=progress, force=force
+        )
     say(f"{manifest.records} records from {len(logs)} recordings written to {output}")
     report_input(*logs)
 

@@ -38,7 +38,9 @@ def _remove_outputs(path: Path) -> None:
 def _refuse_existing(out: Path) -> None:
     for p in companion_paths(out):
         if p.exists():
-            raise LogToolError(f"{p}: already exists; refusing to overwrite (choose another -o)")
+            raise LogToolError(
+                f"{p}: already exists; refusing to overwrite (choose another -o, or -f/--force)"
+            )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -51,7 +53,9 @@ def _same_file(a: Path, b: Path) -> bool:
 class _Output:
     """A ``RecordingWriter`` that removes its files if the copy does not finish."""
 
-    def __init__(self, out: Path, manifest: Manifest) -> None:
+    def __init__(self, out: Path, manifest: Manifest, force: bool = False) -> None:
+        if force:
+            _remove_outputs(out)  # -f/--force: replace, as every other output of cuecap log
         _refuse_existing(out)
         self.out = out
         try:
@@ -98,8 +102,12 @@ def cut(
     out: str | os.PathLike[str],
     time_range: TimeRange,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> Manifest:
-    """Copy the records of ``log`` received in ``time_range`` to a new recording ``out``."""
+    """Copy the records of ``log`` received in ``time_range`` to a new recording ``out``.
+
+    ``force`` replaces an existing ``out`` (and its index and manifest).
+    """
     out = Path(out)
     if _same_file(log.path, out):
         raise LogToolError(f"{out}: is the input; write the cut to another file")
@@ -116,13 +124,13 @@ def cut(
         },
     )
     plan.extra.pop("times_estimated", None)
-    output = _Output(out, plan)
+    output = _Output(out, plan, force)
     try:
         output.copy(log.frames(time_range=time_range, progress=progress))
         output.estimated = log.estimated_times
         m = output.writer.manifest
         if m.records == 0:
-            raise LogToolError(f"{log.path}: no records in {time_range.describe()}; nothing to cut")
+            raise LogToolError(f"{log.path}: no records in {log.describe(time_range)}; nothing to cut")
         if m.first_time is not None and m.last_time is not None:
             plan.gaps = _gaps_within(source.get("gaps") or [], m.first_time, m.last_time)
             first, last = source.get("first_activity"), source.get("last_activity")
@@ -153,8 +161,9 @@ def merge(
     out: str | os.PathLike[str],
     interleave: bool = False,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> Manifest:
-    """Join recordings into ``out``, in receive-time order.
+    """Join recordings into ``out``, in receive-time order; ``force`` replaces ``out``.
 
     Without ``interleave``, the inputs must not overlap in time: they are
     concatenated, earliest first (whatever order they were given in). With
@@ -188,7 +197,7 @@ def merge(
     if firsts and lasts:
         plan.first_activity, plan.last_activity = min(firsts), max(lasts)
     total = sum(log.size for log in order)
-    output = _Output(out, plan)
+    output = _Output(out, plan, force)
     try:
         if interleave:
             output.copy(_interleaved(order, _offset_progress(progress, order, total)))

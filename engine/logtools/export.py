@@ -264,5 +264,5 @@ def export_csv(
             writer.writerow(row)
             written += 1
     if written == 0:
-        raise LogToolError(f"{log.path}: no {kind} messages in {time_range.describe()}")
+        raise LogToolError(f"{log.path}: no {kind} messages in {log.describe(time_range)}")
     return ExportResult(written, header)

@@ -87,7 +87,7 @@ def export_frames(
         result.first = result.first or path
         result.last = path
     if result.written == 0:
-        where = "" if time_range.is_open else f" in {time_range.describe()}"
+        where = "" if time_range.is_open else f" in {log.describe(time_range)}"
         raise LogToolError(f"{log.path}: no camera (image) frames{where}; nothing written")
     return result
 

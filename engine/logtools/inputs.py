@@ -129,6 +129,13 @@ class LogInput:
             raise LogToolError(f"{self.path}: holds no records")
         return last
 
+    def describe(self, time_range: TimeRange) -> str:
+        """``time_range`` in this recording's own times (offsets from its first record)."""
+        first = self.first_time()
+        if first is None:
+            return time_range.describe()
+        return time_range.describe(first, self.last_time())
+
     def resolve(self, start: TimeSpec | None, end: TimeSpec | None) -> TimeRange:
         """The receive-time range ``--from start --to end`` means for this recording."""
         first = self.first_time()

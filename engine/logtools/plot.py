@@ -94,7 +94,7 @@ def plot(
 
     timeline = collect(log, time_range, progress)
     if timeline.start is None:
-        where = "" if time_range.is_open else f" in {time_range.describe()}"
+        where = "" if time_range.is_open else f" in {log.describe(time_range)}"
         raise LogToolError(f"{log.path}: no records{where}; nothing to plot")
     figure = _draw(log, timeline, utc, width)
     tmp = out.with_name(f".{out.name}.partial{out.suffix}")

@@ -129,10 +129,31 @@ class TimeRange:
     def __contains__(self, time: float) -> bool:
         return (self.start is None or time >= self.start) and (self.end is None or time < self.end)
 
-    def describe(self) -> str:
-        start = "the start" if self.start is None else f"{self.start:.6f}"
-        end = "the end" if self.end is None else f"{self.end:.6f}"
-        return f"[{start}, {end})"
+    def describe(self, first: float | None = None, last: float | None = None) -> str:
+        """The range in words; given the recording's span, in its own times.
+
+        ``--from 1:00`` on a 10 s recording then reads "from 1:00.000 ... of a
+        recording of 0:00.000 to 0:10.000", the way the user typed it, rather
+        than as epoch seconds.
+        """
+        if first is None:
+            start = "the start" if self.start is None else f"{self.start:.6f}"
+            end = "the end" if self.end is None else f"{self.end:.6f}"
+            return f"[{start}, {end})"
+        start = "the start" if self.start is None else offset_text(self.start - first)
+        end = "the end" if self.end is None else offset_text(self.end - first)
+        span = "" if last is None else f" of a recording of 0:00.000 to {offset_text(last - first)}"
+        return f"[{start}, {end}){span}"
+
+
+def offset_text(seconds: float) -> str:
+    """Seconds from a recording's start as ``m:ss.sss`` (``h:mm:ss.sss``), as users type them."""
+    sign = "-" if seconds < 0 else ""
+    minutes, secs = divmod(abs(seconds), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{sign}{hours}:{minutes:02d}:{secs:06.3f}"
+    return f"{sign}{minutes}:{secs:06.3f}"
 
 
 EVERYTHING = TimeRange()

@@ -240,7 +240,7 @@ def write_video(
                 if result.skipped
                 else "no camera (image) frames"
             )
-            where = "" if options.time_range.is_open else f" in {options.time_range.describe()}"
+            where = "" if options.time_range.is_open else f" in {log.describe(options.time_range)}"
             raise LogToolError(f"{log.path}: {reason}{where}; no video written")
         assert container is not None and stream is not None  # opened for the first frame held
         held.duration = last_interval or round(1 / 30 / TIME_BASE)
