@@ -249,7 +249,7 @@ def test_a_range_past_the_end_is_told_in_the_recordings_own_times(
 def test_speed_is_bounded_and_a_rate_players_cannot_show_is_said(
     sim: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
-    path, times = sim
+    path, _ = sim
     for bad in ("0", "-2", "5000"):
         code, _, err = cuecap("log", "video", path, "-o", tmp_path / "x.mp4", "--speed", bad)
         assert code == 2 and "--speed" in err and "0.001<=x<=1000" in err
