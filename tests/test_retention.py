@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.core.clock import ManualClock
+from engine.core.retention import DAY, FileEntry
 from engine.shots import RetentionConfig, ShotsConfig, ShotService, apply_retention, plan_retention
-from engine.shots.retention import DAY, FileEntry
 
 NOW = 1_800_000_000.0
 

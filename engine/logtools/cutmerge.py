@@ -130,7 +130,9 @@ def cut(
         output.estimated = log.estimated_times
         m = output.writer.manifest
         if m.records == 0:
-            raise LogToolError(f"{log.path}: no records in {log.describe(time_range)}; nothing to cut")
+            raise LogToolError(
+                f"{log.path}: no records in {log.describe(time_range)}; nothing to cut"
+            )
         if m.first_time is not None and m.last_time is not None:
             plan.gaps = _gaps_within(source.get("gaps") or [], m.first_time, m.last_time)
             first, last = source.get("first_activity"), source.get("last_activity")

@@ -179,6 +179,26 @@ def _check_file_name(text: str) -> str:
     return _check_path_template(text, "file_name", allow_empty=False)
 
 
+class RecordingRetention(_Model):
+    """How long a recorder's files stay: by age and/or by total size; oldest go first.
+
+    Only recordings whose manifest names this recorder are touched, and never
+    the one being written.
+    """
+
+    keep_days: float | None = Field(None, gt=0, description="Delete recordings older than this.")
+    max_bytes: ByteSize | None = Field(
+        None, gt=0, description="Delete the oldest while this recorder's files hold more."
+    )
+    interval: Duration = Field(600.0, gt=0, description="Seconds between clean-ups.")
+
+    @model_validator(mode="after")
+    def _something(self) -> RecordingRetention:
+        if self.keep_days is None and self.max_bytes is None:
+            raise ValueError("retention needs keep_days, max_bytes or both")
+        return self
+
+
 class RecorderConfig(_Model):
     """One recorder: which source, what counts as activity, how much around it, where files go.
 
@@ -224,6 +244,9 @@ class RecorderConfig(_Model):
         30.0,
         gt=0,
         description="After a write error, try again this much later; null: only when told.",
+    )
+    retention: RecordingRetention | None = Field(
+        None, description="Delete old recordings: keep_days and/or max_bytes, oldest first."
     )
     enabled: bool = True
 

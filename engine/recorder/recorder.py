@@ -53,6 +53,7 @@ from engine.recorder.decisions import (
 )
 from engine.recorder.detectors import ActivityDetectors, build_detectors
 from engine.recorder.machine import RecorderMachine
+from engine.recorder.retention import timer_for
 from engine.recorder.segments import SegmentFiles
 from engine.recording.writer import Manifest, RecordingWriter
 from engine.sources.base import Source
@@ -125,6 +126,7 @@ class Recorder:
         self._source = config.source or ""
         self._explicit: Path | None = None  # a file name given to start(path=...)
         self._exact = False  # start(exact=True): that very name, never "-2"
+        self.retention = timer_for(name, config, self.root, self._source)
 
     def __repr__(self) -> str:
         return f"Recorder({self.name!r}, state={self.state!r}, segments={len(self.segments)})"
@@ -198,6 +200,8 @@ class Recorder:
                 writer.maybe_flush(now)
             except OSError as exc:
                 self._fail(exc, now)
+        if self.retention is not None:
+            self.retention.tick(now, writer.path if writer is not None else None)
 
     # -- commands ----------------------------------------------------------------
 

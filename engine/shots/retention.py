@@ -1,8 +1,8 @@
-"""Retention: keep N days, at most N bytes, at least N bytes free; oldest go first.
+"""Retention of shots: keep N days, at most N bytes, at least N bytes free; oldest go first.
 
 The seed's users deleted old day folders by hand, or when the disk filled.
-Here a pure planner decides from a listing (path, size, modification time),
-the time and the free space, so every rule is testable without a disk; a thin
+Here the pure planner (``engine.core.retention``) decides from a listing
+(path, size, modification time), the time and the free space; this thin
 executor lists the folder, deletes what the plan says, and removes folders
 left empty. Only shot files (``patterns``) and stale temporaries are touched.
 """
@@ -12,71 +12,15 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.core.retention import Deletion, FileEntry, plan_retention
 from engine.shots.config import RetentionConfig
 from engine.shots.paths import is_temp_name
 
-DAY = 86400.0
-STALE_TEMP = 3600.0  # a temporary this old belongs to no running shot
 EMPTY_DIR_GRACE = 60.0  # an empty folder this new may be about to receive a shot
-
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    path: Path
-    size: int
-    mtime: float
-
-
-@dataclass(frozen=True, slots=True)
-class Deletion:
-    entry: FileEntry
-    reason: str
-
-
-def plan_retention(
-    files: Iterable[FileEntry],
-    now: float,
-    *,
-    keep_days: float | None = None,
-    max_bytes: int | None = None,
-    free_bytes: int | None = None,
-    min_free_bytes: int | None = None,
-    temporaries: Iterable[FileEntry] = (),
-) -> list[Deletion]:
-    """What to delete, oldest first, and why."""
-    plan = [Deletion(t, "stale temporary") for t in temporaries if now - t.mtime >= STALE_TEMP]
-    ordered = sorted(files, key=lambda e: (e.mtime, str(e.path)))
-    kept: list[FileEntry] = []
-    if keep_days is not None:
-        cutoff = now - keep_days * DAY
-        for entry in ordered:
-            if entry.mtime < cutoff:
-                plan.append(Deletion(entry, f"older than {keep_days:g} days"))
-            else:
-                kept.append(entry)
-    else:
-        kept = ordered
-    total = sum(e.size for e in kept)
-    freed = sum(d.entry.size for d in plan)
-    start = 0
-    if max_bytes is not None:
-        while start < len(kept) and total > max_bytes:
-            entry = kept[start]
-            plan.append(Deletion(entry, f"folder over {max_bytes} bytes"))
-            total -= entry.size
-            freed += entry.size
-            start += 1
-    if min_free_bytes is not None and free_bytes is not None:
-        while start < len(kept) and free_bytes + freed < min_free_bytes:
-            entry = kept[start]
-            plan.append(Deletion(entry, f"less than {min_free_bytes} bytes free"))
-            freed += entry.size
-            start += 1
-    return plan
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
@@ -131,7 +75,7 @@ class RetentionReport:
         return text
 
 
-def _remove_empty_folders(root: Path, now: float, report: RetentionReport) -> None:
+def remove_empty_folders(root: Path, now: float, report: RetentionReport) -> None:
     for folder, _dirs, _files in os.walk(root, topdown=False):
         path = Path(folder)
         if path == root:
@@ -175,5 +119,5 @@ def apply_retention(
         report.deleted.append(deletion)
         report.freed += deletion.entry.size
     if not dry_run:
-        _remove_empty_folders(folder, now, report)
+        remove_empty_folders(folder, now, report)
     return report
