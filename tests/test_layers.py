@@ -28,6 +28,7 @@ PURE = [
     "engine/core/templates.py",
     "engine/core/units.py",
     "engine/core/humanize.py",
+    "engine/core/retention.py",
     "engine/rules/describe.py",
     "engine/rules/errors.py",
     "engine/rules/fields.py",

@@ -4,7 +4,8 @@ The loader proves a rule file means something; it cannot know the machine it
 will run on. A camera password read from an environment variable that is not
 set, or ``ffmpeg`` missing from ``PATH``, only fails at the first shot,
 perhaps at 3 a.m. These checks look at the environment and ``PATH`` now and
-say so up front. Pure: the environment and the program lookup are passed in.
+say so up front. The environment and the ``PATH`` lookup are passed in (tests
+give their own); a program named by its path is looked at on disk.
 """
 
 from __future__ import annotations
