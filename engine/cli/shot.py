@@ -58,8 +58,12 @@ def _from_rules(
     ruleset = load_rules_or_exit(rules)
     config = ruleset.cameras.get(camera)
     if config is None:
+        import difflib
+
         known = ", ".join(sorted(ruleset.cameras)) or "none"
-        fail(f"no camera named {camera!r} in the rule files (known: {known})")
+        close = difflib.get_close_matches(camera, list(ruleset.cameras), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        fail(f"no camera named {camera!r} in the rule files (known: {known}){hint}")
     return config, ruleset.shot_settings(), ruleset
 
 
