@@ -8,7 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from test_cli_run import REPO, cli
+from conftest import run_cli as cli
+from test_cli_run import REPO
 
 from engine.cli.startup import RunOptions, startup_lines
 from engine.rules.loader import load_rules

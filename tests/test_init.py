@@ -9,17 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli as cuecap
 
-from engine.cli.main import main
 from engine.recording.reader import RecordingReader
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cuecap(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_init_then_run_records_and_shoots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -152,7 +152,9 @@ def test_merge_of_inputs_without_index_says_times_are_estimated(tmp_path: Path) 
     assert manifest.extra["times_estimated"] == manifest.records > 0
 
 
-def test_cut_and_merge_replace_their_output_with_force(rec: Path, tmp_path: Path) -> None:
+def test_cut_and_merge_replace_their_output_with_force(
+    cuecap: CliRun, rec: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out.bin"
     assert cuecap("log", "cut", rec, "--to", "1", "-o", out)[0] == 0
     first = out.read_bytes()

@@ -227,7 +227,7 @@ def test_frames_that_share_a_name_are_all_kept(cuecap: CliRun, tmp_path: Path) -
 
 
 def test_a_range_past_the_end_is_told_in_the_recordings_own_times(
-    sim: tuple[Path, list[float]], tmp_path: Path
+    cuecap: CliRun, sim: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
     path, _ = sim
     code, _, err = cuecap("log", "video", path, "-o", tmp_path / "x.mp4", "--from", "1:00")
@@ -247,7 +247,7 @@ def test_a_range_past_the_end_is_told_in_the_recordings_own_times(
 
 
 def test_speed_is_bounded_and_a_rate_players_cannot_show_is_said(
-    sim: tuple[Path, list[float]], tmp_path: Path
+    cuecap: CliRun, sim: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
     path, _ = sim
     for bad in ("0", "-2", "5000"):
