@@ -349,3 +349,15 @@ def test_event_recorder_demo_runs_twice_in_the_same_folder(tmp_path: Path) -> No
         assert records and reader.manifest is not None and reader.manifest["complete"]
         assert reader.manifest["records"] == len(records)
         assert sizes[i] > 0
+
+
+def test_the_migration_page_shows_these_snippets() -> None:
+    """docs/coming-from-scripts.md shows the seed's code with only the channel or host changed."""
+    import re
+
+    text = (ROOT / "docs" / "coming-from-scripts.md").read_text(encoding="utf-8")
+    blocks = [b.strip() for b in re.findall(r"```python\n(.*?)```", text, re.S)]
+    assert blocks == [
+        channel(SIMPLE).strip(),
+        EVENT_RECORDER_DEMO.replace('"mcbride-purpledrop"', '"127.0.0.1"').strip(),
+    ]
