@@ -24,12 +24,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tests bench examples
-	$(BIN)/ruff format --check engine tests bench examples
+	$(BIN)/ruff check engine tests bench examples shot_saver.py event_recorder.py
+	$(BIN)/ruff format --check engine tests bench examples shot_saver.py event_recorder.py
 
 fmt: $(STAMP)
-	$(BIN)/ruff format engine tests bench examples
-	$(BIN)/ruff check --fix engine tests bench examples
+	$(BIN)/ruff format engine tests bench examples shot_saver.py event_recorder.py
+	$(BIN)/ruff check --fix engine tests bench examples shot_saver.py event_recorder.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

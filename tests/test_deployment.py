@@ -189,3 +189,6 @@ def test_the_container_commands_run_in_a_fresh_venv(tmp_path: Path, fresh_venv: 
     assert code == 0, err
     assert "segments recorded: 1" in out
     assert_closed_recording(workdir)
+    # the starter rules shoot at each recording start: a pip user's first run records and shoots
+    shots = list(workdir.glob("shots/**/*.jpg"))
+    assert shots and f"shots taken: {len(shots)}, failed: 0" in out

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = ["engine", "tests", "bench", "examples"]
+PATHS = ["engine", "tests", "bench", "examples", "shot_saver.py", "event_recorder.py"]
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess[str]:
