@@ -112,3 +112,18 @@ def test_explicit_cameras_skip_the_rule_files(
         with pytest.raises(UnknownCamera) as info:
             ss.save("gate")
         assert str(info.value) == "no camera named 'gate' (known: door)"
+
+
+def test_get_without_a_callback_uses_the_savers_or_raises_environment_error(
+    camera: HttpCameraServer, tmp_path: Path
+) -> None:
+    heard: list[tuple[str, object]] = []
+    with ShotSaver(cameras={"door": camera.url()}, screenshots_folder=tmp_path) as ss:
+        with pytest.raises(EnvironmentError, match="get\\(\\) needs a callback"):
+            ss.get("door")
+        ss.callback = lambda guid, state: heard.append((guid, state))
+        guid = ss.get(channel_full_guid="door")
+        assert ss.wait(5)
+    assert [state for g, state in heard if g == guid][:-1] == ["in_queue", "saving", "success"]
+    assert heard[-1] == (guid, camera.jpeg)  # then the image, as the original's class callback
+    assert not list(tmp_path.rglob("*.jpg"))

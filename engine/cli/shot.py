@@ -187,6 +187,7 @@ def shot(
     source = None
     if config.type == "stream":
         if moment is None:
+            assert ruleset is not None  # --url cameras are http cameras
             source = ruleset.sources[config.source]  # the loader checked it is declared
         elif not config.recordings:
             # outside the engine no past frame is in memory: only recordings have them

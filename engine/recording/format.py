@@ -35,10 +35,11 @@ def manifest_path(path: str | os.PathLike[str]) -> Path:
 
 def companion_paths(path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     """The recording, its index and its manifest."""
-    return Path(path), index_path(path), manifest_path(path)
+    data = Path(path)
+    return data, index_path(data), manifest_path(data)
 
 
-def remove_recording(path: str | Path) -> list[Path]:
+def remove_recording(path: str | os.PathLike[str]) -> list[Path]:
     """Delete a recording and its index and manifest, for replacing it; returns what was removed.
 
     Only regular files are removed: a folder of that name is left for the

@@ -28,7 +28,7 @@ from engine.events import Emit, discard
 from engine.shots.backends.base import Camera
 from engine.shots.config import ShotsConfig
 from engine.shots.frame_cache import FrameCache
-from engine.shots.service import ShotService, ShotStats, StatusCallback, When
+from engine.shots.service import ShotService, ShotStats, StatusCallback, When, new_guid
 from engine.shots.status import NoCallback, SaverClosed, ShotFailed, UnknownCamera
 
 T = TypeVar("T")
@@ -198,16 +198,25 @@ class ShotSaver:
         Nothing is written to disk. The callback is called exactly once, on
         failure too (the seed's callers waited forever). Returns the task guid;
         the saver's own ``callback`` hears the statuses as for ``save``.
-        Without ``callback`` the saver's ``callback`` receives the result, as in
-        the original; with neither, ``EnvironmentError`` (``OSError``) is raised,
-        as the original documents.
+        Without ``callback`` the saver's ``callback`` is used, as in the
+        original: after the task's statuses it hears ``(task_guid, result)``.
+        With neither, ``EnvironmentError`` (``OSError``) is raised, as the
+        original documents.
         """
-        deliver = callback if callback is not None else self.callback
+        deliver: Callable[[Any], Any] | None = callback
         if deliver is None:
-            raise NoCallback(
-                "get() needs a callback: pass callback=, or set the saver's callback; "
-                "it receives the image bytes or a ShotFailed"
-            )
+            status_callback = self.callback
+            if status_callback is None:
+                raise NoCallback(
+                    "get() needs a callback: pass callback=, or set the saver's callback; "
+                    "it receives the image bytes or a ShotFailed"
+                )
+            task_guid = task_guid or new_guid()
+            guid_now = task_guid
+
+            def deliver(result: bytes | ShotFailed) -> None:
+                status_callback(guid_now, result)  # type: ignore[arg-type]  # as the original
+
         if self._closed:
             raise SaverClosed("shot saver is closed")
         with self._explained():
