@@ -138,3 +138,16 @@ def test_probe_tries_each_source_and_camera_once(tmp_path: Path, camera: HttpCam
     assert camera.requests.count("/status/503") == 1  # one try, no retries
     assert "cuecap: error: 1 of 5 probes failed" in err
     assert not list(tmp_path.rglob("shots"))  # nothing written
+
+
+def test_a_stream_camera_on_a_source_without_frames(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        "sources:\n  sim: {type: simulator, fps: 0}\ncameras:\n  bench: {type: stream, source: sim}\n",
+    )
+    [problem] = warnings(rules, {}, lambda program: None)
+    assert problem.message == (
+        "camera 'bench': its source 'sim' is a simulator with fps: 0, which sends no camera "
+        "frames; every shot will fail"
+    )
+    assert warnings(load(tmp_path, "sources:\n  sim: {type: simulator}\n"), {}, str) == []

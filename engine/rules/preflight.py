@@ -71,6 +71,15 @@ def warnings(rules: RuleSet, env: Mapping[str, str], which: Which) -> list[RuleE
                         "every shot will fail until it is set",
                     )
                 )
+        source = rules.sources.get(getattr(config, "source", None) or "")
+        if getattr(config, "type", None) == "stream" and getattr(source, "fps", None) == 0:
+            out.append(
+                RuleError(
+                    where("cameras", name),
+                    f"camera {name!r}: its source {config.source!r} is a simulator with fps: 0, "
+                    "which sends no camera frames; every shot will fail",
+                )
+            )
         for key in ("argv", "archive_argv"):
             argv = getattr(config, key, None)
             problem = _program_problem(argv[0], which) if argv else None
