@@ -26,8 +26,9 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 
 
 def prose(text: str) -> str:
-    """The text outside fenced code blocks, where links are links."""
-    return FENCE.sub("", text)
+    """The text outside code blocks, inline code and comments, where links are links."""
+    text = re.sub(r"<!--.*?-->", "", FENCE.sub("", text), flags=re.S)
+    return re.sub(r"`[^`\n]*`", "", text)
 
 
 def slug(heading: str) -> str:
