@@ -41,7 +41,7 @@ def slug(heading: str) -> str:
 def anchors(page: Path) -> set[str]:
     seen: dict[str, int] = {}
     out = set()
-    for line in prose(page.read_text(encoding="utf-8")).splitlines():
+    for line in FENCE.sub("", page.read_text(encoding="utf-8")).splitlines():
         match = re.match(r"#{1,6} (.+)", line)
         if match:
             base = slug(match.group(1))
