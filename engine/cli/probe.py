@@ -35,7 +35,9 @@ class ProbeResult:
 
 
 def _image_sources(rules: RuleSet) -> set[str]:
-    return {c.source for c in rules.cameras.values() if getattr(c, "type", None) == "stream"}
+    from engine.shots.config import StreamCameraConfig
+
+    return {c.source for c in rules.cameras.values() if isinstance(c, StreamCameraConfig)}
 
 
 async def probe_source(

@@ -27,6 +27,7 @@ from engine.cli.common import (
 
 if TYPE_CHECKING:  # the engine loads when a command runs: `cuecap --help` stays fast
     from engine.core.clock import Clock
+    from engine.rules.loader import RuleSet
     from engine.runtime.summary import Summary
 
 _NOISY = ("transitions", "apscheduler")
@@ -174,7 +175,7 @@ def check(rules: tuple[str, ...], count: int, probe: bool, timeout: float) -> No
         click.echo(f"probe: all {len(results)} ok")
 
 
-def print_warnings(ruleset: Any) -> int:
+def print_warnings(ruleset: RuleSet) -> int:
     """``file:line:column: warning: ...`` on stderr for what will fail at first use; the count."""
     import os
     import shutil

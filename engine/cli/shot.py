@@ -52,9 +52,7 @@ def _moment(text: str | None) -> float | None:
         ) from None
 
 
-def _from_rules(
-    camera: str, rules: tuple[str, ...]
-) -> tuple[CameraConfig, ShotsConfig, RuleSet]:
+def _from_rules(camera: str, rules: tuple[str, ...]) -> tuple[CameraConfig, ShotsConfig, RuleSet]:
     ruleset = load_rules_or_exit(rules)
     config = ruleset.cameras.get(camera)
     if config is None:
@@ -101,6 +99,9 @@ async def _take(
     if source is not None:
         # A stream camera outside the engine: its source's first camera frame is "now".
         from engine.cli.probe import probe_source
+        from engine.shots.config import StreamCameraConfig
+
+        assert isinstance(config, StreamCameraConfig)  # only stream cameras have a source
 
         timeout = config.timeout if config.timeout is not None else settings.timeout_sec
         read = await probe_source(config.source, source, True, cache, timeout)

@@ -61,16 +61,16 @@ def startup_lines(rules: RuleSet, now: float, options: RunOptions, cwd: Path) ->
     lines = [f"cuecap run: {', '.join(str(f) for f in rules.files)} (time zone: {zone})"]
     recordings = options.recordings or rules.settings.recordings
     shots = options.shots or rules.settings.shots.folder
-    for name, config in rules.sources.items():
-        lines.append(f"  source {name}: {source_text(config)}")
-    for name, config in rules.recorders.items():
+    for name, source_config in rules.sources.items():
+        lines.append(f"  source {name}: {source_text(source_config)}")
+    for name, recorder in rules.recorders.items():
         source = rules.recorder_source(name) or ""
-        folder = config.folder.replace("{recorder}", name).replace("{source}", source)
+        folder = recorder.folder.replace("{recorder}", name).replace("{source}", source)
         folder = folder.strip().strip("/")
         where = f"{recordings}/{folder}/" if folder else f"{recordings}/"
         lines.append(f"  recorder {name}: {recorder_text(name, rules)}; files in {where}")
-    for name, config in rules.cameras.items():
-        lines.append(f"  camera {name}: {camera_text(config)}")
+    for name, camera in rules.cameras.items():
+        lines.append(f"  camera {name}: {camera_text(camera)}")
     for name, rule in rules.rules.items():
         parts = []
         for index, trigger in enumerate(rule.when):

@@ -18,6 +18,7 @@ from typing import Any
 from engine.rules.errors import Location, RuleError
 from engine.rules.loader import RuleSet
 from engine.rules.model import RunAction
+from engine.shots.config import StreamCameraConfig
 
 Which = Callable[[str], str | None]  # shutil.which
 
@@ -71,8 +72,10 @@ def warnings(rules: RuleSet, env: Mapping[str, str], which: Which) -> list[RuleE
                         "every shot will fail until it is set",
                     )
                 )
-        source = rules.sources.get(getattr(config, "source", None) or "")
-        if getattr(config, "type", None) == "stream" and getattr(source, "fps", None) == 0:
+        source = (
+            rules.sources.get(config.source) if isinstance(config, StreamCameraConfig) else None
+        )
+        if isinstance(config, StreamCameraConfig) and getattr(source, "fps", None) == 0:
             out.append(
                 RuleError(
                     where("cameras", name),

@@ -4,6 +4,7 @@
 seed-compatible synchronous interface with its own background loop.
 """
 
+from engine.core.retention import plan_retention
 from engine.shots.backends import build_camera, camera_config
 from engine.shots.backends.base import BaseCamera, Camera, CaptureError, CaptureRequest
 from engine.shots.backends.python import PythonCamera
@@ -21,7 +22,7 @@ from engine.shots.config import (
     check_template,
 )
 from engine.shots.frame_cache import FrameCache
-from engine.shots.retention import apply_retention, plan_retention
+from engine.shots.retention import apply_retention
 from engine.shots.saver import ShotSaver
 from engine.shots.service import ShotService, ShotStats
 from engine.shots.status import (
