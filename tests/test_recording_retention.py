@@ -17,7 +17,7 @@ from engine.core.retention import DAY
 from engine.events import discard
 from engine.recorder.config import RecorderConfig, RecordingRetention
 from engine.recorder.recorder import Recorder
-from engine.recorder.retention import apply, list_recordings, scope
+from engine.recorder.retention import apply, list_recordings, plan, scope
 from engine.recording.format import companion_paths
 from engine.recording.writer import RecordingWriter
 from engine.rules.loader import load_rules
@@ -96,7 +96,7 @@ def test_scope_is_the_fixed_part_of_the_folder_template(tmp_path: Path) -> None:
 
 
 def test_retention_needs_days_or_bytes_and_loads_from_a_rule_file(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="keep_days, max_bytes or both"):
+    with pytest.raises(ValidationError, match="keep_days, max_bytes or min_free_bytes"):
         RecordingRetention()
     path = tmp_path / "r.yaml"
     path.write_text(
@@ -143,3 +143,16 @@ async def test_inside_a_loop_the_clean_up_runs_on_a_worker_thread(tmp_path: Path
             break
         await asyncio.sleep(0.01)
     assert recorder.retention.runs == 1 and not old.exists()
+
+
+def test_min_free_bytes_deletes_oldest_until_the_disk_has_room(tmp_path: Path) -> None:
+    folder = tmp_path / "moves"
+    paths = [recording(folder, f"r{i}", 5 - i) for i in range(4)]  # r0 oldest
+    entries = list_recordings(folder, "moves", NOW, 600, None)
+    size = entries[0].size
+    config = RecordingRetention(min_free_bytes=10 * size)
+    assert [d.entry.path for d in plan(entries, NOW, config, free_bytes=8 * size)] == paths[:2]
+    assert plan(entries, NOW, config, free_bytes=10 * size) == []
+    # on this disk: a bound above its size deletes all but the open segment, oldest first
+    report = apply(folder, "moves", RecordingRetention(min_free_bytes=2**62), NOW, paths[-1])
+    assert [d.entry.path for d in report.deleted] == paths[:-1] and paths[-1].exists()

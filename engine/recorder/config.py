@@ -190,12 +190,15 @@ class RecordingRetention(_Model):
     max_bytes: ByteSize | None = Field(
         None, gt=0, description="Delete the oldest while this recorder's files hold more."
     )
+    min_free_bytes: ByteSize | None = Field(
+        None, gt=0, description="Delete the oldest while the disk has less free space."
+    )
     interval: Duration = Field(600.0, gt=0, description="Seconds between clean-ups.")
 
     @model_validator(mode="after")
     def _something(self) -> RecordingRetention:
-        if self.keep_days is None and self.max_bytes is None:
-            raise ValueError("retention needs keep_days, max_bytes or both")
+        if self.keep_days is None and self.max_bytes is None and self.min_free_bytes is None:
+            raise ValueError("retention needs keep_days, max_bytes or min_free_bytes")
         return self
 
 

@@ -6,7 +6,8 @@ every ``interval`` seconds of its clock, the recordings under its folder
 whose manifest names it are listed (a recording is its ``.bin``, ``.idx`` and
 ``.json``, counted and deleted together) and the shared pure planner
 (``engine.core.retention``) decides what goes: older than ``keep_days``, then
-the oldest while the recorder's files exceed ``max_bytes``.
+the oldest while the recorder's files exceed ``max_bytes``, then the oldest
+while the disk has less than ``min_free_bytes`` free.
 
 Ages come from the manifests (the time of the last record), which are in the
 recorder's own clock, so a run in virtual time keeps what a live run would.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import time as wall
 from collections.abc import Callable
 from pathlib import Path
@@ -95,9 +97,18 @@ def list_recordings(
     return out
 
 
-def plan(entries: list[FileEntry], now: float, config: RecordingRetention) -> list[Deletion]:
-    """What to delete, oldest first (pure)."""
-    return plan_retention(entries, now, keep_days=config.keep_days, max_bytes=config.max_bytes)
+def plan(
+    entries: list[FileEntry], now: float, config: RecordingRetention, free_bytes: int | None = None
+) -> list[Deletion]:
+    """What to delete, oldest first (pure); ``free_bytes``: the disk's free space now."""
+    return plan_retention(
+        entries,
+        now,
+        keep_days=config.keep_days,
+        max_bytes=config.max_bytes,
+        free_bytes=free_bytes,
+        min_free_bytes=config.min_free_bytes,
+    )
 
 
 def apply(
@@ -110,7 +121,10 @@ def apply(
     """List, plan, delete; remove folders left empty (blocking: run it on a worker thread)."""
     report = RetentionReport()
     entries = list_recordings(folder, recorder, now, config.interval, writing)
-    for deletion in plan(entries, now, config):
+    free = None
+    if config.min_free_bytes is not None and folder.is_dir():
+        free = shutil.disk_usage(folder).free
+    for deletion in plan(entries, now, config, free):
         try:
             remove_recording(deletion.entry.path)
         except OSError as exc:
