@@ -151,3 +151,9 @@ def test_a_stream_camera_on_a_source_without_frames(tmp_path: Path) -> None:
         "frames; every shot will fail"
     )
     assert warnings(load(tmp_path, "sources:\n  sim: {type: simulator}\n"), {}, str) == []
+
+
+def test_probe_with_nothing_to_try(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("settings: {}\n", encoding="utf-8")
+    code, out, _ = run_check(str(tmp_path / "r.yaml"), "--probe", env={})
+    assert code == 0 and out.rstrip().endswith("probe: no sources or cameras")

@@ -172,7 +172,7 @@ def check(rules: tuple[str, ...], count: int, probe: bool, timeout: float) -> No
         failed = sum(not r.ok for r in results)
         if failed:
             fail(f"{failed} of {len(results)} probes failed", EXIT_FAILED)
-        click.echo(f"probe: all {len(results)} ok")
+        click.echo(f"probe: all {len(results)} ok" if results else "probe: no sources or cameras")
 
 
 def print_warnings(ruleset: RuleSet) -> int:
