@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = (
     "ingest", "recorder", "rules", "shots", "footprint", "streams", "lateness", "soak", "logtools",
-    "sim_world",
+    "sim_world", "mcap_format",
 )  # fmt: skip
 
 

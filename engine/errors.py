@@ -19,6 +19,7 @@ The tree (module of each class in brackets)::
      ├── ConditionError(ValueError)         a CEL condition that does not compile [core.condition]
      ├── FieldPathError(ValueError)         a field path the schema does not have [core.fieldpath]
      ├── FrameDecodeError(ValueError)       bytes that are not a message [core.frame]
+     ├── SchemaError(ValueError)            a protobuf schema that cannot be used [core.schema]
      ├── EventFormatError(ValueError)       JSON that is not an event [events]
      ├── TimeSpecError(ValueError)          a --from/--to that is no time [logtools.timerange]
      ├── ReplayError(ValueError)            a replay that cannot run [runtime.replay]

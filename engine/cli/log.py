@@ -208,8 +208,10 @@ def dump(
     from engine.logtools.dump import dump_rows, write_jsonl
     from engine.logtools.inputs import check_kinds
 
-    kinds = check_kinds([k.strip() for t in types for k in t.split(",") if k.strip()])
     log_input = open_log(file)
+    kinds = check_kinds(
+        [k.strip() for t in types for k in t.split(",") if k.strip()], log_input.schema
+    )
     time_range = log_input.resolve(from_, to_)
     rows = dump_rows(log_input, log_input.frames(kinds, time_range))
     if limit is not None:
@@ -428,8 +430,8 @@ def export(
     from engine.logtools.export import export_csv
     from engine.logtools.inputs import check_kinds
 
-    check_kinds([kind])
     log_input = open_log(file)
+    check_kinds([kind], log_input.schema)
     time_range = log_input.resolve(from_, to_)
     if str(output) == "-":
         result = export_csv(log_input, kind, sys.stdout, time_range)
@@ -505,3 +507,56 @@ def repair(file: Path, dry_run: bool, force: bool) -> None:
         say(f"  old manifest kept as {report.manifest_backup.name}")
     if report.invalid:
         warning(f"{report.invalid} record(s) are not PurpleDrop events (kept as they are)")
+
+
+@log.command(short_help="Turn a recording into MCAP (for Foxglove and other viewers), and back.")
+@recording_argument
+@click.argument("output", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--compression", type=click.Choice(["zstd", "lz4", "none"]), default="zstd",
+              show_default=True, help="How MCAP chunks are compressed.")  # fmt: skip
+@click.option("--chunk-size", default="1MiB", show_default=True,
+              help="Largest MCAP chunk (readers load a whole chunk at once).")  # fmt: skip
+@click.option("--schema", "schema_name", metavar="NAME",
+              help="An MCAP input with several protobuf schemas: read this one's channels.")  # fmt: skip
+@force_option
+@handles_errors
+def convert(
+    file: Path,
+    output: Path,
+    compression: str,
+    chunk_size: str,
+    schema_name: str | None,
+    force: bool,
+) -> None:
+    """Write FILE as OUTPUT: to MCAP when OUTPUT ends in .mcap, else from MCAP to a recording.
+
+    Records keep their bytes and receive times both ways; the manifest travels
+    inside the MCAP file, so converting back gives the same recording.
+    """
+    from engine.core.units import parse_size
+    from engine.logtools.convert import convert as convert_recording
+    from engine.logtools.inputs import LogInput
+    from engine.recording.mcap import MAX_CHUNK_SIZE, Compression
+
+    try:
+        size = int(parse_size(chunk_size))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--chunk-size") from None
+    if not 0 < size <= MAX_CHUNK_SIZE:
+        raise click.BadParameter("must be between 1 B and 64 MiB", param_hint="--chunk-size")
+    log_input = LogInput(file, schema_name=schema_name)
+    with progress_bar("converting", log_input.size) as progress:
+        result = convert_recording(
+            log_input,
+            output,
+            compression=Compression(compression),
+            chunk_size=size,
+            force=force,
+            progress=progress,
+        )
+    kind = "MCAP" if result.to_mcap else "recording"
+    say(f"{result.records} records written to {output} ({kind}, {result.bytes} bytes)")
+    kept, log_input.invalid = log_input.invalid, 0  # converted as they are: nothing left out
+    if kept:
+        warning(f"{file}: {kept} record(s) do not decode; converted as they are")
+    report_input(log_input)

@@ -12,7 +12,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -76,6 +76,18 @@ if TYPE_CHECKING:  # loaded when the command runs: `cuecap --help` stays fast
     is_flag=True,
     help="Replace FILE (and its index and manifest) if it exists (as cuecap log's --force).",
 )
+@click.option(
+    "--schema",
+    "schema_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The stream's protobuf schema: a descriptor set, or a .proto file (default: PurpleDrop's).",
+)
+@click.option(
+    "--message", metavar="NAME", help="With --schema: each frame's message, e.g. lab.Event."
+)
+@click.option(
+    "--kind", "kind_field", metavar="FIELD", help="With --schema: an enum field naming the kind."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def record(
     uri: str,
@@ -87,6 +99,9 @@ def record(
     retry_max: float,
     max_retries: int | None,
     overwrite: bool,
+    schema_file: Path | None,
+    message: str | None,
+    kind_field: str | None,
     as_json: bool,
 ) -> None:
     """Record the event stream at URI into FILE until Ctrl-C.
@@ -94,12 +109,14 @@ def record(
     URI is a websocket URI (ws://host:7001) or just a host (port 7001 is
     assumed). FILE gets PurpleDrop pdrecord records, readable by PurpleDrop's
     own tools; FILE.idx holds receive times and FILE.json a manifest
-    (counts, gaps, why it stopped).
+    (counts, gaps, why it stopped). A FILE ending in .mcap is written as MCAP.
     """
     import asyncio
 
     from engine.core.clock import SYSTEM_CLOCK
+    from engine.core.schema import PURPLEDROP
     from engine.recording.format import RecordingError, remove_recording
+    from engine.recording.mcap import MCAP_SUFFIX, McapRecordingWriter
     from engine.recording.writer import RecordingWriter
     from engine.sources.backoff import Backoff
     from engine.sources.session import record_stream
@@ -110,20 +127,45 @@ def record(
         backoff = Backoff(initial=retry_initial, maximum=max(retry_max, retry_initial))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    schema = PURPLEDROP
+    if schema_file is not None or message is not None or kind_field is not None:
+        if schema_file is None or message is None:
+            raise click.UsageError("--schema and --message go together (and --kind needs them)")
+        from engine.core.schema import SchemaError, SchemaSpec
+        from engine.schema_files import load_schema
+
+        proto = schema_file.suffix == ".proto"
+        spec = SchemaSpec(
+            message=message,
+            descriptor_set=None if proto else str(schema_file),
+            proto=(str(schema_file),) if proto else (),
+            kind=kind_field,
+        )
+        try:
+            schema = load_schema(spec)
+        except SchemaError as exc:
+            fail(f"--schema {schema_file}: {exc}")
     if overwrite:
         remove_recording(file)
+    options: dict[str, Any] = {
+        "recorder": "cuecap record",
+        "source": uri,
+        "opened_at": SYSTEM_CLOCK.time(),
+        "start_reason": "command",
+        "schema": schema,
+    }
     try:
-        writer = RecordingWriter(
-            file,
-            recorder="cuecap record",
-            source=uri,
-            opened_at=SYSTEM_CLOCK.time(),
-            start_reason="command",
+        writer: RecordingWriter | McapRecordingWriter = (
+            McapRecordingWriter(file, **options)
+            if file.suffix == MCAP_SUFFIX
+            else RecordingWriter(file, **options)
         )
     except RecordingError as exc:
         fail(str(exc))
 
-    source = WebSocketSource(uri, max_size=max_size, backoff=backoff, max_retries=max_retries)
+    source = WebSocketSource(
+        uri, max_size=max_size, backoff=backoff, max_retries=max_retries, schema=schema
+    )
 
     async def session() -> RecordingSummary:
         stop = asyncio.Event()
@@ -139,7 +181,13 @@ def record(
             # Not on Windows, nor outside the main thread: Ctrl-C then interrupts.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, on_signal, signum)
-        return await record_stream(source, writer, duration=duration, max_records=count, stop=stop)
+        return await record_stream(
+            source,
+            writer,  # type: ignore[arg-type]  # the MCAP writer has the same calls
+            duration=duration,
+            max_records=count,
+            stop=stop,
+        )
 
     click.echo(f"recording {uri} to {file} (Ctrl-C to stop)", err=True)
     try:

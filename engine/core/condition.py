@@ -1,7 +1,7 @@
 """CEL conditions over frames: the escape hatch for activity nobody foresaw.
 
 A condition is compiled once, when its rule file loads, and every name it uses
-is checked against the PurpleDrop schema then, so ``active_capacitance.calibratd``
+is checked against the source's schema then (PurpleDrop's by default), so ``active_capacitance.calibratd``
 is an error with its column, not a rule that silently never matches.
 
 What an expression sees:
@@ -41,7 +41,8 @@ from engine.core.fieldpath import (
     type_name,
     unknown_field_message,
 )
-from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
+from engine.core.frame import Frame, FrameDecodeError
+from engine.core.schema import PURPLEDROP, Schema
 from engine.errors import CuecapError
 
 log = logging.getLogger(__name__)
@@ -213,14 +214,18 @@ class Condition:
     ``errors`` counts evaluation errors, ``last_error`` holds the latest.
     """
 
-    def __init__(self, expression: str, message_type: str | None = None) -> None:
+    def __init__(
+        self, expression: str, message_type: str | None = None, schema: Schema = PURPLEDROP
+    ) -> None:
         self.expression = expression
         self.message_type = message_type
+        self.schema = schema
         self.errors = 0
         self.last_error: str | None = None
-        if message_type is not None and message_type not in KIND_NAMES:
+        kind_names = schema.kind_names
+        if message_type is not None and message_type not in kind_names:
             raise ConditionError(
-                f"unknown message type {message_type!r}; known types: {', '.join(sorted(KIND_NAMES))}",
+                f"unknown message type {message_type!r}; known types: {', '.join(sorted(kind_names))}",
                 expression,
             )
         if not expression.strip():
@@ -233,7 +238,7 @@ class Condition:
             raise self._cel_error(str(exc)) from None
         tokens = _tokens(expression)
         local_names = _locals(tokens)
-        bare: Descriptor | None = kind_descriptor(message_type) if message_type else None
+        bare: Descriptor | None = schema.kinds[message_type] if message_type else None
         # Per referenced message type: the top-level fields used (None: the whole message).
         plan: dict[str, set[str] | None] = {}
         bare_fields: set[str] = set()
@@ -251,8 +256,13 @@ class Condition:
                     what = f"field {name!r}" if name else "elements"
                     raise self._at(f"{root} is a {CONTEXT_NAMES[root]}; it has no {what}", pos)
                 continue
-            if root in KIND_NAMES:
-                self._walk(kind_descriptor(root), root, chain.members)
+            if root in kind_names:
+                if schema.kinds[root] is None:
+                    if chain.members:
+                        raise self._at(f"{root} is a plain value; it has no fields", chain.pos)
+                    plan[root] = None
+                    continue
+                self._walk(kind_descriptor(root, schema), root, chain.members)
                 if chain.members and chain.members[0][0] is not None:
                     used = plan.setdefault(root, set())
                     if used is not None:
@@ -264,7 +274,7 @@ class Condition:
                 bare_fields.add(root)
                 self._walk(bare, message_type or "", ((root, chain.pos), *chain.members))
                 continue
-            known = sorted(KIND_NAMES | set(CONTEXT_NAMES))
+            known = sorted(kind_names | set(CONTEXT_NAMES))
             hint = f" or a field of {message_type}" if message_type else ""
             raise self._at(
                 f"unknown name {root!r}; use a message type{hint} or one of: {', '.join(known)}",
@@ -291,7 +301,9 @@ class Condition:
         self._bare_owner = message_type if bare_fields else None
         self._context = tuple(sorted(context))
         # Defaults for the message types a frame is not: proto3 reads unset fields as defaults.
-        self._defaults = {kind: to_cel(_empty(kind), fields) for kind, fields in self._plan.items()}
+        self._defaults = {
+            kind: _default(schema, kind, fields) for kind, fields in self._plan.items()
+        }
         self._dry_run()
 
     # -- compile-time checks ---------------------------------------------------
@@ -340,9 +352,10 @@ class Condition:
 
     def _dry_run(self) -> None:
         """Evaluate once over defaults: catches misspelled functions (``sise(x)``) at load time."""
-        kind = self.message_type or (min(self.kinds) if self.kinds else "electrode_state")
+        kind = self.message_type or min(self.kinds or self.schema.kind_names)
+        empty = self.schema.empty(kind) if self.schema.kinds[kind] is not None else None
         try:
-            result = self._program.execute(self._variables(kind, _empty(kind), 0.0, 0, "", 0))
+            result = self._program.execute(self._variables(kind, empty, 0.0, 0, "", 0))
         except Exception as exc:
             if str(exc).startswith("Undefined variable or function"):
                 name = re.search(r"'([^']*)'", str(exc))
@@ -377,7 +390,9 @@ class Condition:
         variables: CelMessage = {}
         for name, fields in self._plan.items():
             if name == kind and message is not None:
-                variables[name] = to_cel(message, fields)
+                variables[name] = (
+                    to_cel(message, fields) if isinstance(message, Message) else message
+                )
             else:
                 variables[name] = self._defaults[name]
         if self._bare_owner is not None:
@@ -441,13 +456,10 @@ class Condition:
         return f"Condition({self.expression!r}{extra})"
 
 
-_EMPTY: dict[str, Message] = {}
-
-
-def _empty(kind: str) -> Message:
-    message = _EMPTY.get(kind)
-    if message is None:
-        from engine.proto.purpledrop_pb2 import PurpleDropEvent
-
-        message = _EMPTY[kind] = getattr(PurpleDropEvent(), kind)
-    return message
+def _default(schema: Schema, kind: str, fields: frozenset[str] | None) -> CelValue:
+    """What a kind reads as in frames of another kind: its defaults (proto3)."""
+    if schema.kinds[kind] is None:  # a plain oneof member: its type's zero value
+        field = schema.descriptor.fields_by_name[kind]
+        value: CelValue = field.default_value
+        return value
+    return to_cel(schema.empty(kind), fields)

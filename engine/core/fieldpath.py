@@ -1,7 +1,7 @@
-"""Field paths into PurpleDrop messages: ``active_capacitance.calibrated``, ``x.y[0]``.
+"""Field paths into a schema's messages: ``active_capacitance.calibrated``, ``x.y[0]``.
 
 Detectors and conditions name fields as text in rule files. A path is checked
-against the protobuf descriptor once, when the rule file loads, so a typo is an
+against the schema's protobuf descriptor once, when the rule file loads, so a typo is an
 error with its column rather than a detector that silently never fires. The
 parsed path then reads values off a decoded frame with plain ``getattr`` calls.
 
@@ -21,9 +21,9 @@ from typing import Any, Final, TypeAlias
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from engine.core.frame import KIND_NAMES, Frame
+from engine.core.frame import Frame
+from engine.core.schema import PURPLEDROP, Schema
 from engine.errors import CuecapError
-from engine.proto.purpledrop_pb2 import PurpleDropEvent
 
 _NUMERIC_CPP = frozenset(
     {
@@ -103,9 +103,12 @@ def message_descriptor(field: FieldDescriptor) -> Descriptor:
     return descriptor
 
 
-def kind_descriptor(kind: str) -> Descriptor:
-    """The message descriptor of a top-level kind (``"active_capacitance"``...)."""
-    return message_descriptor(descriptor_of(PurpleDropEvent).fields_by_name[kind])
+def kind_descriptor(kind: str, schema: Schema = PURPLEDROP) -> Descriptor:
+    """The message descriptor a kind's fields start at (``"active_capacitance"``...)."""
+    descriptor = schema.kinds[kind]
+    if descriptor is None:
+        raise KeyError(f"{kind} is a plain value of {schema.name}, not a message")
+    return descriptor
 
 
 def type_name(field: FieldDescriptor, repeated: bool | None = None) -> str:
@@ -128,8 +131,11 @@ def unknown_field_message(owner: str, descriptor: Descriptor, name: str) -> str:
     return f"{owner} has no field {name!r}; its fields are: {field_names(descriptor)}"
 
 
-def unknown_kind_message(name: str) -> str:
-    return f"{name!r} is not a message type; known types: {', '.join(sorted(KIND_NAMES))}"
+def unknown_kind_message(name: str, schema: Schema = PURPLEDROP) -> str:
+    of = "" if schema is PURPLEDROP else f" of {schema.name}"
+    return (
+        f"{name!r} is not a message type{of}; known types: {', '.join(sorted(schema.kind_names))}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +153,21 @@ class FieldPath:
     number (or bool), which thresholds and steps need.
     """
 
-    __slots__ = ("_plain", "_steps", "get", "kind", "leaf", "numeric", "repeated", "text")
+    __slots__ = (
+        "_plain",
+        "_steps",
+        "get",
+        "kind",
+        "leaf",
+        "numeric",
+        "repeated",
+        "schema",
+        "text",
+    )
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, schema: Schema = PURPLEDROP) -> None:
         self.text = text
+        self.schema = schema
         stripped = text.strip()
         if not stripped:
             raise FieldPathError("empty path; write e.g. active_capacitance.calibrated", text)
@@ -171,14 +188,20 @@ class FieldPath:
             columns.append(column)
             column += len(piece) + 1
         head = steps[0]
-        if head.name not in KIND_NAMES:
-            raise FieldPathError(unknown_kind_message(head.name), text, columns[0])
+        if head.name not in schema.kinds:
+            raise FieldPathError(unknown_kind_message(head.name, schema), text, columns[0])
         if head.indexes:
             raise FieldPathError(
                 f"{head.name} is a message, not a list; it cannot be indexed", text, columns[0]
             )
         self.kind = head.name
-        descriptor: Descriptor | None = kind_descriptor(head.name)
+        descriptor: Descriptor | None = schema.kinds[head.name]
+        if descriptor is None:
+            raise FieldPathError(
+                f"{head.name} is a plain value of {schema.name}, not a message with fields",
+                text,
+                columns[0],
+            )
         owner = head.name
         leaf: FieldDescriptor | None = None
         repeated = False
@@ -240,7 +263,7 @@ class FieldPath:
     @property
     def type_name(self) -> str:
         if self.leaf is None:
-            return kind_descriptor(self.kind).name
+            return kind_descriptor(self.kind, self.schema).name
         return type_name(self.leaf, self.repeated)
 
     def _walk(self, message: Message) -> FieldValue:
@@ -286,3 +309,29 @@ def comparable(value: FieldValue) -> object:
     except TypeError:
         return value
     return tuple(comparable(item) for item in items)
+
+
+_IMAGE_PATHS: dict[int, FieldPath | None] = {}
+
+
+def image_path(schema: Schema) -> FieldPath | None:
+    """The checked path of the camera image bytes in ``schema`` (``image.image_data``...)."""
+    key = id(schema)
+    if key not in _IMAGE_PATHS:
+        _IMAGE_PATHS[key] = FieldPath(schema.image, schema) if schema.image else None
+    return _IMAGE_PATHS[key]
+
+
+def image_bytes(frame: Frame) -> bytes | None:
+    """The camera image a frame carries, or None when it is not an image frame.
+
+    Raises ``FrameDecodeError`` when it should be one and does not decode.
+    """
+    path = image_path(frame.schema)
+    if path is None or frame.kind != path.kind:
+        return None
+    message = frame.message
+    if message is None:
+        return None
+    value = path.get(message)
+    return bytes(value) if isinstance(value, bytes) else None

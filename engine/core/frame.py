@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from google.protobuf.message import DecodeError, Message
 
+from engine.core.schema import PURPLEDROP, KindRule, Schema
 from engine.errors import CuecapError
 from engine.proto.purpledrop_pb2 import PurpleDropEvent, Timestamp
 
@@ -65,9 +66,12 @@ class Frame:
     ``kind`` is read off the first byte when the frame is made (a source that
     already looked at that byte passes it in): detectors and rules dispatch on
     it for every frame, so it is a plain attribute, not a property.
+    ``Frame`` itself is PurpleDrop's (kind peeked off the first byte); frames of
+    another schema are of ``frame_class(schema)``, a subclass that decodes with it.
     """
 
     __slots__ = ("_event", "kind", "raw", "seq", "source", "time")
+    schema: ClassVar[Schema] = PURPLEDROP
 
     def __init__(
         self,
@@ -149,6 +153,87 @@ class Frame:
         if not isinstance(stamp, Timestamp):  # every kind in TIMESTAMPED_KINDS has one
             return None
         return stamp.seconds + stamp.nanos * 1e-9
+
+
+class SchemaFrame(Frame):
+    """A frame of a schema other than PurpleDrop's: the kind comes from the schema's rule.
+
+    The kind is found when the frame is made (a full decode for the oneof and
+    field rules, kept for later looks; nothing for the message-name rule).
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        raw: bytes,
+        time: float,
+        seq: int,
+        source: str = "",
+        kind: str | Literal[_Peek.PEEK] | None = _PEEK,
+    ) -> None:
+        self.raw = raw
+        self.time = time
+        self.seq = seq
+        self.source = source
+        self._event = None
+        schema = self.schema
+        if kind is _PEEK:
+            kind = schema.descriptor.name if schema.rule is KindRule.MESSAGE else self._classify()
+        self.kind = kind
+
+    def _classify(self) -> str | None:
+        try:
+            return self.schema.kind_of(self.event)
+        except FrameDecodeError:
+            return None
+
+    @property
+    def event(self) -> Any:
+        event = self._event
+        if event is None:
+            try:
+                event = self._event = self.schema.decode(self.raw)  # type: ignore[assignment]
+            except DecodeError as exc:
+                self._event = (
+                    f"frame {self.seq} ({len(self.raw)} bytes) is not a {self.schema.name}: {exc}"
+                )
+                raise FrameDecodeError(self._event) from None
+        elif type(event) is str:
+            raise FrameDecodeError(event)
+        return event
+
+    @property
+    def valid(self) -> bool:
+        try:
+            event = self.event
+        except FrameDecodeError:
+            return False
+        return self.schema.kind_of(event) is not None
+
+    @property
+    def message(self) -> Any:
+        kind = self.kind
+        event = self.event
+        return self.schema.message_of(event, kind) if kind is not None else None
+
+    @property
+    def timestamp(self) -> float | None:
+        kind = self.kind
+        if kind not in self.schema.timestamped:
+            return None
+        return self.schema.timestamp_of(self.message, kind)
+
+
+def frame_class(schema: Schema) -> type[Frame]:
+    """The frame class of ``schema`` (``Frame`` itself for PurpleDrop's), made once."""
+    if schema is PURPLEDROP:
+        return Frame
+    cls = schema.frame_class
+    if cls is None:
+        name = f"Frame_{schema.descriptor.name}"
+        cls = schema.frame_class = type(name, (SchemaFrame,), {"__slots__": (), "schema": schema})
+    return cls
 
 
 @dataclass(frozen=True, slots=True)

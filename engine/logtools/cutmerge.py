@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.frame import Frame
+from engine.core.schema import PURPLEDROP, Schema
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput, Progress
 from engine.logtools.timerange import TimeRange
@@ -53,7 +54,9 @@ def _same_file(a: Path, b: Path) -> bool:
 class _Output:
     """A ``RecordingWriter`` that removes its files if the copy does not finish."""
 
-    def __init__(self, out: Path, manifest: Manifest, force: bool = False) -> None:
+    def __init__(
+        self, out: Path, manifest: Manifest, force: bool = False, schema: Schema = PURPLEDROP
+    ) -> None:
         if force:
             _remove_outputs(out)  # -f/--force: replace, as every other output of cuecap log
         _refuse_existing(out)
@@ -66,6 +69,7 @@ class _Output:
                 opened_at=manifest.opened_at,
                 start_reason=manifest.start_reason,
                 extra=manifest.extra,
+                schema=schema,
             )
         except RecordingError as exc:
             raise LogToolError(str(exc)) from None
@@ -124,7 +128,7 @@ def cut(
         },
     )
     plan.extra.pop("times_estimated", None)
-    output = _Output(out, plan, force)
+    output = _Output(out, plan, force, log.schema)
     try:
         output.copy(log.frames(time_range=time_range, progress=progress))
         output.estimated = log.estimated_times
@@ -199,7 +203,14 @@ def merge(
     if firsts and lasts:
         plan.first_activity, plan.last_activity = min(firsts), max(lasts)
     total = sum(log.size for log in order)
-    output = _Output(out, plan, force)
+    schema = order[0].schema
+    for log in order[1:]:
+        if not log.schema.same_as(schema):
+            raise LogToolError(
+                f"{log.path} holds {log.schema.name} messages, {order[0].path} "
+                f"{schema.name}: recordings of different schemas do not merge"
+            )
+    output = _Output(out, plan, force, schema)
     try:
         if interleave:
             output.copy(_interleaved(order, _offset_progress(progress, order, total)))

@@ -13,15 +13,18 @@ from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
+from engine.core.fieldpath import image_path
 from engine.core.frame import Frame, FrameDecodeError
-from engine.logtools.inputs import LogInput
+from engine.logtools.inputs import LogInput, what
 
 
 def frame_row(frame: Frame) -> dict[str, object]:
     """The dump row of one frame: receive time, seq, type, timestamp and the message's fields.
 
-    A record that is not a PurpleDrop event gets ``type: null`` and an ``error``.
+    A record that is not a message of the recording's schema (or names no
+    kind) gets ``type: null`` and an ``error``. Image bytes are shown by size.
     """
     row: dict[str, object] = {
         "time": frame.time,
@@ -34,22 +37,28 @@ def frame_row(frame: Frame) -> dict[str, object]:
     except FrameDecodeError as exc:
         row["error"] = str(exc)
         return row
-    kind = event.WhichOneof("msg")
+    schema = frame.schema
+    kind = schema.kind_of(event)
     if kind is None:
         row["type"] = None
-        row["error"] = f"record {frame.seq} ({frame.size} bytes) is not a PurpleDrop event"
+        row["error"] = f"record {frame.seq} ({frame.size} bytes) is not {what(schema)}"
         return row
     row["type"] = kind
     row["timestamp"] = frame.timestamp
-    message = getattr(event, kind)
+    message = schema.message_of(event, kind)
+    if not isinstance(message, Message):  # a oneof member that is a plain value
+        row[kind] = message if not isinstance(message, bytes) else {"size": len(message)}
+        return row
     fields = MessageToDict(
         message,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
         unquote_int64_if_possible=True,
     )
-    if kind == "image":
-        fields["image_data"] = {"size": len(message.image_data)}
+    image = image_path(schema)
+    if image is not None and image.kind == kind and len(image.text.split(".")) == 2:
+        name = image.text.split(".")[1]
+        fields[name] = {"size": len(getattr(message, name))}
     row[kind] = fields
     return row
 

@@ -31,7 +31,6 @@ from engine.core.frame import Frame
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput, Progress
 from engine.logtools.timerange import EVERYTHING, TimeRange
-from engine.proto.purpledrop_pb2 import PurpleDropEvent
 
 _F = FieldDescriptor
 _INTS = {
@@ -232,10 +231,11 @@ def export_csv(
     are known only at the end, so their rows wait in a temporary file (as
     JSON lines: floats keep every bit) rather than in memory.
     """
-    field = descriptor_of(PurpleDropEvent).fields_by_name.get(kind)
-    if field is None or field.containing_oneof is None:
+    if kind not in log.schema.kinds:
         raise LogToolError(f"unknown message type {kind!r}")
-    message_type = message_descriptor(field)
+    message_type = log.schema.kinds[kind]
+    if message_type is None:
+        raise LogToolError(f"{kind} is a plain value, not a message with fields to export")
     has_timestamp = "timestamp" in message_type.fields_by_name
     lengths: dict[str, int] = {}
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:

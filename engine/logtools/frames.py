@@ -64,8 +64,7 @@ def export_frames(
     result = FramesResult(folder=folder)
     start: float | None = None
     last_base: Path | None = None
-    for index, (frame, message) in enumerate(log.images(time_range, progress)):
-        data = message.image_data
+    for index, (frame, data) in enumerate(log.images(time_range, progress)):
         t = frame_clock.time(frame)
         if start is None:
             start = t

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.core.fieldpath import image_bytes, image_path
 from engine.core.humanize import format_bytes
+from engine.core.schema import PURPLEDROP
 from engine.logtools.inputs import LogInput, Progress
-from engine.proto.purpledrop_pb2 import Image
 
 
 @dataclass
@@ -45,6 +46,7 @@ class LogInfo:
     estimated_times: int = 0
     image_size: tuple[int, int] | None = None
     manifest: dict[str, Any] | None = None
+    schema: str = "protobuf.PurpleDropEvent"  # the records' message type
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -53,6 +55,11 @@ class LogInfo:
         if self.first_time is None or self.last_time is None:
             return None
         return self.last_time - self.first_time
+
+    @property
+    def what(self) -> str:
+        """What one record is called: "PurpleDrop event", or the message's full name."""
+        return "PurpleDrop event" if self.schema == PURPLEDROP.name else self.schema
 
     @property
     def gaps(self) -> list[dict[str, Any]]:
@@ -77,7 +84,9 @@ class LogInfo:
 
 def summarize(log: LogInput, progress: Progress | None = None) -> LogInfo:
     """Read the whole recording once and collect its facts."""
-    info = LogInfo(path=str(log.path), size=log.size, manifest=log.manifest)
+    info = LogInfo(path=str(log.path), size=log.size, manifest=log.manifest, schema=log.schema.name)
+    image = image_path(log.schema)
+    image_kind = image.kind if image is not None else None
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     first_image: bytes | None = None
@@ -98,10 +107,8 @@ def summarize(log: LogInput, progress: Progress | None = None) -> LogInfo:
                 info.first_timestamp = stamp
             if info.last_timestamp is None or stamp > info.last_timestamp:
                 info.last_timestamp = stamp
-        if kind == "image" and first_image is None:
-            image = frame.message
-            if isinstance(image, Image):
-                first_image = image.image_data
+        if kind == image_kind and first_image is None:
+            first_image = image_bytes(frame)
     reader = log.reader
     info.records = reader.records
     info.record_bytes = reader.bytes
@@ -158,6 +165,8 @@ def format_info(info: LogInfo, utc: bool = False) -> str:
         f"last        {format_time(info.last_time, utc)}  ({_epoch(info.last_time)})",
         f"duration    {format_duration(info.duration)}",
     ]
+    if info.schema != PURPLEDROP.name:
+        lines.append(f"schema      {info.schema}")
     if info.first_timestamp is not None:
         lines.append(
             f"timestamps  {format_time(info.first_timestamp, utc)} .. "
@@ -175,7 +184,7 @@ def format_info(info: LogInfo, utc: bool = False) -> str:
     )
     lines.append(f"truncated   {tail}")
     if info.invalid:
-        lines.append(f"invalid     {info.invalid} records are not PurpleDrop events")
+        lines.append(f"invalid     {info.invalid} records are not {info.what}s")
     if info.image_size:
         lines.append(f"images      {info.image_size[0]}x{info.image_size[1]}")
     if info.types:

@@ -19,12 +19,15 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
+from engine.core.fieldpath import MISSING, image_path
+from engine.core.frame import Frame, FrameDecodeError
+from engine.core.schema import PURPLEDROP, Schema
 from engine.logtools.errors import LogToolError
 from engine.logtools.timerange import EVERYTHING, TimeRange, TimeSpec, resolve_range
-from engine.proto.purpledrop_pb2 import Image
 from engine.recording.format import INDEX_ENTRY, INDEX_MAGIC, RECORD_HEADER, RecordingError
+from engine.recording.mcap import McapRecordingReader
 from engine.recording.reader import RecordingReader
+from engine.recording.schema import is_mcap
 
 Progress = Callable[[int], None]
 """Called with the number of bytes of the recording read so far."""
@@ -34,32 +37,51 @@ SNIFF_RECORDS = 16
 _PROGRESS_BYTES = 1 << 20  # report progress about once per MiB read
 
 
-def check_kinds(kinds: Collection[str] | None) -> frozenset[str] | None:
+def check_kinds(
+    kinds: Collection[str] | None, schema: Schema = PURPLEDROP
+) -> frozenset[str] | None:
     """Validated message type names (``image``, ``active_capacitance``...), or None for all."""
     if not kinds:
         return None
-    unknown = sorted(set(kinds) - KIND_NAMES)
+    known = schema.kind_names
+    unknown = sorted(set(kinds) - known)
     if unknown:
         raise LogToolError(
-            f"unknown message type {', '.join(unknown)}; known types: {', '.join(sorted(KIND_NAMES))}"
+            f"unknown message type {', '.join(unknown)}; known types: {', '.join(sorted(known))}"
         )
     return frozenset(kinds)
+
+
+def what(schema: Schema) -> str:
+    """How a record of ``schema`` is called in messages: "a PurpleDrop event", "a lab.Event"."""
+    return "a PurpleDrop event" if schema is PURPLEDROP else f"a {schema.name}"
 
 
 class LogInput:
     """A recording opened by a log tool; iterate it with ``frames``."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, schema_name: str | None = None) -> None:
         self.path = Path(path)
+        self.mcap: McapRecordingReader | None = None
+        self.reader: RecordingReader | McapRecordingReader
         try:
-            self.reader = RecordingReader(self.path)
+            if is_mcap(self.path):
+                self.reader = self.mcap = McapRecordingReader(self.path, schema_name=schema_name)
+            else:
+                self.reader = RecordingReader(self.path)
         except RecordingError as exc:
             raise LogToolError(str(exc)) from None
         self.size = self.reader.size
+        self.schema: Schema = self.reader.schema
         self.invalid = 0
         self.first_invalid: str | None = None
         self._first_time: float | None = None
-        self._sniff()
+        if self.mcap is not None:
+            self._first_time = self.mcap.first_time()
+            if self._first_time is None and not self.mcap.has_index:
+                self._first_time = next((f.time for f in self.mcap), None)
+        else:
+            self._sniff()
 
     # -- opening ---------------------------------------------------------------
 
@@ -89,7 +111,7 @@ class LogInput:
                     if not frame.valid:
                         raise LogToolError(
                             f"{self.path}: not a recording{hint} (its first record, {frame.size} "
-                            "bytes, is not a PurpleDrop event)"
+                            f"bytes, is not {what(self.schema)})"
                         )
                     self._first_time = frame.time
                 if i + 1 >= SNIFF_RECORDS:
@@ -120,7 +142,18 @@ class LogInput:
 
     def last_time(self) -> float:
         """Receive time of the last complete record: from the index when it can, else a scan."""
-        last = _last_time_from_index(self.reader.path, self.reader.index_path, self.size)
+        if self.mcap is not None:
+            last = self.mcap.last_time()
+            if last is not None:
+                return last
+            for frame in self.reader:
+                last = frame.time
+            if last is None:
+                raise LogToolError(f"{self.path}: holds no records")
+            return last
+        reader = self.reader
+        assert isinstance(reader, RecordingReader)  # MCAP returned above
+        last = _last_time_from_index(reader.path, reader.index_path, self.size)
         if last is not None:
             return last
         for frame in self.reader:
@@ -157,15 +190,23 @@ class LogInput:
         Records whose type cannot be read are counted in ``invalid`` (and
         yielded when no type filter is given, so ``dump`` can show them).
         """
-        wanted = check_kinds(kinds)
+        wanted = check_kinds(kinds, self.schema)
         self.invalid = 0
         self.first_invalid = None
         reader = self.reader
         next_report = 0
-        for frame in reader:
+        # MCAP: the chunk index skips the chunks outside the range.
+        source = (
+            self.mcap.frames_between(time_range.start, time_range.end)
+            if self.mcap is not None
+            else iter(reader)
+        )
+        for frame in source:
             if progress is not None and reader.bytes >= next_report:
                 progress(reader.bytes)
                 next_report = reader.bytes + _PROGRESS_BYTES
+            if frame.time not in time_range:  # outside the range: not looked at, not counted
+                continue
             kind = frame.kind
             if kind is None:
                 self.note_invalid(frame)
@@ -173,8 +214,7 @@ class LogInput:
                     continue
             elif wanted is not None and kind not in wanted:
                 continue
-            if frame.time in time_range:
-                yield frame
+            yield frame
         if progress is not None:
             progress(self.size)
 
@@ -196,11 +236,16 @@ class LogInput:
 
     def images(
         self, time_range: TimeRange = EVERYTHING, progress: Progress | None = None
-    ) -> Iterator[tuple[Frame, Image]]:
-        """``messages("image", ...)``, as the camera frames they are."""
-        for frame, message in self.messages("image", time_range, progress):
-            if isinstance(message, Image):  # always: messages of type "image"
-                yield frame, message
+    ) -> Iterator[tuple[Frame, bytes]]:
+        """``(frame, image bytes)`` of the camera frames, at the schema's image field path."""
+        path = image_path(self.schema)
+        if path is None:
+            return
+        get = path.get
+        for frame, message in self.messages(path.kind, time_range, progress):
+            value = get(message)
+            if value is not MISSING:
+                yield frame, bytes(value)
 
     def note_invalid(self, frame: Frame) -> None:
         """Count a record that is not a PurpleDrop event (tools call it after a failed decode)."""
@@ -221,15 +266,19 @@ class LogInput:
     def problems(self) -> list[str]:
         """What went wrong while reading that means records were left out."""
         out: list[str] = []
-        if self.truncated_bytes:
+        if self.truncated_bytes and self.mcap is not None:
+            out.append(
+                f"{self.path}: unreadable after record {self.reader.records}; the rest is left out"
+            )
+        elif self.truncated_bytes:
             out.append(
                 f"{self.path}: the last record is cut short ({self.truncated_bytes} bytes left out, "
                 f"after byte {self.reader.bytes}); `cuecap log repair {self.path}` fixes the file"
             )
         if self.invalid:
             out.append(
-                f"{self.path}: {self.invalid} record(s) are not PurpleDrop events and were left out "
-                f"(first: {self.first_invalid})"
+                f"{self.path}: {self.invalid} record(s) are not {what(self.schema)[2:]}s and were "
+                f"left out (first: {self.first_invalid})"
             )
         return out
 

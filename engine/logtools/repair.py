@@ -31,6 +31,7 @@ from typing import Any
 from engine.logtools.errors import LogToolError
 from engine.logtools.inputs import LogInput, Progress
 from engine.recording.format import INDEX_ENTRY, INDEX_MAGIC, RECORD_HEADER
+from engine.recording.reader import RecordingReader
 from engine.recording.writer import Manifest, _atomic_write_text
 
 # A file changed this recently, by a recorder that has not closed it, is
@@ -120,7 +121,13 @@ def _repair(
     progress: Progress | None,
 ) -> RepairReport:
     log = LogInput(path)
+    if log.mcap is not None:
+        raise LogToolError(
+            f"{path}: is MCAP; repair fixes .bin recordings (`cuecap log convert {path} "
+            "OUT.bin` keeps what an MCAP file holds)"
+        )
     reader = log.reader
+    assert isinstance(reader, RecordingReader)  # MCAP refused above
     report = RepairReport(path=log.path, dry_run=dry_run)
     manifest_data = log.manifest
     manifest_exists = reader.manifest_path.exists()

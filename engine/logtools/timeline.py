@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from engine.core.frame import Frame
+from engine.core.schema import PURPLEDROP
 from engine.proto.purpledrop_pb2 import (
     ActiveCapacitance,
     GroupCapacitance,
@@ -84,6 +86,32 @@ def _series_of(message: Message | None) -> Iterable[tuple[str, str, float]]:
         yield "voltage", "HV output", message.voltage
 
 
+_NUMBER_TYPES = frozenset(
+    {
+        FieldDescriptor.CPPTYPE_INT32,
+        FieldDescriptor.CPPTYPE_INT64,
+        FieldDescriptor.CPPTYPE_UINT32,
+        FieldDescriptor.CPPTYPE_UINT64,
+        FieldDescriptor.CPPTYPE_FLOAT,
+        FieldDescriptor.CPPTYPE_DOUBLE,
+    }
+)
+MAX_GENERIC_SERIES = 8  # numbers plotted per kind of another schema
+
+
+def _numbers_of(kind: str, message: object) -> Iterable[tuple[str, str, float]]:
+    """Another schema's message: its top-level single numbers, one panel per kind."""
+    if not isinstance(message, Message):
+        return
+    n = 0
+    for f in message.DESCRIPTOR.fields:
+        if f.cpp_type in _NUMBER_TYPES and not f.is_repeated:
+            yield kind, f.name, float(getattr(message, f.name))
+            n += 1
+            if n >= MAX_GENERIC_SERIES:
+                return
+
+
 SERIES_KINDS = frozenset(
     {"active_capacitance", "group_capacitance", "temperature_control", "hv_regulator"}
 )
@@ -108,7 +136,12 @@ class Timeline:
         if kind is None:
             return
         values: list[tuple[str, str, float]] = []
-        if kind in SERIES_KINDS:
+        if frame.schema is not PURPLEDROP:
+            try:
+                values = list(_numbers_of(kind, frame.message))
+            except ValueError:
+                values = []
+        elif kind in SERIES_KINDS:
             try:
                 values = list(_series_of(frame.message))
             except ValueError:  # does not decode: counted as a record, no values

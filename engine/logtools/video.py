@@ -206,8 +206,7 @@ def write_video(
     last_interval = 0
     durations: dict[int | None, int] = {}  # by pts, which PyAV types as optional
     try:
-        for frame, message in log.images(options.time_range, progress):
-            data = message.image_data
+        for frame, data in log.images(options.time_range, progress):
             t = clock.time(frame)
             if planner is None:
                 planner = PtsPlanner(t, options.speed)

@@ -12,6 +12,7 @@ Durations accept seconds (``2.5``) or text (``"500ms"``, ``"2s"``, ``"1.5min"``,
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
@@ -21,12 +22,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    ValidationInfo,
     model_validator,
 )
 
 from engine.core.condition import Condition
 from engine.core.fieldpath import FieldPath, unknown_kind_message
-from engine.core.frame import KIND_NAMES
+from engine.core.schema import PURPLEDROP, Schema
 from engine.core.templates import Template, safe_join
 from engine.core.units import ByteSize, Duration
 
@@ -34,19 +37,44 @@ from engine.core.units import ByteSize, Duration
 TEMPLATE_FIELDS: frozenset[str] = frozenset({"recorder", "source", "seq", "part", "reason"})
 
 
-def _check_kind(value: str) -> str:
-    if value not in KIND_NAMES:
-        raise ValueError(unknown_kind_message(value))
+def schema_in(info: ValidationInfo | None, source: str | None = None) -> Schema:
+    """The schema names are checked against while validating (the rule loader says which).
+
+    The loader validates each recorder with ``context={"schema": ...}`` (its
+    source's schema) and rules with ``"schemas"`` per source name as well; with
+    no context (a config made in Python) it is PurpleDrop's.
+    """
+    context = info.context if info is not None else None
+    if not context:
+        return PURPLEDROP
+    if source is None:
+        try:
+            data = info.data if info is not None else None
+        except AttributeError:  # a model-level validator: no field data
+            data = None
+        source = data.get("source") if isinstance(data, dict) else None
+    schemas = context.get("schemas") or {}
+    if source is not None and source in schemas:
+        found: Schema = schemas[source]
+        return found
+    default: Schema = context.get("schema") or PURPLEDROP
+    return default
+
+
+def _check_kind(value: str, info: ValidationInfo) -> str:
+    schema = schema_in(info)
+    if value not in schema.kinds:
+        raise ValueError(unknown_kind_message(value, schema))
     return value
 
 
-def _check_path(value: str) -> str:
-    FieldPath(value)  # raises FieldPathError (a ValueError) naming the column
+def _check_path(value: str, info: ValidationInfo) -> str:
+    FieldPath(value, schema_in(info))  # raises FieldPathError (a ValueError) naming the column
     return value
 
 
-def _check_numeric_path(value: str) -> str:
-    path = FieldPath(value)
+def _check_numeric_path(value: str, info: ValidationInfo) -> str:
+    path = FieldPath(value, schema_in(info))
     if not path.numeric:
         hint = " (pick one element with [index])" if path.repeated else ""
         raise ValueError(f"field {value!r} is a {path.type_name}, not a number{hint}")
@@ -66,6 +94,17 @@ class _Detector(_Model):
     name: str | None = Field(
         None, description="A label for logs and manifests (default: the type)."
     )
+    _schema: Schema = PrivateAttr(PURPLEDROP)
+
+    @model_validator(mode="after")
+    def _remember_schema(self, info: ValidationInfo) -> _Detector:
+        self._schema = schema_in(info)
+        return self
+
+    @property
+    def message_schema(self) -> Schema:
+        """The schema its field names were checked against (its recorder's source's)."""
+        return self._schema
 
     @property
     def label(self) -> str:
@@ -133,13 +172,14 @@ class WhereDetectorConfig(_Detector):
     types: list[KindName] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
-    def _compiles(self) -> WhereDetectorConfig:
+    def _compiles(self, info: ValidationInfo) -> WhereDetectorConfig:
+        self._schema = schema_in(info)
         self.condition()  # raises ConditionError (a ValueError) with the column
         return self
 
     def condition(self) -> Condition:
         message_type = self.types[0] if self.types and len(self.types) == 1 else None
-        return Condition(self.where, message_type)
+        return Condition(self.where, message_type, self._schema)
 
 
 DetectorConfig = Annotated[
@@ -202,6 +242,22 @@ class RecordingRetention(_Model):
         return self
 
 
+class RecordingFormat(enum.StrEnum):
+    """How a recorder writes its segments."""
+
+    PDRECORD = "pdrecord"  # NAME.bin (+ .idx, .json): PurpleDrop's pdrecord layout
+    MCAP = "mcap"  # NAME.mcap (+ .json while recording): opens in Foxglove and other viewers
+
+
+class McapCompression(enum.StrEnum):
+    ZSTD = "zstd"
+    LZ4 = "lz4"
+    NONE = "none"
+
+
+DEFAULT_FILE_NAME = "{recorder}-%Y%m%d-%H%M%S-{seq:03d}.bin"
+
+
 class RecorderConfig(_Model):
     """One recorder: which source, what counts as activity, how much around it, where files go.
 
@@ -234,7 +290,20 @@ class RecorderConfig(_Model):
         "{recorder}", description="Folder under the recordings root (a template)."
     )
     file_name: Annotated[str, AfterValidator(_check_file_name)] = Field(
-        "{recorder}-%Y%m%d-%H%M%S-{seq:03d}.bin", description="File name template."
+        DEFAULT_FILE_NAME,
+        description="File name template (with format mcap, the default ends in .mcap).",
+    )
+    format: RecordingFormat = Field(
+        RecordingFormat.PDRECORD, description="pdrecord (.bin) or mcap (.mcap)."
+    )
+    mcap_compression: McapCompression = Field(
+        McapCompression.ZSTD, description="format mcap: how chunks are compressed."
+    )
+    mcap_chunk_size: ByteSize = Field(
+        1024 * 1024,
+        gt=0,
+        le=64 * 1024 * 1024,
+        description="format mcap: largest chunk (viewers load a chunk at once).",
     )
     utc: bool = Field(
         False, description="Render dates in file names in UTC rather than local time."
@@ -252,8 +321,27 @@ class RecorderConfig(_Model):
         None, description="Delete old recordings: keep_days and/or max_bytes, oldest first."
     )
     enabled: bool = True
+    _schema: Schema = PrivateAttr(PURPLEDROP)
+
+    @model_validator(mode="after")
+    def _remember_schema(self, info: ValidationInfo) -> RecorderConfig:
+        self._schema = schema_in(info, self.source)
+        if self.format is RecordingFormat.MCAP and self.file_name != DEFAULT_FILE_NAME:
+            if not self.file_name.endswith(".mcap"):
+                raise ValueError(f"format mcap: file_name {self.file_name!r} must end in .mcap")
+        elif self.file_name.endswith(".mcap"):
+            raise ValueError(f"file_name {self.file_name!r} ends in .mcap: add format: mcap")
+        return self
+
+    @property
+    def message_schema(self) -> Schema:
+        """The schema of the recorder's source, as the rule loader found it."""
+        return self._schema
 
     def path_template(self) -> Template:
         """The folder and file name as one template, relative to the recordings root."""
         folder = self.folder.strip().strip("/")
-        return _template(f"{folder}/{self.file_name}" if folder else self.file_name)
+        name = self.file_name
+        if self.format is RecordingFormat.MCAP and name == DEFAULT_FILE_NAME:
+            name = name.removesuffix(".bin") + ".mcap"
+        return _template(f"{folder}/{name}" if folder else name)

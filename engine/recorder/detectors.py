@@ -21,7 +21,8 @@ from typing import Final, Protocol
 
 from engine.core.condition import Condition
 from engine.core.fieldpath import MISSING, FieldPath, FieldValue, comparable
-from engine.core.frame import KIND_NAMES, Frame, FrameDecodeError
+from engine.core.frame import Frame, FrameDecodeError
+from engine.core.schema import PURPLEDROP, Schema
 from engine.recorder.config import (
     ChangedDetectorConfig,
     DetectorConfig,
@@ -308,11 +309,11 @@ class ActivityDetectors:
 
     __slots__ = ("checks", "detectors", "hits")
 
-    def __init__(self, detectors: Sequence[Detector]) -> None:
+    def __init__(self, detectors: Sequence[Detector], schema: Schema = PURPLEDROP) -> None:
         self.detectors = tuple(detectors)
         self.hits: dict[str, int] = {}
         self.checks: dict[str | None, Callable[[Frame], str | None]] = {}
-        for kind in (*KIND_NAMES, None):
+        for kind in (*schema.kind_names, None):
             mine = tuple(
                 d
                 for d in self.detectors
@@ -362,13 +363,14 @@ class ActivityDetectors:
 def build_detector(config: DetectorConfig) -> Detector:
     """The detector a rule file's ``activity:`` entry describes."""
     label = config.label
+    schema = config.message_schema
     if isinstance(config, MessageDetectorConfig):
         return MessageTypeDetector(config.types, label)
     if isinstance(config, ChangedDetectorConfig):
-        return ChangedDetector(config.field, label)
+        return ChangedDetector(FieldPath(config.field, schema), label)
     if isinstance(config, ThresholdDetectorConfig):
         return ThresholdDetector(
-            config.field,
+            FieldPath(config.field, schema),
             above=config.above,
             below=config.below,
             hysteresis=config.hysteresis,
@@ -376,7 +378,7 @@ def build_detector(config: DetectorConfig) -> Detector:
             label=label,
         )
     if isinstance(config, StepDetectorConfig):
-        return StepDetector(config.field, config.delta, config.direction, label)
+        return StepDetector(FieldPath(config.field, schema), config.delta, config.direction, label)
     if isinstance(config, RateDetectorConfig):
         return RateDetector(config.per_second, config.window, config.types, label)
     if isinstance(config, WhereDetectorConfig):
@@ -384,5 +386,7 @@ def build_detector(config: DetectorConfig) -> Detector:
     raise TypeError(f"unknown detector configuration {config!r}")
 
 
-def build_detectors(configs: Iterable[DetectorConfig]) -> ActivityDetectors:
-    return ActivityDetectors([build_detector(c) for c in configs])
+def build_detectors(
+    configs: Iterable[DetectorConfig], schema: Schema = PURPLEDROP
+) -> ActivityDetectors:
+    return ActivityDetectors([build_detector(c) for c in configs], schema)

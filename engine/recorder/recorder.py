@@ -55,6 +55,7 @@ from engine.recorder.detectors import ActivityDetectors, build_detectors
 from engine.recorder.machine import RecorderMachine
 from engine.recorder.retention import timer_for
 from engine.recorder.segments import SegmentFiles
+from engine.recording.mcap import McapRecordingWriter
 from engine.recording.writer import Manifest, RecordingWriter
 from engine.sources.base import Source
 from engine.sources.session import STOP_COUNT, STOP_SOURCE_ENDED
@@ -90,7 +91,11 @@ class Recorder:
         self.root = Path(root)
         self.clock = clock
         self._emit = emit
-        self.detectors = detectors if detectors is not None else build_detectors(config.activity)
+        self.detectors = (
+            detectors
+            if detectors is not None
+            else build_detectors(config.activity, config.message_schema)
+        )
         self._checks = self.detectors.checks  # by message type; most types have none
         self.policy = RecordingPolicy(
             pre_roll=config.pre_roll,
@@ -119,7 +124,7 @@ class Recorder:
         self.seq = 0  # segment files opened
         self.errors = 0
         self.last_error: str | None = None
-        self._writer: RecordingWriter | None = None
+        self._writer: RecordingWriter | McapRecordingWriter | None = None
         self._part = 0
         self._reason = ""
         self._seg_hits: dict[str, int] = {}
@@ -506,7 +511,7 @@ async def feed_source(recorder: Recorder, source: Source, *, max_frames: int | N
     idle = IDLE
     left = max_frames if max_frames is not None else -1
     async for item in source:
-        if type(item) is Frame:
+        if isinstance(item, Frame):  # Frame, or another schema's frame (a subclass)
             check = checks(item.kind)
             hit = None if check is None else check(item)
             if hit is None and policy.state is idle:
@@ -517,6 +522,5 @@ async def feed_source(recorder: Recorder, source: Source, *, max_frames: int | N
             if left == 0:
                 return STOP_COUNT
         else:
-            # `type(item) is Frame` (faster than isinstance) does not narrow the else: a Gap
-            recorder.feed_gap(item)  # type: ignore[arg-type]
+            recorder.feed_gap(item)
     return STOP_SOURCE_ENDED

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.templates import Template, safe_join
-from engine.recorder.config import RecorderConfig
+from engine.recorder.config import RecorderConfig, RecordingFormat
 from engine.recording.format import RecordingError, companion_paths
+from engine.recording.mcap import Compression, McapRecordingWriter
 from engine.recording.writer import RecordingWriter
 
 _MAX_TRIES = 10_000
@@ -48,6 +49,10 @@ class SegmentFiles:
         self.template: Template = config.path_template()
         self.tz = UTC if config.utc else None
         self.flush_interval = config.flush_interval
+        self.schema = config.message_schema
+        self.format = config.format
+        self.mcap_compression = config.mcap_compression
+        self.mcap_chunk_size = config.mcap_chunk_size
 
     def path_for(self, *, time: float, seq: int, part: int, reason: str, source: str) -> Path:
         """The file a segment starting at receive ``time`` goes to (not yet created)."""
@@ -72,7 +77,7 @@ class SegmentFiles:
         extra: dict[str, Any] | None = None,
         path: Path | None = None,
         exact: bool = False,
-    ) -> RecordingWriter:
+    ) -> RecordingWriter | McapRecordingWriter:
         """Create the segment's files; ``RecordingError`` names the file when that fails.
 
         ``path`` (from code, not from a rule file) overrides the templates; a
@@ -84,12 +89,20 @@ class SegmentFiles:
                 path = unique_path(path)
         else:
             path = self.path_for(time=time, seq=seq, part=part, reason=reason, source=source)
-        return RecordingWriter(
-            path,
-            recorder=self.recorder,
-            source=source,
-            opened_at=time,
-            start_reason=reason,
-            flush_interval=self.flush_interval,
-            extra={"seq": seq, "part": part, **(extra or {})},
-        )
+        options: dict[str, Any] = {
+            "recorder": self.recorder,
+            "source": source,
+            "opened_at": time,
+            "start_reason": reason,
+            "flush_interval": self.flush_interval,
+            "extra": {"seq": seq, "part": part, **(extra or {})},
+            "schema": self.schema,
+        }
+        if self.format is RecordingFormat.MCAP:
+            return McapRecordingWriter(
+                path,
+                compression=Compression(self.mcap_compression.value),
+                chunk_size=self.mcap_chunk_size,
+                **options,
+            )
+        return RecordingWriter(path, **options)

@@ -23,6 +23,7 @@ INDEX_MAGIC = b"CUEIDX\x00\x01"
 INDEX_ENTRY = struct.Struct("<Qd")
 MANIFEST_FORMAT = "cuecap-recording/1"
 MAX_RECORD = 0xFFFFFFFF
+MCAP_MAGIC = b"\x89MCAP0\r\n"
 
 
 def index_path(path: str | os.PathLike[str]) -> Path:

@@ -16,7 +16,8 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
-from engine.core.frame import Frame
+from engine.core.frame import Frame, frame_class
+from engine.core.schema import Schema
 from engine.recording.format import (
     INDEX_ENTRY,
     INDEX_MAGIC,
@@ -24,6 +25,7 @@ from engine.recording.format import (
     RecordingError,
     companion_paths,
 )
+from engine.recording.schema import recording_schema
 
 _BUFFER = 1 << 20
 # Records held back while looking for the first timestamp in a file without index.
@@ -38,7 +40,12 @@ class RecordingReader:
     times came from message timestamps rather than the index).
     """
 
-    def __init__(self, path: str | os.PathLike[str], source: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        source: str | None = None,
+        schema: Schema | None = None,
+    ) -> None:
         self.path, self.index_path, self.manifest_path = companion_paths(path)
         if not self.path.exists():
             raise RecordingError(f"{self.path}: no such recording")
@@ -51,6 +58,8 @@ class RecordingReader:
         self.truncated_bytes = 0
         self.estimated_times = 0
         self.index_problem: str | None = None
+        # What the records are: given, or as the manifest says (PurpleDrop's when silent).
+        self.schema = schema if schema is not None else recording_schema(self.path)
 
     @property
     def manifest(self) -> dict[str, Any] | None:
@@ -92,6 +101,7 @@ class RecordingReader:
         entry_size = INDEX_ENTRY.size
         unpack_header = RECORD_HEADER.unpack
         unpack_entry = INDEX_ENTRY.unpack
+        make = frame_class(self.schema)
         offset = 0
         last_time: float | None = None
         pending: list[Frame] = []
@@ -122,7 +132,7 @@ class RecordingReader:
                         self.index_problem = f"index ends after {self.records} records"
                         index.close()
                         index = None
-                frame = Frame(raw, 0.0, self.records, source)
+                frame = make(raw, 0.0, self.records, source)
                 offset += header_size + n
                 self.records += 1
                 self.bytes = offset

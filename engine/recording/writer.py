@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.frame import Frame, Gap, peek_kind
+from engine.core.schema import PURPLEDROP, Schema
 from engine.recording.format import (
     INDEX_ENTRY,
     INDEX_MAGIC,
@@ -55,10 +56,15 @@ class Manifest:
     complete: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     format: str = MANIFEST_FORMAT
+    # The records' schema (engine.core.schema.Schema.to_dict); None: PurpleDrop's.
+    schema: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         # The fields as they are (no deep copy): a segment writes this twice at least.
-        return json.dumps(vars(self), indent=2, default=_jsonable)
+        fields = vars(self)
+        if fields["schema"] is None:  # PurpleDrop's manifests stay as they always were
+            fields = {k: v for k, v in fields.items() if k != "schema"}
+        return json.dumps(fields, indent=2, default=_jsonable)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
@@ -97,8 +103,10 @@ class RecordingWriter:
         flush_interval: float = 0.5,
         manifest_interval: float = 5.0,
         extra: dict[str, Any] | None = None,
+        schema: Schema = PURPLEDROP,
     ) -> None:
         self.path, self.index_path, self.manifest_path = companion_paths(path)
+        self.schema = schema
         self.flush_interval = flush_interval
         self.manifest_interval = manifest_interval
         self._manifest = Manifest(
@@ -108,8 +116,14 @@ class RecordingWriter:
             opened_at=opened_at,
             start_reason=start_reason,
             extra=dict(extra or {}),
+            schema=None if schema is PURPLEDROP else schema.to_dict(),
         )
         self._tag_counts = [0] * 257  # by first byte; 256: empty records
+        # Another schema's kinds are not in the first byte: counted by kind as written.
+        self._kind_counts: Counter[str] | None = None
+        if schema is not PURPLEDROP:
+            self._kind_counts = Counter()
+            self.write = self._write_counted  # type: ignore[method-assign]
         self._offset = 0
         self._last_time: float | None = None
         self._last_flush = opened_at
@@ -180,8 +194,17 @@ class RecordingWriter:
                 return
         self.flush(time)
 
+    def _write_counted(self, raw: bytes, time: float) -> None:
+        RecordingWriter.write(self, raw, time)
+        assert self._kind_counts is not None
+        self._kind_counts[self.schema.kind_of_raw(raw) or "unknown"] += 1
+
     def write_frame(self, frame: Frame) -> None:
-        self.write(frame.raw, frame.time)
+        if self._kind_counts is None:
+            self.write(frame.raw, frame.time)
+        else:
+            RecordingWriter.write(self, frame.raw, frame.time)
+            self._kind_counts[frame.kind or "unknown"] += 1
 
     def note_gap(self, gap: Gap) -> None:
         """Record that the source was disconnected between ``gap.start`` and ``gap.end``."""
@@ -234,9 +257,12 @@ class RecordingWriter:
     def _write_manifest(self) -> None:
         m = self._sync()
         counts: Counter[str] = Counter()
-        for tag, count in enumerate(self._tag_counts):
-            if count:
-                counts[(peek_kind(bytes((tag,))) if tag < 256 else None) or "unknown"] += count
+        if self._kind_counts is not None:
+            counts = self._kind_counts
+        else:
+            for tag, count in enumerate(self._tag_counts):
+                if count:
+                    counts[(peek_kind(bytes((tag,))) if tag < 256 else None) or "unknown"] += count
         m.counts = dict(counts)
         try:
             _atomic_write_text(self.manifest_path, m.to_json())

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from engine.core.schema import SchemaError
 from engine.recorder.config import RecorderConfig
 from engine.rules.errors import Location, RuleError, RuleFileError
 from engine.rules.fields import zone
@@ -38,6 +39,7 @@ from engine.rules.model import (
     bad_name,
 )
 from engine.rules.schedule import Schedule, ScheduleError, Window
+from engine.rules.schemas import SchemaScope, load_source_schema
 from engine.rules.yamlpos import Document, Positions, compose
 from engine.rules.yamlpos import Path as DataPath
 from engine.shots.config import CameraConfig, StreamCameraConfig
@@ -178,7 +180,8 @@ def _err(path: Path, message: str) -> RuleError:
 class _Merger:
     """Validates documents one by one, then merges them and checks references."""
 
-    def __init__(self) -> None:
+    def __init__(self, schemas: SchemaScope | None = None) -> None:
+        self.scope = schemas if schemas is not None else SchemaScope()
         self.errors: list[RuleError] = []
         self.docs: list[Document] = []
         self.origins: dict[tuple[str, str], Origin] = {}
@@ -250,10 +253,17 @@ class _Merger:
             if why:
                 self.error(location, why)
             try:
-                value = adapter.validate_python(entry)
+                value = adapter.validate_python(entry, context=self.scope.context(section, entry))
             except ValidationError as exc:
                 self._invalid(exc, _SECTION_TYPES[section], entry, doc, key)
                 continue
+            schema_config = getattr(value, "schema_", None)
+            if section == "sources" and schema_config is not None:
+                try:
+                    load_source_schema(schema_config)
+                except SchemaError as exc:
+                    self.error(positions.location((section, name, "schema")), f"schema: {exc}")
+                    continue
             into[name] = value
 
     def _add_settings(self, doc: Document, data: object) -> None:
@@ -420,13 +430,14 @@ def load_rules(
     env = os.environ if env is None else env
     paths = list(paths)
     files = rule_files(paths)
-    merger = _Merger()
     if not files:
         raise RuleFileError(
             [RuleError(Location(", ".join(str(p) for p in paths) or "."), "no rule files (*.yaml)")]
         )
-    for path in files:
-        merger.add(_read(path, env))
+    docs = [_read(path, env) for path in files]
+    merger = _Merger(SchemaScope.of(docs))
+    for doc in docs:
+        merger.add(doc)
     settings = Settings.model_validate(merger.settings)
     _check_references(merger, settings)
     tz = zone(settings.timezone)

@@ -35,9 +35,10 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from engine.core.condition import Condition
+from engine.core.schema import Schema, SchemaSpec
 from engine.core.units import ByteSize, Duration
 from engine.events import TRIGGER_KINDS
-from engine.recorder.config import KindName, RecorderConfig
+from engine.recorder.config import KindName, RecorderConfig, schema_in
 from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
 from engine.rules.schedule import parse_cron
 from engine.shots.config import CameraConfig, ShotsConfig, check_format, check_template
@@ -98,11 +99,72 @@ TextTemplate = Annotated[str, BeforeValidator(lambda v: check_text(v) if isinsta
 # -- sources -------------------------------------------------------------------
 
 
+class SchemaConfig(_Model):
+    """The protobuf message a source carries, when it is not PurpleDrop's."""
+
+    message: str = Field(description="Full name of each frame's message, e.g. lab.Event.")
+    descriptor_set: str | None = Field(
+        None, description="File from protoc --descriptor_set_out --include_imports."
+    )
+    proto: Annotated[list[str] | None, _many(str)] = Field(
+        None, description=".proto file(s), compiled when the rules load (needs grpcio-tools)."
+    )
+    include: Annotated[list[str], _many(str)] = Field(
+        default_factory=list, description="Import folders for proto."
+    )
+    kind: str | None = Field(
+        None,
+        description="Enum field whose value is the kind (default: the oneof member set, "
+        "else the message name).",
+    )
+    oneof: str | None = Field(None, description="The oneof that says the kind, if several.")
+    image: str | None = Field(
+        None, description="Field path of camera image bytes, e.g. CompressedImage.data."
+    )
+    timestamp: str | None = Field(
+        None, description="Timestamp field of the messages (default: timestamp)."
+    )
+    _schema: Schema | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SchemaConfig:
+        if (self.descriptor_set is None) == (not self.proto):
+            raise ValueError("a schema needs exactly one of descriptor_set or proto")
+        return self
+
+    def spec(self) -> SchemaSpec:
+        return SchemaSpec(
+            message=self.message,
+            descriptor_set=self.descriptor_set,
+            proto=tuple(self.proto or ()),
+            include=tuple(self.include),
+            kind=self.kind,
+            oneof=self.oneof,
+            image=self.image,
+            timestamp=self.timestamp,
+        )
+
+    @property
+    def loaded(self) -> Schema:
+        """The loaded schema (the rule loader loads it: files are read there, not here)."""
+        if self._schema is None:
+            raise ValueError(f"schema {self.message!r} was not loaded")
+        return self._schema
+
+    def set_schema(self, schema: Schema) -> None:
+        self._schema = schema
+
+
 class WebSocketSourceConfig(_Model):
     """A live event stream, e.g. PurpleDrop's ``pdserver`` on port 7001."""
 
     type: Literal["websocket"]
     url: str = Field(description="ws://host:7001 (a bare host:port gets ws://).")
+    schema_: SchemaConfig | None = Field(
+        None,
+        alias="schema",
+        description="The stream's protobuf schema (default: PurpleDrop's).",
+    )
     max_size: ByteSize = Field(
         16 * 1024 * 1024, gt=0, description="Largest message accepted (camera frames are big)."
     )
@@ -301,15 +363,15 @@ class MessageTrigger(_Model):
     def _compiles(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
             # ConditionError (a ValueError) carries the column of the mistake
-            _condition(value, info.data.get("types"))
+            _condition(value, info.data.get("types"), schema_in(info))
         return value
 
     @model_validator(mode="after")
-    def _compile(self) -> MessageTrigger:
+    def _compile(self, info: ValidationInfo) -> MessageTrigger:
         if not self.types and not self.where:
             raise ValueError("a message trigger needs types, where, or both")
         if self.where is not None:
-            self._condition = _condition(self.where, self.types)
+            self._condition = _condition(self.where, self.types, schema_in(info, self.source))
         return self
 
     @property
@@ -324,8 +386,8 @@ class MessageTrigger(_Model):
         return self._condition.kinds if self._condition is not None else None
 
 
-def _condition(where: str, types: list[str] | None) -> Condition:
-    return Condition(where, types[0] if types and len(types) == 1 else None)
+def _condition(where: str, types: list[str] | None, schema: Schema) -> Condition:
+    return Condition(where, types[0] if types and len(types) == 1 else None, schema)
 
 
 class EventTrigger(_Model):

@@ -16,7 +16,7 @@ from pathlib import Path
 from engine.core.clock import ManualClock
 from engine.errors import CuecapError
 from engine.recording.format import RecordingError
-from engine.recording.reader import RecordingReader
+from engine.recording.open import open_reader
 from engine.rules.loader import RuleSet
 from engine.runtime.engine import Engine
 from engine.runtime.summary import Summary
@@ -40,7 +40,7 @@ def replay_source_name(
             known = ", ".join(sorted(rules.sources))
             raise ReplayError(f"--source {name}: the rules have no source of that name ({known})")
         return name
-    manifest = RecordingReader(path).manifest or {}
+    manifest = open_reader(path).manifest or {}
     recorded = manifest.get("source")
     if isinstance(recorded, str) and recorded in rules.sources:
         return recorded
@@ -55,7 +55,7 @@ def replay_source_name(
 
 
 def first_time(path: str | os.PathLike[str]) -> float:
-    for frame in RecordingReader(path):
+    for frame in open_reader(path):
         return frame.time
     raise ReplayError(f"{path}: the recording holds no messages")
 

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from engine.core.clock import Clock
+from engine.core.schema import PURPLEDROP
 from engine.rules.model import ReplaySourceConfig, WebSocketSourceConfig
 from engine.sources.base import Source
 
@@ -35,6 +36,7 @@ def build_source(name: str, config: Any, clock: Clock, *, virtual: bool = False)
                 maximum=max(config.reconnect_max, config.reconnect_initial),
             ),
             max_retries=config.max_retries,
+            schema=config.schema_.loaded if config.schema_ is not None else PURPLEDROP,
         )
     if isinstance(config, ReplaySourceConfig):
         from engine.sources.log import LogSource

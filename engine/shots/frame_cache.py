@@ -17,8 +17,9 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
+from engine.core.fieldpath import image_path
 from engine.core.frame import KINDS, Frame
-from engine.recording.reader import RecordingReader
+from engine.recording.open import open_reader
 
 # First byte of a serialized PurpleDropEvent holding an ``image`` (field 3, length-delimited).
 _IMAGE_TAG = next(number for number, name in KINDS.items() if name == "image") << 3 | 2
@@ -44,7 +45,11 @@ class FrameCache:
     def update(self, frame: Frame) -> None:
         """Offer a frame; only images are kept. Frames of a source arrive in time order."""
         raw = frame.raw
-        if not raw or raw[0] != _IMAGE_TAG:
+        if type(frame) is not Frame:  # another schema: its image field path says
+            path = image_path(frame.schema)
+            if path is None or frame.kind != path.kind:
+                return
+        elif not raw or raw[0] != _IMAGE_TAG:
             return
         history = self._sources.get(frame.source)
         if history is None:
@@ -120,11 +125,15 @@ def find_in_recordings(
     """
     best: Frame | None = None
     best_distance = math.inf
-    for path in sorted(Path(folder).rglob("*.bin")):
+    paths = [*Path(folder).rglob("*.bin"), *Path(folder).rglob("*.mcap")]
+    for path in sorted(paths):
         if not _covers(Path(f"{path}.json"), source, time, tolerance):
             continue
-        for frame in RecordingReader(path, source=source):
-            if frame.raw and frame.raw[0] == _IMAGE_TAG:
+        reader = open_reader(path, source=source)
+        image = image_path(reader.schema)
+        image_kind = image.kind if image is not None else None
+        for frame in reader:
+            if frame.kind == image_kind:
                 distance = abs(frame.time - time)
                 if distance < best_distance:
                     best, best_distance = frame, distance

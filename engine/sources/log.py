@@ -25,6 +25,8 @@ from pathlib import Path
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
 from engine.core.frame import Frame, Gap
 from engine.events import Emit, SourceConnected, discard
+from engine.recording.mcap import McapRecordingReader
+from engine.recording.open import open_reader
 from engine.recording.reader import RecordingReader
 from engine.sources.base import SourceStats
 
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[object]]
 
 
-def _manifest_gaps(reader: RecordingReader, source: str) -> list[Gap]:
+def _manifest_gaps(reader: RecordingReader | McapRecordingReader, source: str) -> list[Gap]:
     manifest = reader.manifest or {}
     gaps = []
     for entry in manifest.get("gaps") or []:
@@ -65,7 +67,7 @@ class LogSource:
             raise ValueError(f"replay speed must be > 0, got {speed}")
         self.path = Path(path)
         self.name = name if name is not None else self.path.name
-        self.reader = RecordingReader(self.path, source=self.name)
+        self.reader = open_reader(self.path, source=self.name)
         self.speed = speed
         self.clock = clock
         self.stats = SourceStats()

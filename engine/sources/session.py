@@ -138,13 +138,12 @@ async def _pour(source: Source, writer: RecordingWriter, max_records: int | None
     write = writer.write
     left = max_records if max_records is not None else -1
     async for item in source:
-        if type(item) is Frame:
+        if isinstance(item, Frame):  # Frame, or another schema's frame (a subclass)
             write(item.raw, item.time)
             left -= 1
             if left == 0:
                 return STOP_COUNT
         else:
-            assert isinstance(item, Gap)
             writer.note_gap(item)
     return STOP_SOURCE_ENDED
 

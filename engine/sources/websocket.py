@@ -28,7 +28,8 @@ from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
 from engine.core.clock import SYSTEM_CLOCK, Clock, SystemClock
-from engine.core.frame import Frame, Gap, peek_kind
+from engine.core.frame import Frame, Gap, frame_class, peek_kind
+from engine.core.schema import PURPLEDROP, Schema
 from engine.errors import CuecapError
 from engine.events import Emit, SourceConnected, discard
 from engine.sources.backoff import Backoff
@@ -114,8 +115,10 @@ class WebSocketSource:
         backoff: Backoff | None = None,
         max_retries: int | None = None,
         rng: Callable[[], float] | None = None,
+        schema: Schema = PURPLEDROP,
     ) -> None:
         self.uri = normalize_uri(uri)
+        self.schema = schema
         self.name = name if name is not None else self.uri
         self.clock = clock
         self.max_size = max_size
@@ -154,7 +157,7 @@ class WebSocketSource:
 
     def __aiter__(self) -> AsyncIterator[Frame | Gap]:
         if self._stream is None:
-            self._stream = self._run()
+            self._stream = self._run() if self.schema is PURPLEDROP else self._run_schema()
         return self._stream
 
     async def __anext__(self) -> Frame | Gap:
@@ -197,6 +200,45 @@ class WebSocketSource:
             if ws is not None:
                 await _close(ws)
 
+    async def _run_schema(self) -> AsyncGenerator[Frame | Gap]:
+        """The loop above for another schema: each frame's kind comes from its schema."""
+        stats = self.stats
+        now = self._now
+        name = self.name
+        make = frame_class(self.schema)
+        try:
+            while not self._closing.is_set():
+                gap = await self._connect()
+                ws = self._ws
+                if ws is None:
+                    return
+                if gap is not None:
+                    yield gap
+                try:
+                    while True:
+                        msg = await ws.recv()
+                        if isinstance(msg, str):
+                            self._odd(msg)
+                            continue
+                        seq = stats.frames
+                        stats.frames = seq + 1
+                        stats.bytes += len(msg)
+                        frame = make(msg, now(), seq, name)
+                        if frame.kind is None:
+                            stats.invalid += 1
+                            self._warn_once(
+                                "binary",
+                                f"frame {seq} ({len(msg)} bytes) is not a {self.schema.name} "
+                                "with a kind; keeping its bytes",
+                            )
+                        yield frame
+                except ConnectionClosed as exc:
+                    self._lost(exc)
+        finally:
+            ws, self._ws = self._ws, None
+            if ws is not None:
+                await _close(ws)
+
     # -- the unusual paths, kept out of the loop above -------------------------------
 
     def _odd(self, msg: bytes | str) -> Frame | None:
@@ -204,7 +246,9 @@ class WebSocketSource:
         stats = self.stats
         stats.invalid += 1
         if isinstance(msg, str):
-            self._warn_once("text", "text frames are not PurpleDrop events; skipping them")
+            self._warn_once(
+                "text", f"text frames are not {self.schema.descriptor.name} messages; skipping them"
+            )
             return None
         first = "none, it is empty" if not msg else f"0x{msg[0]:02x}"
         self._warn_once(

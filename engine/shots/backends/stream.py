@@ -1,4 +1,5 @@
-"""Cameras whose frames ride on an event stream (PurpleDrop ``image`` events).
+"""Cameras whose frames ride on an event stream (PurpleDrop ``image`` events, or the
+image field of the source's schema).
 
 No request goes out: a live shot is the newest frame the engine received from
 the source (refused when older than ``max_age``, so a dead stream is not
@@ -12,6 +13,7 @@ import asyncio
 from datetime import datetime
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.core.fieldpath import image_bytes
 from engine.core.frame import Frame, FrameDecodeError
 from engine.shots.backends.base import BaseCamera, CaptureError, CaptureRequest
 from engine.shots.config import StreamCameraConfig
@@ -67,6 +69,9 @@ class StreamCamera(BaseCamera):
 
 def _image_bytes(frame: Frame) -> bytes:
     try:
-        return bytes(frame.event.image.image_data)
+        data = image_bytes(frame)
     except FrameDecodeError as exc:
         raise CaptureError(str(exc)) from None
+    if data is None:
+        raise CaptureError(f"frame {frame.seq} of {frame.source!r} carries no image")
+    return data
