@@ -283,3 +283,20 @@ async def test_a_replay_of_the_mcap_of_a_run_reports_the_same_firings(tmp_path: 
     replayed = await replay(mcap_file, rules)
     assert _firings(replayed) and _firings(replayed) == _firings(live)
     assert _moves(replayed) == _moves(live)
+
+
+def test_an_mcap_cut_inside_a_chunk_keeps_the_chunks_before(tmp_path: Path) -> None:
+    out = tmp_path / "cut.mcap"
+    events = sample_events(400)
+    with McapRecordingWriter(out, chunk_size=2048, flush_interval=1e9) as writer:
+        for i, raw in enumerate(events):
+            writer.write(raw, T0 + i * 0.01)
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) // 2])  # a disk that filled up mid-chunk
+    reader = McapRecordingReader(out)
+    frames = list(reader)
+    assert 0 < len(frames) < len(events)
+    assert [f.raw for f in frames] == events[: len(frames)]  # a prefix, nothing invented
+    assert 0 < reader.truncated_bytes < len(data) // 2  # the cut chunk, not the whole file
+    code, text, err = cuecap("log", "info", out)
+    assert code == 2 and f"unreadable after record {len(frames)}" in text + err

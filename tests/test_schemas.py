@@ -383,11 +383,18 @@ async def test_a_replay_of_a_third_party_recording_dispatches_on_its_fields(
             activity: [{{type: where, where: "ERROR.message.startsWith('pressure')"}}]
             pre_roll: 0.1
             post_roll: 0.2
+        rules:
+          warned:
+            when: {{type: message, source: pump, where: "WARNING.message.startsWith('disk')"}}
+            do: {{type: log, message: "{{event}} {{seq}}"}}
         """,
     )
     summary = await Engine(load_rules([path], env={}), clock=ManualClock(T0)).run(duration=60)
     errors = [f for f in RecordingReader(original) if f.kind == "ERROR"]
     assert len(summary.segments) == len(errors) == 6  # one short recording per ERROR
+    warnings = [f.seq for f in RecordingReader(original) if f.kind == "WARNING"]
+    fired = [f for f in summary.firings if f.rule == "warned"]
+    assert [f.facts["seq"] for f in fired] == warnings and len(warnings) == 6
     for segment, error in zip(summary.segments, errors, strict=True):
         frames = list(RecordingReader(segment.path))
         assert error.raw in [f.raw for f in frames]

@@ -268,7 +268,8 @@ class LogInput:
         out: list[str] = []
         if self.truncated_bytes and self.mcap is not None:
             out.append(
-                f"{self.path}: unreadable after record {self.reader.records}; the rest is left out"
+                f"{self.path}: unreadable after record {self.reader.records} (the last "
+                f"{self.truncated_bytes} bytes are cut short); the rest is left out"
             )
         elif self.truncated_bytes:
             out.append(

@@ -562,10 +562,13 @@ class McapRecordingReader:
             while True:
                 try:
                     record = next(records)
-                except (StopIteration, EndOfFile):
-                    break  # the end, closed or not (a file not closed has no summary: said so)
-                except (McapError, struct.error, ValueError, EOFError):
-                    self.truncated_bytes = max(self.size - self.bytes, 1)
+                except StopIteration:
+                    break
+                except EndOfFile:  # a file not closed: cut short, or ending after a record
+                    self.truncated_bytes = self.size - _records_end(self.path, self.size)
+                    break
+                except Exception:
+                    self.truncated_bytes = max(self.size - _records_end(self.path, self.size), 1)
                     break
                 if isinstance(record, Channel):
                     channels.setdefault(record.id, record)
@@ -591,6 +594,22 @@ class McapRecordingReader:
 
 
 LIBRARY_WROTE = META_SCHEMA  # our files carry the kind rule: their sequence numbers are ours
+
+
+_RECORD_HEAD = struct.Struct("<BQ")  # opcode, length
+
+
+def _records_end(path: Path, size: int) -> int:
+    """Where the last whole record ends, walking the records by their lengths."""
+    with open(path, "rb") as f:
+        pos = len(MCAP_MAGIC)
+        while pos + _RECORD_HEAD.size <= size:
+            f.seek(pos)
+            _, length = _RECORD_HEAD.unpack(f.read(_RECORD_HEAD.size))
+            if pos + _RECORD_HEAD.size + length > size:
+                break
+            pos += _RECORD_HEAD.size + length
+    return pos
 
 
 def mcap_schema(path: str | os.PathLike[str]) -> Schema:
