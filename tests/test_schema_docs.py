@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from schema_fixtures import foxglove_set
 
 from engine.recording.writer import RecordingWriter
 from engine.rules.errors import RuleFileError
@@ -71,16 +70,16 @@ def test_the_documented_error_is_the_real_one(lab: Path) -> None:
 
 def test_the_camera_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    foxglove_set(tmp_path)
+    exec(compile(blocks("schemas.md", "python")[0], "docs/schemas.md", "exec"), {})
     path = tmp_path / "camera.yaml"
     path.write_text(blocks("schemas.md", "yaml")[1], encoding="utf-8")
     rules = load_rules([path], env={})
     assert rules.cameras["front"].source == "front"
+    assert rules.sources["front"].schema_.loaded.image == "CompressedImage.data"
 
 
 def test_the_recording_example_and_the_log_tools_on_it(lab: Path) -> None:
-    (code,) = blocks("schemas.md", "python")
-    exec(compile(code, "docs/schemas.md", "exec"), {})
+    exec(compile(blocks("schemas.md", "python")[1], "docs/schemas.md", "exec"), {})
     info, dump, _, _ = run_lines(blocks("schemas.md", "sh")[2], lab)
     assert "100 records" in info and "schema      lab.Event" in info
     assert dump.count('"type":"alarm"') == 2 and "door open 9" in dump
