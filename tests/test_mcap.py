@@ -170,7 +170,7 @@ def test_an_mcap_written_elsewhere_reads_and_converts(tmp_path: Path) -> None:
             writer.write_message("/log", log, log_time=(T0 + i) * 10**9, publish_time=0)
             writer.write_message("/gps", LocationFix(latitude=i), log_time=(T0 + i) * 10**9)
     code, _, err = cuecap("log", "dump", out)
-    assert code == 2 and "2 protobuf schemas" in err and "--schema NAME" in err
+    assert code == 2 and "2 protobuf schemas" in err and "OUT.bin --schema NAME" in err
     code, _, err = cuecap("log", "convert", out, tmp_path / "log.bin", "--schema", "foxglove.Log")
     assert code == 0, err
     log_input = LogInput(tmp_path / "log.bin")

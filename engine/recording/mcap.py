@@ -460,7 +460,7 @@ class McapRecordingReader:
         if len(names) > 1:
             raise RecordingError(
                 f"{self.path}: holds {len(names)} protobuf schemas ({', '.join(names)}); "
-                "say which one to read with --schema NAME"
+                f"`cuecap log convert {self.path} OUT.bin --schema NAME` takes out one"
             )
         schema_id, record = next(iter(protobuf.items()))
         if given is not None:
