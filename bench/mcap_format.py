@@ -167,7 +167,7 @@ def bench_range(folder: Path, size: int) -> None:
     window = len(indexed())
     print(f"{'read of a 10 s window':<28}{'seconds':>10}{'records':>10}")
     print(f"{'(a) via the chunk index':<28}{t_index:>10.3f}{window:>10,}")
-    print(f"{'    of which opening':<28}{t_open:>10.3f}{'':>10}  (reading the summary)")
+    print(f"{'    opening alone':<28}{t_open:>10.3f}{'':>10}  (reading the summary)")
     print(f"{'(b) full scan':<28}{t_scan:>10.3f}{window:>10,}")
     print(f"index vs full scan: {t_scan / t_index:.0f} x faster")
     report(
