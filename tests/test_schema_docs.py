@@ -80,7 +80,8 @@ def test_the_camera_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_the_recording_example_and_the_log_tools_on_it(lab: Path) -> None:
     exec(compile(blocks("schemas.md", "python")[1], "docs/schemas.md", "exec"), {})
-    info, dump, _, _ = run_lines(blocks("schemas.md", "sh")[2], lab)
+    info, dump, _, plot = run_lines(blocks("schemas.md", "sh")[2], lab)
+    assert "rates, alarm, reading (100 records)" in plot  # a panel per kind with numbers
     assert "100 records" in info and "schema      lab.Event" in info
     assert dump.count('"type":"alarm"') == 2 and "door open 9" in dump
     assert (lab / "readings.csv").read_text().splitlines()[0] == "time,seq,timestamp,celsius"

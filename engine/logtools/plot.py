@@ -178,7 +178,7 @@ def _draw(log: LogInput, timeline: Timeline, utc: bool, width: float) -> Figure:
             stamps = [when(t) for t in times]
             (line,) = ax.plot(stamps, means, linewidth=1.0, label=label)
             ax.fill_between(stamps, lows, highs, color=line.get_color(), alpha=0.2, linewidth=0)
-        ax.set_ylabel(PANEL_TITLES[name])
+        ax.set_ylabel(PANEL_TITLES.get(name, name))
         ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
 
     spans = timeline.activity_spans()
@@ -219,8 +219,10 @@ def _draw(log: LogInput, timeline: Timeline, utc: bool, width: float) -> Figure:
 
 
 def _panel_names(timeline: Timeline) -> list[str]:
+    """Rates, PurpleDrop's panels in their order, then any other schema's (one per kind)."""
     present = timeline.panels()
-    return ["rates", *[p for p in PANEL_TITLES if p in present]]
+    others = sorted(p for p in present if p not in PANEL_TITLES)
+    return ["rates", *[p for p in PANEL_TITLES if p in present], *others]
 
 
 def _seconds(width: float) -> str:
