@@ -300,3 +300,25 @@ def test_an_mcap_cut_inside_a_chunk_keeps_the_chunks_before(tmp_path: Path) -> N
     assert 0 < reader.truncated_bytes < len(data) // 2  # the cut chunk, not the whole file
     code, text, err = cuecap("log", "info", out)
     assert code == 2 and f"unreadable after record {len(frames)}" in text + err
+
+
+def test_retention_deletes_old_mcap_recordings_with_their_manifest(tmp_path: Path) -> None:
+    from engine.recorder.config import RecordingRetention
+    from engine.recorder.retention import apply
+
+    folder = tmp_path / "moves"
+    now = T0 + 30 * 86400
+
+    def made(name: str, days_old: float) -> Path:
+        path = folder / name
+        start = now - days_old * 86400
+        with McapRecordingWriter(path, recorder="moves", opened_at=start) as writer:
+            for i, raw in enumerate(sample_events(20)):
+                writer.write(raw, start + i)
+        return path
+
+    old, new = made("old.mcap", 10), made("new.mcap", 1)
+    report = apply(folder, "moves", RecordingRetention(keep_days=7), now, None)
+    assert [d.entry.path.name for d in report.deleted] == ["old.mcap"]
+    assert not old.exists() and not Path(f"{old}.json").exists()
+    assert new.exists() and Path(f"{new}.json").exists()

@@ -78,7 +78,8 @@ def list_recordings(
     out: list[FileEntry] = []
     if not folder.is_dir():
         return out
-    for count, path in enumerate(sorted(folder.rglob("*.bin"))):
+    paths = sorted([*folder.rglob("*.bin"), *folder.rglob("*.mcap")])  # format pdrecord or mcap
+    for count, path in enumerate(paths):
         if count >= MAX_LISTED:
             log.warning("recorder %s retention: more than %d recordings", recorder, MAX_LISTED)
             break
