@@ -56,7 +56,8 @@ def test_the_descriptor_set_command_and_the_rules_check(lab: Path) -> None:
     rules = load_rules([lab / "rules.yaml"], env={})
     assert rules.recorders["alarms"].message_schema.kind_names == {"reading", "alarm"}
     (out,) = run_lines(blocks("schemas.md", "sh")[1], lab)
-    assert "alarms" in out
+    assert "lab: websocket ws://lab-pc:9000, lab.Event messages" in out
+    assert "alarms: source lab, activity: message, threshold" in out
 
 
 def test_the_documented_error_is_the_real_one(lab: Path) -> None:

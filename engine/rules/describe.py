@@ -126,7 +126,12 @@ def action_text(action: Action) -> str:
 
 def source_text(config: SourceConfig) -> str:
     if isinstance(config, WebSocketSourceConfig):
-        return f"websocket {_shown_url(config.url)}"
+        text = f"websocket {_shown_url(config.url)}"
+        if config.schema_ is not None:
+            schema = config.schema_
+            kinds = f"kind: {schema.kind}" if schema.kind else ""
+            text += f", {schema.message} messages" + (f" ({kinds})" if kinds else "")
+        return text
     if isinstance(config, ReplaySourceConfig):
         pace = "as fast as possible" if config.speed is None else f"at {config.speed:g}x"
         return f"replay of {config.path} {pace}"
