@@ -93,6 +93,7 @@ def run(
     ruleset = load_rules_or_exit(rules)
     from engine.core.clock import SYSTEM_CLOCK, ManualClock
     from engine.rules.model import WebSocketSourceConfig
+    from engine.runtime.adapters import rule_adapters
     from engine.runtime.engine import Engine
 
     clock: Clock = SYSTEM_CLOCK
@@ -114,6 +115,7 @@ def run(
         recordings=recordings,
         shots_folder=shots,
         watch=watched,
+        adapters=rule_adapters(ruleset),
     )
     if not click.get_current_context().find_root().params.get("quiet"):  # cuecap -q run
         from engine.cli.startup import RunOptions, startup_lines
