@@ -38,9 +38,12 @@ class Request:
 class StandIn:
     """``with StandIn() as server:``; ``statuses`` answers in turn (the last one repeats)."""
 
-    def __init__(self, statuses: list[int] | None = None, answer: Any = None) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, answer: Any = None, error_answer: Any = None
+    ) -> None:
         self.statuses = list(statuses or [200])
         self.answer = {"ok": True} if answer is None else answer
+        self.error_answer = {"ok": False} if error_answer is None else error_answer
         self.requests: list[Request] = []
         self.arrived = threading.Event()
         owner = self
@@ -52,7 +55,7 @@ class StandIn:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 owner.requests.append(Request(self.path, headers, body))
                 status = owner.statuses.pop(0) if len(owner.statuses) > 1 else owner.statuses[0]
-                data = json.dumps(owner.answer if status < 300 else {"ok": False}).encode()
+                data = json.dumps(owner.answer if status < 300 else owner.error_answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

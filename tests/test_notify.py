@@ -542,3 +542,23 @@ def test_target_templates_are_checked_against_the_rules_that_send_to_them(tmp_pa
     assert errors[0].startswith("F:4:63: template ") and "unknown field {camra}" in errors[0]
     assert errors[1].startswith("F:9:27: target 'hook' fills in {camera}, which this rule's "
                                 "trigger does not provide")  # fmt: skip
+
+
+async def test_a_telegram_failure_never_shows_the_token(tmp_path: Path) -> None:
+    echo = {"ok": False, "description": "no bot 77:secret-token here"}
+    with StandIn(statuses=[500], error_answer=echo) as api:
+        path = rules_file(tmp_path, f"""\
+            targets:
+              phone: {{type: telegram, token_env: BOT_TOKEN, chat_id: 1, base_url: "{api.url}",
+                       retries: 0}}
+            rules:
+              hello:
+                when: {{type: event, event: engine.started}}
+                do: {{type: send, to: phone}}
+            """)  # fmt: skip
+        _, events = await run_until(
+            path, {"BOT_TOKEN": "77:secret-token"}, lambda seen: bool(kinds(seen, SendErrored))
+        )
+    [error] = kinds(events, SendErrored)
+    assert "answered 500" in error.reason and "no bot ***" in error.reason
+    assert "secret-token" not in error.reason

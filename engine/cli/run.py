@@ -30,12 +30,13 @@ if TYPE_CHECKING:  # the engine loads when a command runs: `cuecap --help` stays
     from engine.rules.loader import RuleSet
     from engine.runtime.summary import Summary
 
-_NOISY = ("transitions", "apscheduler")
+# httpx's INFO line is each request's URL, and a Telegram bot's token is part of its URL.
+_NOISY = ("transitions", "apscheduler", "httpx")
 _F = TypeVar("_F", bound=Callable[..., object])
 
 
 def _quiet_libraries() -> None:
-    """State-machine and scheduler libraries log every step at INFO; keep that for -vv."""
+    """State-machine, scheduler and HTTP libraries log every step at INFO; keep that for -vv."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for name in _NOISY:
             logging.getLogger(name).setLevel(logging.WARNING)

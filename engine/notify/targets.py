@@ -122,7 +122,19 @@ async def send_telegram(
     env: Mapping[str, str],
 ) -> None:
     token = read_secret(target.token_env, env)
-    base = f"{target.base_url}/bot{token}"
+    try:
+        await _telegram(target, note, attachment, client, f"{target.base_url}/bot{token}")
+    except SendFailed as exc:  # the token is part of the URL: never in a reason
+        raise SendFailed(str(exc).replace(token, "***"), retryable=exc.retryable) from None
+
+
+async def _telegram(
+    target: TelegramTarget,
+    note: Notification,
+    attachment: Attachment | None,
+    client: httpx.AsyncClient,
+    base: str,
+) -> None:
     chat = str(target.chat_id)
     if attachment is None:
         data = {"chat_id": chat, "text": note.text[:TELEGRAM_TEXT]}
