@@ -123,6 +123,7 @@ def test_home_assistant_discovery_announces_each_entity_and_removes_gone_ones() 
     assert sensor["state_topic"] == "cuecap/lab/recorders/moves/state"
     assert (sensor["payload_on"], sensor["payload_off"]) == ("recording", "idle")
     assert sensor["availability_topic"] == "cuecap/lab/availability"
+    assert sensor["default_entity_id"] == "binary_sensor.cuecap_lab_moves_recording"
     last = configs["homeassistant/sensor/cuecap_lab/bench_last_shot/config"]
     assert last["device_class"] == "timestamp" and last["value_template"] == "{{ value_json.iso }}"
     image = configs["homeassistant/image/cuecap_lab/bench_image/config"]

@@ -208,7 +208,8 @@ class Bridge:
             object_id = level(obj).replace(".", "_")
             body = {
                 "unique_id": f"{node}_{object_id}",
-                "object_id": f"{node}_{object_id}",
+                # Home Assistant 2025.10 replaced object_id with this (object_id is gone in 2026.4)
+                "default_entity_id": f"{component}.{node}_{object_id}",
                 "availability_topic": self.availability,
                 "device": device,
                 **fields,
