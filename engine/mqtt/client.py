@@ -165,6 +165,8 @@ class MqttAdapter:
             self._enqueue(message)
         if isinstance(event, ReloadApplied) and self._engine is not None:
             rules = self._engine.rules
+            if rules.settings.mqtt != self.settings:
+                log.warning("mqtt: settings.mqtt changed; the new settings apply at the next start")
             for message in self.bridge.update(rules.recorders, rules.cameras):
                 self._enqueue(message)
             self._wake.set()  # the sender also brings subscriptions up to date
