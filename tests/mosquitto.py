@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 START_TIMEOUT = 10.0
 
@@ -28,13 +29,6 @@ def mosquitto_binary() -> str:
         if Path(candidate).is_file():
             return candidate
     pytest.fail("the MQTT tests need Mosquitto: run tools/system-packages (apt install mosquitto)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -450,7 +450,8 @@ async def test_the_engine_runs_on_while_the_broker_is_away_and_catches_up(tmp_pa
 async def test_a_crash_leaves_offline_behind_through_the_last_will(
     tmp_path: Path, broker: Broker
 ) -> None:
-    path = live_rules(tmp_path, broker, "")
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"settings:\n  mqtt: {{url: {broker.url}, instance: lab}}\n", encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "engine", "run", str(path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:

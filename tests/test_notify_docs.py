@@ -16,9 +16,9 @@ from email.policy import default
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from engine.rules.loader import load_rules
-from tests.mosquitto import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "notify.md"
