@@ -154,8 +154,8 @@ class MqttAdapter:
             self._task = None
         lost = self.dropped + len(self._buffer)
         level = logging.WARNING if lost else logging.INFO
-        log.log(level, "mqtt: %d messages published, %d received, %d lost while the broker was away",
-                self.published, self.received, lost)  # fmt: skip
+        log.log(level, "mqtt: %d messages published, %d received, %d lost while the broker "
+                "was away", self.published, self.received, lost)  # fmt: skip
 
     # -- out --------------------------------------------------------------------
 
