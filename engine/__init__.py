@@ -28,6 +28,8 @@ from engine.events import (
     ReloadApplied,
     ReloadRefused,
     RuleFired,
+    SendErrored,
+    SendSucceeded,
     ShotErrored,
     ShotQueued,
     ShotSaved,
@@ -49,6 +51,7 @@ _LAZY: dict[str, str] = {
     "Engine": "engine.runtime.engine",
     "Summary": "engine.runtime.summary",
     "replay": "engine.runtime.replay",
+    "rule_adapters": "engine.runtime.adapters",  # the MQTT client and notifier rules ask for
     # screenshots
     "ShotService": "engine.shots.service",
     "ShotStatus": "engine.shots.status",
@@ -100,6 +103,8 @@ __all__ = sorted(
         "ReloadApplied",
         "ReloadRefused",
         "RuleFired",
+        "SendErrored",
+        "SendSucceeded",
         "ShotErrored",
         "ShotQueued",
         "ShotSaved",
@@ -138,6 +143,7 @@ if TYPE_CHECKING:
     from engine.recording.writer import RecordingWriter
     from engine.rules.errors import RuleFileError
     from engine.rules.loader import RuleSet, load_rules
+    from engine.runtime.adapters import rule_adapters
     from engine.runtime.engine import Engine
     from engine.runtime.replay import replay
     from engine.runtime.summary import Summary

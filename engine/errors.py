@@ -30,6 +30,12 @@ The tree (module of each class in brackets)::
      ├── NotShipped(FileNotFoundError)      an install without its shipped rules or
      │                                      examples [shipped]
      ├── SourceUnavailable(ConnectionError) a source that cannot be reached [sources.websocket]
+     ├── MqttUnavailable(ConnectionError)   an MQTT broker that cannot be reached or refused
+     │                                      us (the client retries) [mqtt.client]
+     ├── SecretMissing(KeyError)            an environment variable named for a secret is
+     │                                      not set [core.secrets]
+     ├── SendFailed                         a try to deliver a message failed (``retryable``
+     │                                      says if another may help) [notify.targets]
      ├── RecorderStateError(RuntimeError)   a recorder asked what its state forbids
      │                                      [recorder.decisions]
      ├── GraphError(RuntimeError)           a state graph that cannot be drawn [recorder.graph]

@@ -52,6 +52,8 @@ class EventKind(enum.StrEnum):
     SHOT_SUCCESS = "shot.success"
     SHOT_ERROR = "shot.error"
     RULE_FIRED = "rule.fired"
+    SEND_SUCCESS = "send.success"
+    SEND_ERROR = "send.error"
 
 
 # Kinds a rule may react to. ``rule.fired`` is not among them (a rule reacting to
@@ -70,6 +72,8 @@ TRIGGER_KINDS: tuple[EventKind, ...] = (
     EventKind.RECORDING_ERROR,
     EventKind.SHOT_SUCCESS,
     EventKind.SHOT_ERROR,
+    EventKind.SEND_SUCCESS,
+    EventKind.SEND_ERROR,
 )
 
 
@@ -341,6 +345,34 @@ class RuleFired(Event):
     detail: str = ""
 
 
+# -- notifications ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SendEvent(Event):
+    target: str  # the target's name in the rule files
+    rule: str  # the rule whose send action it was
+    camera: str = ""  # the shot's camera, if a shot went with it
+    path: str | None = None  # the shot's file, if any
+    tries: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendSucceeded(_SendEvent):
+    """A target confirmed a message (and its shot, if any)."""
+
+    kind = EventKind.SEND_SUCCESS
+    deleted: bool = False  # the shot was deleted after the send (delete_after_send)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendErrored(_SendEvent):
+    """A message was given up on: every try failed, or it was refused before the first."""
+
+    kind = EventKind.SEND_ERROR
+    reason: str
+
+
 AnyEvent: TypeAlias = (
     EngineStarted
     | EngineStopping
@@ -357,6 +389,8 @@ AnyEvent: TypeAlias = (
     | ShotSaved
     | ShotErrored
     | RuleFired
+    | SendSucceeded
+    | SendErrored
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -375,6 +409,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ShotSaved,
     ShotErrored,
     RuleFired,
+    SendSucceeded,
+    SendErrored,
 )
 _BY_KIND: dict[str, type[AnyEvent]] = {cls.kind.value: cls for cls in EVENT_TYPES}  # type: ignore[misc]
 

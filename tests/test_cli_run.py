@@ -76,7 +76,9 @@ def test_the_published_schema_is_the_current_one() -> None:
     published = (REPO / "rules" / "cuecap.schema.json").read_text(encoding="utf-8")
     assert out == published, "a config model changed: cuecap schema -o rules/cuecap.schema.json"
     schema = json.loads(out)
-    assert set(schema["properties"]) == {"settings", "sources", "cameras", "recorders", "rules"}
+    assert set(schema["properties"]) == {
+        "settings", "sources", "cameras", "recorders", "rules", "targets"
+    }  # fmt: skip
     assert schema["$defs"]["Rule"]["additionalProperties"] is False
 
 

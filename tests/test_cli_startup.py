@@ -93,3 +93,23 @@ def test_an_empty_rule_set_says_there_is_nothing_to_do(tmp_path: Path) -> None:
     assert "  nothing to do: no recorders and no rules" in startup_lines(
         rules, 0.0, RunOptions(), tmp_path
     )
+
+
+def test_the_broker_and_the_targets_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text(textwrap.dedent("""\
+        settings:
+          mqtt: {url: "mqtts://broker.lab:8883", instance: lab, password_env: MQTT_PASSWORD}
+        targets:
+          ops: {type: email, host: smtp.lab, sender: a@lab, to: ops@lab, security: ssl}
+        rules:
+          bell:
+            when: {type: mqtt, topic: home/bell}
+            do: {type: send, to: ops}
+        """), encoding="utf-8")  # fmt: skip
+    rules = load_rules([path], env={"MQTT_PASSWORD": "pw-secret"})
+    lines = startup_lines(rules, 0.0, RunOptions(), tmp_path)
+    assert "  mqtt: broker.lab:8883, TLS, topics under cuecap/lab/" in lines
+    assert "  target ops: email via smtp.lab:465 (ssl) to ops@lab; queue 100, 3 retries" in lines
+    assert "  rule bell: when mqtt home/bell -> send to ops" in lines
+    assert not any("pw-secret" in line for line in lines)

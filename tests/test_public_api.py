@@ -39,11 +39,12 @@ PUBLIC = [
     "LogSource", "ManualClock", "PythonCamera", "QueueFull", "Recorder", "RecorderConfig",
     "RecorderStateError", "RecordingError", "RecordingErrored", "RecordingReader",
     "RecordingStarted", "RecordingStopped", "RecordingWriter", "ReloadApplied", "ReloadRefused",
-    "RuleFileError", "RuleFired", "RuleSet", "SaverClosed", "ShotErrored", "ShotFailed",
+    "RuleFileError", "RuleFired", "RuleSet", "SaverClosed", "SendErrored", "SendSucceeded",
+    "ShotErrored", "ShotFailed",
     "ShotQueued", "ShotRejected", "ShotSaved", "ShotSaver", "ShotSaving", "ShotService",
     "ShotStatus", "SimWorld", "SimulatorSource", "SourceClosed", "SourceConnected", "SourceGap",
     "StatusUpdate", "Summary", "SystemClock", "Throttled", "UnknownCamera", "WebSocketSource",
-    "load_rules", "read_frames", "record_stream", "replay", "run_sim_in_thread",
+    "load_rules", "read_frames", "record_stream", "replay", "rule_adapters", "run_sim_in_thread",
     "start_sim_server", "status",
 ]  # fmt: skip
 

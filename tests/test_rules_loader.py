@@ -302,9 +302,10 @@ def test_a_file_that_is_not_a_mapping_or_has_unknown_sections(tmp_path: Path) ->
     b = write(tmp_path, "b.yaml", "rulez: {}\nrules: [1]\n")
     errors = errors_of([a, b])
     assert errors == [
-        f"{a}:1:1: a rule file is a mapping with sections: settings, sources, cameras, recorders, rules",
+        f"{a}:1:1: a rule file is a mapping with sections: settings, sources, cameras, recorders, "
+        "rules, targets",
         f"{b}:1:1: unknown section 'rulez' (expected one of: settings, sources, cameras, recorders, "
-        "rules, $schema)",
+        "rules, targets, $schema)",
         f"{b}:2:8: rules: expected a mapping of names to definitions",
     ]
 

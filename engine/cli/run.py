@@ -30,12 +30,13 @@ if TYPE_CHECKING:  # the engine loads when a command runs: `cuecap --help` stays
     from engine.rules.loader import RuleSet
     from engine.runtime.summary import Summary
 
-_NOISY = ("transitions", "apscheduler")
+# httpx's INFO line is each request's URL, and a Telegram bot's token is part of its URL.
+_NOISY = ("transitions", "apscheduler", "httpx")
 _F = TypeVar("_F", bound=Callable[..., object])
 
 
 def _quiet_libraries() -> None:
-    """State-machine and scheduler libraries log every step at INFO; keep that for -vv."""
+    """State-machine, scheduler and HTTP libraries log every step at INFO; keep that for -vv."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for name in _NOISY:
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -93,6 +94,7 @@ def run(
     ruleset = load_rules_or_exit(rules)
     from engine.core.clock import SYSTEM_CLOCK, ManualClock
     from engine.rules.model import WebSocketSourceConfig
+    from engine.runtime.adapters import rule_adapters
     from engine.runtime.engine import Engine
 
     clock: Clock = SYSTEM_CLOCK
@@ -114,6 +116,7 @@ def run(
         recordings=recordings,
         shots_folder=shots,
         watch=watched,
+        adapters=rule_adapters(ruleset),
     )
     if not click.get_current_context().find_root().params.get("quiet"):  # cuecap -q run
         from engine.cli.startup import RunOptions, startup_lines

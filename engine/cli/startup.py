@@ -20,9 +20,11 @@ from typing import Any
 from engine.rules.describe import (
     action_text,
     camera_text,
+    mqtt_text,
     recorder_text,
     seconds,
     source_text,
+    target_text,
     trigger_text,
 )
 from engine.rules.loader import RuleSet
@@ -71,6 +73,10 @@ def startup_lines(rules: RuleSet, now: float, options: RunOptions, cwd: Path) ->
         lines.append(f"  recorder {name}: {recorder_text(name, rules)}; files in {where}")
     for name, camera in rules.cameras.items():
         lines.append(f"  camera {name}: {camera_text(camera)}")
+    if rules.settings.mqtt is not None:
+        lines.append(f"  {mqtt_text(rules.settings.mqtt)}")
+    for name, target in rules.targets.items():
+        lines.append(f"  target {name}: {target_text(target)}")
     for name, rule in rules.rules.items():
         parts = []
         for index, trigger in enumerate(rule.when):

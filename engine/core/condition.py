@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import cel
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -463,3 +463,72 @@ def _default(schema: Schema, kind: str, fields: frozenset[str] | None) -> CelVal
         value: CelValue = field.default_value
         return value
     return to_cel(schema.empty(kind), fields)
+
+
+class DataCondition:
+    """A compiled CEL predicate over plain data: the names in ``names`` and nothing else.
+
+    For conditions on things that are not frames (an MQTT message's decoded
+    JSON payload, its topic, its raw text): the names are checked at compile
+    time, with the column of an unknown one; what lies below a name is data of
+    unknown shape, so a missing key is an evaluation error (False, counted).
+    """
+
+    def __init__(self, expression: str, names: frozenset[str]) -> None:
+        self.expression = expression
+        self.names = names
+        self.errors = 0
+        self.last_error: str | None = None
+        if not expression.strip():
+            raise ConditionError(f"empty expression; use {', '.join(sorted(names))}", expression)
+        try:
+            self._program = cel.compile(expression)
+        except Exception as exc:
+            match = _CEL_POSITION.search(str(exc))
+            if match is None:
+                raise ConditionError(str(exc), expression) from None
+            detail = match.group(3).split("\n", 1)[0].strip()
+            raise ConditionError(
+                detail, expression, int(match.group(1)), int(match.group(2))
+            ) from None
+        tokens = _tokens(expression)
+        local_names = _locals(tokens)
+        for chain in _chains(tokens):
+            if chain.root not in names and chain.root not in local_names:
+                line, column = _line_col(expression, chain.pos)
+                raise ConditionError(
+                    f"unknown name {chain.root!r}; use one of: {', '.join(sorted(names))}",
+                    expression,
+                    line,
+                    column,
+                )
+        for name in self._program.variables():
+            if name not in names and name not in local_names:
+                raise ConditionError(f"unknown name {name!r}", expression)
+
+    def check(self, variables: dict[str, Any]) -> bool:
+        """True when the data matches; raises ``ConditionError`` when evaluation fails."""
+        try:
+            result = self._program.execute(variables)
+        except Exception as exc:
+            raise ConditionError(f"evaluation failed: {exc}", self.expression) from None
+        if result is True or result is False:
+            return result
+        raise ConditionError(
+            f"evaluated to {result!r} ({type(result).__name__}), not a bool; compare it",
+            self.expression,
+        )
+
+    def evaluate(self, variables: dict[str, Any]) -> bool:
+        """True when the data matches; False (counted, logged once) when evaluation fails."""
+        try:
+            return self.check(variables)
+        except ConditionError as exc:
+            self.errors += 1
+            self.last_error = str(exc)
+            if self.errors == 1:
+                log.warning("%s (further errors of this condition are counted, not logged)", exc)
+            return False
+
+    def __repr__(self) -> str:
+        return f"DataCondition({self.expression!r})"

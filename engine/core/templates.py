@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from engine.errors import CuecapError
 
@@ -144,3 +145,19 @@ def safe_join(root: str | os.PathLike[str], relative: str) -> Path:
     if not components:
         raise PathEscapeError(f"{relative!r} names no file inside {root_path}")
     return root_path.joinpath(*(safe_component(c) for c in components))
+
+
+def render(text: str, values: Mapping[str, Any]) -> str:
+    """Fill a checked ``str.format`` text (a log line, a message, a command argument).
+
+    A value that does not fit its format spec (``{count:%H}``) is shown as is:
+    a message that goes out slightly plain beats one that does not go out.
+    """
+    try:
+        return text.format_map(values)
+    except (ValueError, TypeError):
+        plain = {k: (v if isinstance(v, datetime) else str(v)) for k, v in values.items()}
+        try:
+            return text.format_map(plain)
+        except (ValueError, TypeError):
+            return text

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from engine.mqtt.config import MqttSettings
+from engine.notify.config import EmailTarget, TelegramTarget, WebhookTarget
 from engine.rules.fields import WEEKDAYS
 from engine.rules.loader import RuleSet
 from engine.rules.model import (
@@ -20,11 +22,14 @@ from engine.rules.model import (
     EventTrigger,
     LogAction,
     MessageTrigger,
+    MqttTrigger,
+    PublishAction,
     RecordAction,
     ReplaySourceConfig,
     Rule,
     RunAction,
     ScheduleTrigger,
+    SendAction,
     ShotAction,
     SourceConfig,
     Trigger,
@@ -105,7 +110,12 @@ def trigger_text(trigger: Trigger) -> str:
     if isinstance(trigger, EventTrigger):
         filters = [f"{k}={getattr(trigger, k)}" for k in ("recorder", "camera", "source", "rule")]
         shown = [f for f in filters if not f.endswith("=None")]
+        if trigger.target is not None:
+            shown.append(f"target={trigger.target}")
         return f"event {trigger.event}" + (f" ({', '.join(shown)})" if shown else "")
+    if isinstance(trigger, MqttTrigger):
+        where = f" where {trigger.where}" if trigger.where else ""
+        return f"mqtt {trigger.topic}{where}"
     return repr(trigger)  # pragma: no cover
 
 
@@ -121,7 +131,42 @@ def action_text(action: Action) -> str:
         return f"run {' '.join(action.argv)} (timeout {seconds(action.timeout)})"
     if isinstance(action, LogAction):
         return f"log {action.level}: {action.message}"
+    if isinstance(action, PublishAction):
+        retain = " (retained)" if action.retain else ""
+        return f"publish {action.topic}: {action.payload!r}{retain}"
+    if isinstance(action, SendAction):
+        shot = " with the shot" if action.shot else ""
+        message = f": {action.message}" if action.message else ""
+        return f"send to {', '.join(action.to)}{shot}{message}"
     return repr(action)  # pragma: no cover
+
+
+def target_text(config: WebhookTarget | EmailTarget | TelegramTarget) -> str:
+    if isinstance(config, EmailTarget):
+        what = f"email via {config.host}:{config.smtp_port} ({config.security}) to {', '.join(config.to)}"
+    elif isinstance(config, WebhookTarget):
+        what = f"webhook POST {_shown_url(config.url)}"
+    else:
+        what = (
+            f"telegram chat {config.chat_id} via {config.base_url} (token in ${config.token_env})"
+        )
+    limits = [f"queue {config.queue}", f"{config.retries} retries"]
+    if config.period:
+        limits.append(f"one per {seconds(config.period)}")
+    if config.camera_period:
+        limits.append(f"one per camera per {seconds(config.camera_period)}")
+    if config.delete_after_send:
+        limits.append("shots deleted once sent")
+    return f"{what}; {', '.join(limits)}"
+
+
+def mqtt_text(settings: MqttSettings) -> str:
+    prefix = settings.topic_prefix("<host name>")  # check runs where cuecap may not
+    login = f", user from ${settings.username_env}" if settings.username_env else ""
+    tls = ", TLS" if settings.uses_tls else ""
+    discovery = settings.discovery
+    ha = f", Home Assistant discovery under {discovery.prefix}/" if discovery else ""
+    return f"mqtt: {settings.host}:{settings.port}{tls}{login}, topics under {prefix}/{ha}"
 
 
 def source_text(config: SourceConfig) -> str:
@@ -195,11 +240,15 @@ def explain(rules: RuleSet, now: float, count: int = 5) -> str:
         f"recordings go under {rules.settings.recordings}/, shots under "
         f"{rules.settings.shots.folder}/; time zone {zone}"
     )
+    if rules.settings.mqtt is not None:
+        lines.append(mqtt_text(rules.settings.mqtt))
     sections: list[tuple[str, Mapping[str, object], Callable[[str], str]]] = [
         ("sources", rules.sources, lambda n: source_text(rules.sources[n])),
         ("cameras", rules.cameras, lambda n: camera_text(rules.cameras[n])),
         ("recorders", rules.recorders, lambda n: recorder_text(n, rules)),
     ]
+    if rules.targets:
+        sections.append(("targets", rules.targets, lambda n: target_text(rules.targets[n])))
     for title, table, text in sections:
         lines.append(f"{title}: {len(table)}")
         lines.extend(f"  {name}: {text(name)}" for name in table)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from engine.core.schema import SchemaError
+from engine.notify.config import TargetConfig, secret_names, templates
 from engine.recorder.config import RecorderConfig
 from engine.rules.errors import Location, RuleError, RuleFileError
 from engine.rules.fields import zone
@@ -27,22 +28,29 @@ from engine.rules.locate import validation_errors
 from engine.rules.model import (
     SECTIONS,
     EventTrigger,
+    LogAction,
     MessageTrigger,
+    MqttTrigger,
+    PublishAction,
     RecordAction,
     ReplaySourceConfig,
     Rule,
     RuleFile,
+    RunAction,
     ScheduleTrigger,
+    SendAction,
     Settings,
     ShotAction,
     SourceConfig,
     bad_name,
+    check_text,
+    trigger_fields,
 )
 from engine.rules.schedule import Schedule, ScheduleError, Window
 from engine.rules.schemas import SchemaScope, load_source_schema
 from engine.rules.yamlpos import Document, Positions, compose
 from engine.rules.yamlpos import Path as DataPath
-from engine.shots.config import CameraConfig, StreamCameraConfig
+from engine.shots.config import CameraConfig, StreamCameraConfig, format_fields
 
 _T = TypeVar("_T")
 
@@ -58,6 +66,7 @@ _SOURCES: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
 _CAMERAS: TypeAdapter[CameraConfig] = TypeAdapter(CameraConfig)
 _RECORDERS = TypeAdapter(RecorderConfig)
 _RULES = TypeAdapter(Rule)
+_TARGETS: TypeAdapter[TargetConfig] = TypeAdapter(TargetConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,7 @@ class RuleSet:
     cameras: dict[str, CameraConfig] = field(default_factory=dict)
     recorders: dict[str, RecorderConfig] = field(default_factory=dict)
     rules: dict[str, Rule] = field(default_factory=dict)
+    targets: dict[str, TargetConfig] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
     # (rule name, trigger index) -> the schedule of a schedule trigger
@@ -189,8 +199,10 @@ class _Merger:
         self.cameras: dict[str, CameraConfig] = {}
         self.recorders: dict[str, RecorderConfig] = {}
         self.rules: dict[str, Rule] = {}
+        self.targets: dict[str, TargetConfig] = {}
         self.settings: dict[str, object] = {}
         self.settings_origin: dict[str, Location] = {}
+        self.settings_declared: set[str] = set()  # also those whose value has errors
 
     def add(self, doc: Document) -> None:
         self.errors.extend(doc.errors)
@@ -202,7 +214,7 @@ class _Merger:
             self.error(
                 positions.location(()),
                 "a rule file is a mapping with sections: settings, sources, cameras, "
-                "recorders, rules",
+                "recorders, rules, targets",
             )
             return
         self.docs.append(doc)
@@ -218,6 +230,7 @@ class _Merger:
         self._add_section(doc, data, "cameras", _CAMERAS, self.cameras)
         self._add_section(doc, data, "recorders", _RECORDERS, self.recorders)
         self._add_section(doc, data, "rules", _RULES, self.rules)
+        self._add_section(doc, data, "targets", _TARGETS, self.targets)
 
     def _add_section(
         self,
@@ -269,6 +282,8 @@ class _Merger:
     def _add_settings(self, doc: Document, data: object) -> None:
         if data is None:
             return
+        if isinstance(data, dict):
+            self.settings_declared.update(str(k) for k in data)
         try:
             settings = Settings.model_validate(data)
         except ValidationError as exc:
@@ -310,11 +325,11 @@ def _known(kind: str, name: str, names: Iterable[str]) -> str:
     return f"unknown {kind} {name!r} (known {kind}s: {listing})"
 
 
-def _check_references(m: _Merger, settings: Settings) -> None:
+def _check_references(m: _Merger, settings: Settings, env: Mapping[str, str]) -> None:
     # Names declared count as known even when their definition has errors of its own,
     # so one mistake is reported once, not again at every reference to it.
     declared = {s: {name for (section, name) in m.origins if section == s} for s in SECTIONS}
-    sources, cameras, recorders, rules = (declared[s] for s in SECTIONS)
+    sources, cameras, recorders, rules, targets = (declared[s] for s in SECTIONS)
     if settings.source is not None and settings.source not in sources:
         m.error(m.settings_origin["source"], _known("source", settings.source, sources))
     default_source = settings.source or (next(iter(sources)) if len(sources) == 1 else None)
@@ -364,6 +379,13 @@ def _check_references(m: _Merger, settings: Settings) -> None:
                     value = getattr(trigger, key)
                     if value is not None and value not in table:
                         m.error(m.where("rules", name, *at, key), _known(kind, value, table))
+                if trigger.target is not None and trigger.target not in targets:
+                    m.error(
+                        m.where("rules", name, *at, "target"),
+                        _known("target", trigger.target, targets),
+                    )
+            elif isinstance(trigger, MqttTrigger) and "mqtt" not in m.settings_declared:
+                m.error(m.where("rules", name, *at), "an mqtt trigger needs settings.mqtt")
         for i, action in enumerate(rule.do):
             at = ("do", i)
             if isinstance(action, ShotAction):
@@ -378,6 +400,91 @@ def _check_references(m: _Merger, settings: Settings) -> None:
                     m.where("rules", name, *at, "recorder"),
                     _known("recorder", action.recorder, recorders),
                 )
+            elif isinstance(action, SendAction):
+                for j, target in enumerate(action.to):
+                    if target not in targets:
+                        m.error(
+                            m.where("rules", name, *at, "to", j), _known("target", target, targets)
+                        )
+            elif isinstance(action, PublishAction) and "mqtt" not in m.settings_declared:
+                m.error(m.where("rules", name, *at), "a publish action needs settings.mqtt")
+        _check_fields(m, name, rule)
+    _check_targets(m)
+    _check_secrets(m, settings, env)
+
+
+def _templates(action: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """(data path within the action, template) of every text template an action has."""
+    if isinstance(action, LogAction):
+        return [(("message",), action.message)]
+    if isinstance(action, RunAction):
+        return [(("argv", i), arg) for i, arg in enumerate(action.argv)]
+    if isinstance(action, PublishAction):
+        return [(("topic",), action.topic), (("payload",), action.payload)]
+    if isinstance(action, SendAction) and action.message is not None:
+        return [(("message",), action.message)]
+    return []
+
+
+def _check_fields(m: _Merger, name: str, rule: Rule) -> None:
+    """A template may use only fields every trigger of its rule provides."""
+    provided = frozenset.intersection(*(trigger_fields(t) for t in rule.when))
+    for i, action in enumerate(rule.do):
+        for where, text in _templates(action):
+            missing = sorted(format_fields(text) - provided)
+            if missing:
+                m.error(
+                    m.where("rules", name, "do", i, *where),
+                    f"{', '.join('{' + f + '}' for f in missing)}: not provided by "
+                    f"{'this trigger' if len(rule.when) == 1 else 'every trigger'} of the rule "
+                    f"(available: {', '.join(sorted(provided))})",
+                )
+        if isinstance(action, SendAction):
+            # The targets' own templates (a subject, a JSON body) are filled per message too.
+            here = provided | ({"camera", "path"} if action.shot else set())
+            for j, target_name in enumerate(action.to):
+                target = m.targets.get(target_name)
+                uses = (
+                    set().union(*(format_fields(t) for _, t in templates(target)))
+                    if target
+                    else set()
+                )
+                missing = sorted(uses - here)
+                if missing:
+                    m.error(
+                        m.where("rules", name, "do", i, "to", j),
+                        f"target {target_name!r} fills in "
+                        f"{', '.join('{' + f + '}' for f in missing)}, which this rule's "
+                        f"trigger does not provide (available: {', '.join(sorted(here))})",
+                    )
+        if isinstance(action, ShotAction):
+            provided = provided | {"camera", "path"}  # later actions know the shot
+
+
+def _check_targets(m: _Merger) -> None:
+    """A target's templates name known fields only (``{camera}``, not ``{camra}``)."""
+    for name, target in m.targets.items():
+        for where, text in templates(target):
+            try:
+                check_text(text)
+            except ValueError as exc:
+                m.error(m.where("targets", name, *where), str(exc))
+
+
+def _check_secrets(m: _Merger, settings: Settings, env: Mapping[str, str]) -> None:
+    """Every environment variable named for a secret is set: found missing at load, not later."""
+    mqtt = settings.mqtt
+    if mqtt is not None:
+        for key in ("username_env", "password_env"):
+            var = getattr(mqtt, key)
+            if var is not None and var not in env:
+                m.error(
+                    m.settings_origin["mqtt"], f"mqtt.{key}: environment variable {var} is not set"
+                )
+    for name, target in m.targets.items():
+        for key, var in secret_names(target):
+            if var not in env:
+                m.error(m.where("targets", name, key), f"environment variable {var} is not set")
 
 
 def _local_epoch(moment: datetime, tz: tzinfo) -> float:
@@ -439,7 +546,7 @@ def load_rules(
     for doc in docs:
         merger.add(doc)
     settings = Settings.model_validate(merger.settings)
-    _check_references(merger, settings)
+    _check_references(merger, settings, env)
     tz = zone(settings.timezone)
     schedules = _build_schedules(merger, merger.rules, tz)
     if merger.errors:
@@ -450,6 +557,7 @@ def load_rules(
         cameras=merger.cameras,
         recorders=merger.recorders,
         rules=merger.rules,
+        targets=merger.targets,
         files=files,
         origins=merger.origins,
         schedules=schedules,

@@ -34,10 +34,13 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from engine.core.condition import Condition
+from engine.core.condition import Condition, DataCondition
 from engine.core.schema import Schema, SchemaSpec
 from engine.core.units import ByteSize, Duration
-from engine.events import TRIGGER_KINDS
+from engine.events import TRIGGER_KINDS, EventKind
+from engine.mqtt.config import MqttSettings
+from engine.mqtt.topics import filter_problem, topic_problem
+from engine.notify.config import TargetConfig
 from engine.recorder.config import KindName, RecorderConfig, schema_in
 from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
 from engine.rules.schedule import parse_cron
@@ -62,8 +65,21 @@ TEXT_FIELDS: frozenset[str] = frozenset(
         "reason",  # why a recording started or stopped, or why a shot failed
         "seq",  # the message's sequence number
         "count",  # how many times this rule has fired, this one included
+        "topic",  # the topic of an MQTT message
+        "payload",  # the payload of an MQTT message, as text
+        "target",  # the target of a send event
+        "records",  # messages in a stopped recording
+        "bytes",  # bytes of a stopped recording
+        "duration",  # seconds a stopped recording covers
     }
 )
+# What every trigger provides; the rest depends on the trigger (``trigger_fields``).
+COMMON_FIELDS: frozenset[str] = frozenset(
+    {"rule", "trigger", "event", "time", "epoch", "source", "count"}
+)
+# Names an MQTT trigger's condition sees: the decoded payload (JSON, else the text),
+# the topic and the raw text.
+MQTT_NAMES: frozenset[str] = frozenset({"payload", "topic", "text"})
 # Engine events a rule may react to.
 EVENT_NAMES = tuple(kind.value for kind in TRIGGER_KINDS)
 if TYPE_CHECKING:
@@ -400,11 +416,50 @@ class EventTrigger(_Model):
     recorder: str | None = Field(None, description="Only events of this recorder.")
     camera: str | None = Field(None, description="Only events of this camera.")
     source: str | None = Field(None, description="Only events of this source.")
-    rule: str | None = Field(None, description="Only shots asked by this rule.")
+    rule: str | None = Field(None, description="Only shots asked (or sends made) by this rule.")
+    target: str | None = Field(None, description="Only send events of this target.")
+
+
+class MqttTrigger(_Model):
+    """Fires on an MQTT message on a topic (wildcards allowed), matching a CEL condition."""
+
+    type: Literal["mqtt"]
+    topic: str = Field(description="Topic filter, e.g. frigate/events or home/+/motion.")
+    where: str | None = Field(
+        None,
+        description="CEL over payload (the JSON, or the text), topic and text, e.g. "
+        "payload.type == 'new' && payload.after.label == 'person'",
+    )
+    _condition: DataCondition | None = PrivateAttr(None)
+
+    @field_validator("topic")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        problem = filter_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("where")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            DataCondition(value, MQTT_NAMES)  # ConditionError (a ValueError) has the column
+        return value
+
+    @model_validator(mode="after")
+    def _compile(self) -> MqttTrigger:
+        if self.where is not None:
+            self._condition = DataCondition(self.where, MQTT_NAMES)
+        return self
+
+    @property
+    def condition(self) -> DataCondition | None:
+        return self._condition
 
 
 Trigger = Annotated[
-    ScheduleTrigger | MessageTrigger | EventTrigger,
+    ScheduleTrigger | MessageTrigger | EventTrigger | MqttTrigger,
     Field(discriminator="type"),
 ]
 
@@ -459,8 +514,43 @@ class LogAction(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class PublishAction(_Model):
+    """Publish an MQTT message (needs settings.mqtt)."""
+
+    type: Literal["publish"]
+    topic: TextTemplate = Field(description="Topic; {camera}, {rule}... are filled in.")
+    payload: TextTemplate = Field("", description="Payload text template.")
+    retain: bool = False
+    qos: Literal[0, 1, 2] = 1
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        problem = topic_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class SendAction(_Model):
+    """Send a message to targets (e-mail, webhook, Telegram), with the shot if asked."""
+
+    type: Literal["send"]
+    to: Annotated[list[str], _many(str)] = Field(
+        min_length=1, description="Target names (one or a list), declared under targets:."
+    )
+    message: TextTemplate | None = Field(
+        None, description="Text template (default: what happened, e.g. a recording's summary)."
+    )
+    shot: bool = Field(
+        False,
+        description="Attach the shot: the one an earlier shot action of this rule took, "
+        "or the one a shot.success trigger reports.",
+    )
+
+
 Action = Annotated[
-    ShotAction | RecordAction | RunAction | LogAction,
+    ShotAction | RecordAction | RunAction | LogAction | PublishAction | SendAction,
     Field(discriminator="type"),
 ]
 
@@ -516,6 +606,7 @@ class Settings(_Model):
     stop_timeout: Duration = Field(
         10.0, ge=0, description="On stop, how long running actions may take to finish."
     )
+    mqtt: MqttSettings | None = Field(None, description="An MQTT broker for events and triggers.")
 
 
 class RuleFile(_Model):
@@ -527,11 +618,35 @@ class RuleFile(_Model):
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
     recorders: dict[str, RecorderConfig] = Field(default_factory=dict)
     rules: dict[str, Rule] = Field(default_factory=dict)
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-SECTIONS = ("sources", "cameras", "recorders", "rules")
+SECTIONS = ("sources", "cameras", "recorders", "rules", "targets")
+
+
+_EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "recording": frozenset({"recorder", "path", "reason"}),
+    "shot": frozenset({"camera", "path", "reason"}),
+    "send": frozenset({"target", "camera", "path", "reason"}),
+    "source": frozenset({"reason"}),
+    "engine": frozenset({"reason"}),
+}
+
+
+def trigger_fields(trigger: Any) -> frozenset[str]:
+    """The template fields a trigger provides (``{camera}`` needs a shot event...)."""
+    if isinstance(trigger, MessageTrigger):
+        return COMMON_FIELDS | {"seq"}
+    if isinstance(trigger, MqttTrigger):
+        return COMMON_FIELDS | {"topic", "payload"}
+    if isinstance(trigger, EventTrigger):
+        extra = _EVENT_FIELDS.get(trigger.event.split(".")[0], frozenset())
+        if trigger.event == EventKind.RECORDING_STOPPED:
+            extra = extra | {"records", "bytes", "duration"}
+        return COMMON_FIELDS | extra
+    return COMMON_FIELDS
 
 
 def bad_name(name: str) -> str | None:

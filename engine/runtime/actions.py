@@ -1,4 +1,4 @@
-"""What a rule does when it fires: shots, recorder control, commands, log lines.
+"""What a rule does when it fires: shots, recorder control, commands, log lines, messages.
 
 Each action kind is one small coroutine. Shots go to the shot service and are
 awaited until their final status, so a rule that takes a shot and then runs a
@@ -6,6 +6,11 @@ command finds the file in place. Commands run without a shell, with a
 timeout after which they are killed. In a dry run (``cuecap replay`` without
 ``--execute``) shots and commands are only noted; recorder control still
 happens, because it decides what would have been recorded.
+
+``publish`` hands a message to the MQTT adapter and ``send`` to the
+notifier; both queue and return at once. A ``send`` with ``shot: true``
+attaches the shots the rule's earlier ``shot`` actions saved in this run (or
+the shot a ``shot.success`` trigger reports).
 """
 
 from __future__ import annotations
@@ -17,8 +22,18 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
+from engine.core.templates import render
+from engine.notify.message import Notification, default_text
 from engine.processes import kill_tree, spawn_options
-from engine.rules.model import LogAction, RecordAction, Rule, RunAction, ShotAction
+from engine.rules.model import (
+    LogAction,
+    PublishAction,
+    RecordAction,
+    Rule,
+    RunAction,
+    SendAction,
+    ShotAction,
+)
 from engine.runtime.rulebook import Firing
 
 log = logging.getLogger("engine.rules")
@@ -40,6 +55,20 @@ class RecorderControl(Protocol):
     def disable(self) -> Any: ...
 
 
+class Publisher(Protocol):
+    """Where ``publish`` actions go (the MQTT adapter)."""
+
+    def publish(
+        self, topic: str, payload: bytes, *, retain: bool = ..., qos: int = ...
+    ) -> None: ...
+
+
+class Sender(Protocol):
+    """Where ``send`` actions go (the notifier)."""
+
+    def submit(self, target: str, note: Notification) -> bool: ...
+
+
 def text_values(firing: Firing, tz: tzinfo) -> dict[str, Any]:
     """The values ``{rule}``, ``{time:%H:%M}``... of log lines and command arguments."""
     facts = firing.facts
@@ -52,22 +81,15 @@ def text_values(firing: Firing, tz: tzinfo) -> dict[str, Any]:
         "source": firing.source or facts.get("source") or "",
         "count": firing.count,
     }
-    for key in ("recorder", "camera", "path", "reason", "seq"):
+    for key in ("recorder", "camera", "path", "reason", "seq", "topic", "payload", "target"):
         value = facts.get(key)
         values[key] = "" if value is None else value
+    for key in ("records", "bytes"):
+        values[key] = facts.get(key, "")
+    first, last = facts.get("first_time"), facts.get("last_time")
+    both = isinstance(first, int | float) and isinstance(last, int | float)
+    values["duration"] = round(last - first, 3) if both else ""  # type: ignore[operator]
     return values
-
-
-def render(text: str, values: Mapping[str, Any]) -> str:
-    """Fill a checked template; a value that does not fit its format spec is shown as is."""
-    try:
-        return text.format_map(values)
-    except (ValueError, TypeError):
-        plain = {k: (v if isinstance(v, datetime) else str(v)) for k, v in values.items()}
-        try:
-            return text.format_map(plain)
-        except (ValueError, TypeError):
-            return text
 
 
 class ActionRunner:
@@ -97,6 +119,8 @@ class ActionRunner:
         self.command_failures = 0
         self.shot_requests = 0
         self.shot_refusals = 0
+        self.mqtt: Publisher | None = None  # set by the MQTT adapter while it runs
+        self.sender: Sender | None = None  # set by the notifier while it runs
 
     def note(self, firing: Firing, what: str) -> None:
         if self._note is not None:
@@ -104,17 +128,24 @@ class ActionRunner:
 
     async def run(self, rule: Rule, firing: Firing) -> None:
         """Every action of ``rule`` in order; one that fails is logged and the next runs."""
+        taken: list[tuple[str, str]] = []  # (camera, path) of the shots saved in this run
         for action in rule.do:
             try:
-                await self.perform(action, firing)
+                await self.perform(action, firing, taken)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.error("rule %s: %s action failed: %s", firing.rule, action.type, exc)
 
-    async def perform(self, action: Any, firing: Firing) -> None:
+    async def perform(
+        self, action: Any, firing: Firing, taken: list[tuple[str, str]] | None = None
+    ) -> None:
         if isinstance(action, ShotAction):
-            await self._shot(action, firing)
+            await self._shot(action, firing, taken)
+        elif isinstance(action, PublishAction):
+            self._publish(action, firing, taken or [])
+        elif isinstance(action, SendAction):
+            self._send(action, firing, taken or [])
         elif isinstance(action, RecordAction):
             await self._record(action, firing)
         elif isinstance(action, RunAction):
@@ -128,7 +159,9 @@ class ActionRunner:
 
     # -- shots -------------------------------------------------------------
 
-    async def _shot(self, action: ShotAction, firing: Firing) -> None:
+    async def _shot(
+        self, action: ShotAction, firing: Firing, taken: list[tuple[str, str]] | None = None
+    ) -> None:
         # Live, "now" is the trigger's time; in virtual time it must be said.
         exact = action.offset != 0 or self.exact_time
         dt = firing.time + action.offset if exact else None
@@ -140,6 +173,7 @@ class ActionRunner:
         loop = asyncio.get_running_loop()
         pending: list[asyncio.Future[str]] = []
         fields = {"rule": firing.rule, "source": firing.source, "event": firing.event}
+        paths: dict[str, str] = {}
         for camera in action.cameras:
             done: asyncio.Future[str] = loop.create_future()
 
@@ -147,6 +181,13 @@ class ActionRunner:
                 value = str(state)
                 if value in _FINAL and not done.done():
                     done.set_result(value)
+
+            def keep(done: asyncio.Future[str], camera: str = camera) -> None:
+                path = paths.get(camera)
+                if taken is not None and path is not None and done.result() == "success":
+                    taken.append((camera, path))
+
+            done.add_done_callback(keep)
 
             self.shot_requests += 1
             try:
@@ -163,9 +204,66 @@ class ActionRunner:
                 log.warning("rule %s: shot from %s refused: %s", firing.rule, camera, exc)
                 continue
             self.note(firing, f"shot {camera} ({when}) -> {path}")
+            if path is not None:
+                paths[camera] = str(path)
             pending.append(done)
         if pending:
             await asyncio.gather(*pending)
+
+    # -- messages ------------------------------------------------------------
+
+    def _values(self, firing: Firing, taken: list[tuple[str, str]]) -> dict[str, Any]:
+        """Template values; ``{camera}``/``{path}`` the trigger does not give: the last shot's."""
+        values = text_values(firing, self.tz)
+        if taken:
+            camera, path = taken[-1]
+            values["camera"] = values["camera"] or camera
+            values["path"] = values["path"] or path
+        return values
+
+    def _publish(self, action: PublishAction, firing: Firing, taken: list[tuple[str, str]]) -> None:
+        values = self._values(firing, taken)
+        topic = render(action.topic, values)
+        payload = render(action.payload, values)
+        self.note(firing, f"publish {topic}: {payload}")
+        if self.dry_run:
+            return
+        if self.mqtt is None:
+            log.warning("rule %s: publish to %s: MQTT is not running", firing.rule, topic)
+            return
+        self.mqtt.publish(topic, payload.encode(), retain=action.retain, qos=action.qos)
+
+    def _send(self, action: SendAction, firing: Firing, taken: list[tuple[str, str]]) -> None:
+        values = self._values(firing, taken)
+        shots: list[tuple[str, str | None]] = []
+        if action.shot:
+            shots = list(taken)
+            path = firing.facts.get("path")
+            if not shots and firing.event == "shot.success" and path:
+                shots = [(str(firing.facts.get("camera") or ""), str(path))]
+            if not shots and not self.dry_run:
+                log.warning("rule %s: send: no shot to attach; the message goes alone", firing.rule)
+        if not shots:
+            shots = [(str(values["camera"]), None)]
+        for camera, path in shots:  # one message per shot, each with its own camera and path
+            shot_values = {**values, "camera": camera or values["camera"],
+                           "path": path or values["path"]}  # fmt: skip
+            text = (
+                render(action.message, shot_values) if action.message else default_text(shot_values)
+            )
+            for target in action.to:
+                self.note(firing, f"send {target}: {text}" + (f" + {path}" if path else ""))
+                if self.dry_run:
+                    continue
+                if self.sender is None:
+                    log.warning("rule %s: send to %s: the notifier is not running", firing.rule,
+                                target)  # fmt: skip
+                    continue
+                note = Notification(
+                    rule=firing.rule, text=text, values=shot_values, facts=firing.facts,
+                    camera=camera, path=path, time=firing.time,
+                )  # fmt: skip
+                self.sender.submit(target, note)
 
     # -- recorders ---------------------------------------------------------
 

@@ -167,6 +167,12 @@ class EngineCore:
             return NO_FIRINGS
         return self._fired(self.rulebook.on_event(event))
 
+    def mqtt(self, topic: str, payload: bytes, time: float) -> Sequence[Firing]:
+        """An MQTT message arrived (at ``time``): the rules its topic and payload fire."""
+        if not self.accepting:
+            return NO_FIRINGS
+        return self._fired(self.rulebook.on_mqtt(topic, payload, time))
+
     def schedule(self, rule: str, index: int, time: float) -> Firing | None:
         """A schedule fired (the scheduler says so): the firing, unless a cooldown holds it."""
         if not self.accepting:

@@ -474,6 +474,13 @@ class Engine:
         for firing in self.core.event(event):
             self._fire(firing)
 
+    def on_mqtt(self, topic: str, payload: bytes) -> int:
+        """An MQTT message arrived (the MQTT adapter calls this): fire the rules it matches."""
+        firings = self.core.mqtt(topic, payload, self.clock.time())
+        for firing in firings:
+            self._fire(firing)
+        return len(firings)
+
     def _on_schedule(self, rule: str, index: int, time: float) -> None:
         firing = self.core.schedule(rule, index, time)
         if firing is not None:

@@ -12,13 +12,15 @@ the CEL condition runs only on frames of the types it can match.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.frame import Frame
 from engine.events import Event
-from engine.rules.model import EventTrigger, MessageTrigger, Rule, ScheduleTrigger
+from engine.mqtt.topics import matches
+from engine.rules.model import EventTrigger, MessageTrigger, MqttTrigger, Rule, ScheduleTrigger
 from engine.runtime.policy import FiringPolicy
 
 TriggerKey = tuple[str, int]  # (rule name, index of the trigger in its ``when``)
@@ -30,9 +32,9 @@ class Firing:
 
     rule: str
     time: float
-    trigger: str  # "schedule", "message" or "event"
+    trigger: str  # "schedule", "message", "event" or "mqtt"
     index: int
-    event: str  # the message type, the engine event's name, or "schedule"
+    event: str  # the message type, the engine event's name, "schedule", or the MQTT topic
     source: str = ""
     count: int = 0  # this rule's firings so far, this one included
     facts: Mapping[str, Any] = field(default_factory=dict)
@@ -43,12 +45,14 @@ class Firing:
         if self.trigger == "event":
             subject = self.facts.get("recorder") or self.facts.get("camera") or self.source
             return f"{self.event} {subject}".rstrip()
+        if self.trigger == "mqtt":
+            return f"mqtt {self.event}"
         return "schedule"
 
 
 def _matches_event(trigger: EventTrigger, event: Event) -> bool:
     data = event.data
-    for key in ("recorder", "camera", "source", "rule"):
+    for key in ("recorder", "camera", "source", "rule", "target"):
         wanted = getattr(trigger, key)
         if wanted is not None and data.get(key) != wanted:
             return False
@@ -68,6 +72,7 @@ class Rulebook:
         self._any_kind: list[tuple[str, int, MessageTrigger]] = []
         self._by_event: dict[str, list[tuple[str, int, EventTrigger]]] = {}
         self.schedules: list[TriggerKey] = []
+        self._mqtt: list[tuple[str, int, MqttTrigger]] = []
         for name, rule in self.rules.items():
             for i, trigger in enumerate(rule.when):
                 if isinstance(trigger, MessageTrigger):
@@ -81,9 +86,13 @@ class Rulebook:
                     self._by_event.setdefault(trigger.event, []).append((name, i, trigger))
                 elif isinstance(trigger, ScheduleTrigger):
                     self.schedules.append((name, i))
+                elif isinstance(trigger, MqttTrigger):
+                    self._mqtt.append((name, i, trigger))
         self.default_source = default_source
         # Kinds some rule may fire on: a dispatcher skips every other frame at once.
         self.kinds: frozenset[str] | None = None if self._any_kind else frozenset(self._by_kind)
+        # Topic filters the MQTT client subscribes to, in rule order, each once.
+        self.mqtt_filters: tuple[str, ...] = tuple(dict.fromkeys(t.topic for _, _, t in self._mqtt))
 
     def carry_over(self, old: Rulebook) -> None:
         """Keep cooldowns and counts of rules that a reload left unchanged."""
@@ -141,3 +150,41 @@ class Rulebook:
         if name not in self.policies:
             return None
         return self._accept(name, index, time, "schedule", "schedule", "", {})
+
+    def on_mqtt(self, topic: str, payload: bytes, time: float) -> list[Firing]:
+        """The rules an MQTT message fires: topic filter first, then the CEL condition.
+
+        Conditions see ``payload`` (the JSON if the text parses as JSON, else the
+        text), ``topic`` and ``text``; templates get ``{topic}`` and ``{payload}``
+        (the text).
+        """
+        candidates = [c for c in self._mqtt if matches(topic, c[2].topic)]
+        if not candidates:
+            return []
+        text = payload.decode("utf-8", errors="replace")
+        variables: dict[str, Any] | None = None
+        out: list[Firing] = []
+        fired: set[str] = set()
+        for name, index, trigger in candidates:
+            if name in fired:
+                continue
+            condition = trigger.condition
+            if condition is not None:
+                if variables is None:
+                    variables = {"payload": _decoded(text), "topic": topic, "text": text}
+                if not condition.evaluate(variables):
+                    continue
+            fired.add(name)
+            facts = {"topic": topic, "payload": text}
+            firing = self._accept(name, index, time, "mqtt", topic, "", facts)
+            if firing is not None:
+                out.append(firing)
+        return out
+
+
+def _decoded(text: str) -> Any:
+    """The JSON a payload holds, or its text when it is not JSON (``ON``, ``42`` stays 42)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
+        return text
