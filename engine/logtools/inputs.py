@@ -24,7 +24,13 @@ from engine.core.frame import Frame, FrameDecodeError
 from engine.core.schema import PURPLEDROP, Schema
 from engine.logtools.errors import LogToolError
 from engine.logtools.timerange import EVERYTHING, TimeRange, TimeSpec, resolve_range
-from engine.recording.format import INDEX_ENTRY, INDEX_MAGIC, RECORD_HEADER, RecordingError
+from engine.recording.format import (
+    INDEX_ENTRY,
+    INDEX_MAGIC,
+    MANIFEST_FORMAT,
+    RECORD_HEADER,
+    RecordingError,
+)
 from engine.recording.mcap import McapRecordingReader
 from engine.recording.reader import RecordingReader
 from engine.recording.schema import is_mcap
@@ -104,20 +110,42 @@ class LogInput:
                 f"the file holds {self.size - RECORD_HEADER.size} after the length); "
                 "if it is a recording cut short inside its first record, nothing in it is readable"
             )
+        # A bad record is counted and skipped by every tool; it only decides that the
+        # file is not a recording when nothing else says it is: no index or manifest
+        # of ours beside it, no PurpleDrop event among the first records, and
+        # lengths that do not chain into whole records.
         frames = iter(self.reader)
+        seen = valid = 0
         try:
-            for i, frame in enumerate(frames):
-                if i == 0:
-                    if not frame.valid:
-                        raise LogToolError(
-                            f"{self.path}: not a recording{hint} (its first record, {frame.size} "
-                            f"bytes, is not {what(self.schema)})"
-                        )
+            for frame in frames:
+                if seen == 0:
                     self._first_time = frame.time
-                if i + 1 >= SNIFF_RECORDS:
+                seen += 1
+                valid += frame.valid
+                if seen >= SNIFF_RECORDS:
                     break
         finally:
             frames.close()
+        chained = seen >= SNIFF_RECORDS or (seen > 0 and self.reader.truncated_bytes == 0)
+        if valid or chained or self._ours():
+            return
+        raise LogToolError(
+            f"{self.path}: not a recording{hint} (its first record, {n} bytes, is not "
+            f"{what(self.schema)}, the records after it do not chain, and no index or "
+            "manifest is beside it)"
+        )
+
+    def _ours(self) -> bool:
+        """A file cuecap wrote: its index starts with our magic, or its manifest is ours."""
+        assert isinstance(self.reader, RecordingReader)  # MCAP files are never sniffed
+        try:
+            with open(self.reader.index_path, "rb") as f:
+                if f.read(len(INDEX_MAGIC)) == INDEX_MAGIC:
+                    return True
+        except OSError:
+            pass
+        manifest = self.reader.manifest
+        return manifest is not None and manifest.get("format") == MANIFEST_FORMAT
 
     def _companion_hint(self) -> str:
         name = self.path.name
