@@ -48,7 +48,7 @@ from engine.rules.model import (
 )
 from engine.rules.schedule import Schedule, ScheduleError, Window
 from engine.rules.schemas import SchemaScope, load_source_schema
-from engine.rules.yamlpos import Document, Positions, compose
+from engine.rules.yamlpos import MAX_FILE_BYTES, Document, Positions, compose, decode
 from engine.rules.yamlpos import Path as DataPath
 from engine.shots.config import CameraConfig, StreamCameraConfig, format_fields
 
@@ -163,19 +163,24 @@ def rule_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def _read(path: Path, env: Mapping[str, str]) -> Document:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return Document(str(path), None, _empty_positions(path), [_err(path, "no such file")])
     except IsADirectoryError:
         return Document(str(path), None, _empty_positions(path), [_err(path, "is a folder")])
-    except UnicodeDecodeError as exc:
-        return Document(
-            str(path), None, _empty_positions(path), [_err(path, f"not UTF-8 text ({exc.reason})")]
-        )
     except OSError as exc:
         return Document(
             str(path), None, _empty_positions(path), [_err(path, f"cannot read: {exc.strerror}")]
         )
+    if len(data) > MAX_FILE_BYTES:
+        message = f"larger than {MAX_FILE_BYTES // 1024} KiB; a rule file is never that big"
+        return Document(str(path), None, _empty_positions(path), [_err(path, message)])
+    text = decode(data)
+    if isinstance(text, tuple):
+        line, column, reason = text
+        error = RuleError(Location(str(path), line, column), f"not UTF-8 text: {reason}")
+        return Document(str(path), None, _empty_positions(path), [error])
     return compose(text, str(path), env)
 
 

@@ -15,6 +15,13 @@ ten, and dates stay strings for the models to parse.
 is loaded (``${NAME:-default}`` gives a fallback, ``$${`` a literal ``${``);
 a missing variable is an error at its position. Substituted paths are
 remembered so that error messages never echo a secret.
+
+A rule file is outside input, so composing it is bounded before any value is
+built: at most ``MAX_DEPTH`` levels of nesting (deeper would exhaust the
+stack), at most ``MAX_VALUES`` values once aliases are expanded (a "billion
+laughs" file of nine lines would otherwise build gigabytes), each refused at
+the position where the bound is crossed. ``MAX_FILE_BYTES`` bounds what the
+loader reads at all.
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.composer import Composer
+from yaml.composer import Composer, ComposerError
 from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
-from yaml.reader import Reader
+from yaml.reader import Reader, ReaderError
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
@@ -70,14 +78,91 @@ _CoreResolver.add_implicit_resolver(
 _CoreResolver.add_implicit_resolver(_MERGE, re.compile(r"^(?:<<)$"), ["<"])
 
 
-class _Loader(Reader, Scanner, Parser, Composer, SafeConstructor, _CoreResolver):
+# Bounds on a rule file (stated in docs/rules.md, "When things go wrong").
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 50
+MAX_VALUES = 100_000
+_DEPTH_MESSAGE = f"nested more than {MAX_DEPTH} levels deep; rule files are never that deep"
+
+
+class _TooBig(ComposerError):
+    """A bound of the rule file crossed while composing it."""
+
+
+class _Bounded(Composer):
+    """PyYAML's composer with the nesting depth and the expanded size bounded."""
+
+    def _start_bounds(self) -> None:
+        Composer.__init__(self)
+        self._depth = 0
+        self._values = 0  # values the document expands to, aliases counted in full
+        self._sizes: dict[int, int] = {}  # id(node) -> values it expands to
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            node: Node = super().compose_node(parent, index)
+            # A recursive alias is not sized yet; the builder refuses it.
+            self._count(self._sizes.get(id(node), 1), event)
+            return node
+        if isinstance(event, CollectionStartEvent):
+            if self._depth >= MAX_DEPTH:
+                raise _TooBig(
+                    None,
+                    None,
+                    _DEPTH_MESSAGE,
+                    event.start_mark,
+                )
+            self._depth += 1
+            before = self._values
+            try:
+                self._count(1, event)
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            self._sizes[id(node)] = self._values - before
+            return node
+        node = super().compose_node(parent, index)
+        self._count(1, event)
+        self._sizes[id(node)] = 1
+        return node
+
+    def _count(self, values: int, event: Any) -> None:
+        self._values += values
+        if self._values > MAX_VALUES:
+            raise _TooBig(
+                None,
+                None,
+                f"the file expands to more than {MAX_VALUES} values (counting each alias "
+                "in full); split it or use fewer aliases",
+                event.start_mark,
+            )
+
+
+class _PyLoader(Reader, Scanner, Parser, _Bounded, SafeConstructor, _CoreResolver):
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)
         Parser.__init__(self)
-        Composer.__init__(self)
+        self._start_bounds()
         SafeConstructor.__init__(self)
         _CoreResolver.__init__(self)
+
+
+_Loader: Any = _PyLoader
+try:  # libyaml's parser when PyYAML has it: about ten times faster, same events and marks
+    from yaml._yaml import CParser
+
+    class _CLoader(_Bounded, CParser, SafeConstructor, _CoreResolver):  # type: ignore[misc]
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            self._start_bounds()
+            SafeConstructor.__init__(self)
+            _CoreResolver.__init__(self)
+
+    _Loader = _CLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    pass
 
 
 _ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
@@ -310,7 +395,16 @@ def compose(text: str, file: str, env: Mapping[str, str]) -> Document:
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
             problem = f"{exc.context}: {exc.problem}"
-        builder.error(where, f"YAML syntax error: {problem}")
+        if "maximum nesting depth" in problem:  # libyaml's own bound, met before ours
+            problem, exc = _DEPTH_MESSAGE, _TooBig()
+        builder.error(
+            where, problem if isinstance(exc, _TooBig) else f"YAML syntax error: {problem}"
+        )
+        return Document(file, None, builder.positions, builder.errors)
+    except ReaderError as exc:
+        line, column = _position(text, exc.position)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        builder.error(Mark(line, column), f"character U+{code:04X} is not allowed in a YAML file")
         return Document(file, None, builder.positions, builder.errors)
     except yaml.YAMLError as exc:
         builder.error(Mark(1, 1), f"YAML error: {exc}")
@@ -319,3 +413,20 @@ def compose(text: str, file: str, env: Mapping[str, str]) -> Document:
         loader.dispose()
     data = builder.build(node, ()) if node is not None else None
     return Document(file, data, builder.positions, builder.errors)
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of character ``offset`` of ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def decode(data: bytes) -> str | tuple[int, int, str]:
+    """``data`` as UTF-8 text, or the line, column and reason of its first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[start : exc.start].decode("utf-8", errors="replace")) + 1
+        return line, column, f"byte 0x{data[exc.start]:02x} is not UTF-8 ({exc.reason})"
