@@ -92,27 +92,25 @@ class _TooBig(ComposerError):
 class _Bounded(Composer):
     """PyYAML's composer with the nesting depth and the expanded size bounded."""
 
+    peek_event: Any  # from the parser it is mixed with
+
     def _start_bounds(self) -> None:
         Composer.__init__(self)
         self._depth = 0
         self._values = 0  # values the document expands to, aliases counted in full
         self._sizes: dict[int, int] = {}  # id(node) -> values it expands to
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
+        node: Node | None
         if isinstance(event, AliasEvent):
-            node: Node = super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
             # A recursive alias is not sized yet; the builder refuses it.
             self._count(self._sizes.get(id(node), 1), event)
             return node
         if isinstance(event, CollectionStartEvent):
             if self._depth >= MAX_DEPTH:
-                raise _TooBig(
-                    None,
-                    None,
-                    _DEPTH_MESSAGE,
-                    event.start_mark,
-                )
+                raise _TooBig(None, None, _DEPTH_MESSAGE, event.start_mark)  # type: ignore[arg-type]
             self._depth += 1
             before = self._values
             try:
@@ -135,7 +133,7 @@ class _Bounded(Composer):
                 None,
                 f"the file expands to more than {MAX_VALUES} values (counting each alias "
                 "in full); split it or use fewer aliases",
-                event.start_mark,
+                event.start_mark,  # libyaml's marks are alike
             )
 
 
@@ -153,7 +151,7 @@ _Loader: Any = _PyLoader
 try:  # libyaml's parser when PyYAML has it: about ten times faster, same events and marks
     from yaml._yaml import CParser
 
-    class _CLoader(_Bounded, CParser, SafeConstructor, _CoreResolver):  # type: ignore[misc]
+    class _CLoader(_Bounded, CParser, SafeConstructor, _CoreResolver):
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
             self._start_bounds()
