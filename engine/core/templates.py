@@ -7,17 +7,28 @@ attribute or index lookups and ``!r`` conversions are refused there, with the
 column where they stand. Field values are made filesystem-safe before they are
 inserted, and strftime applies only to the template's own literal text, so a
 ``%`` in a camera name is never read as a date directive.
+
+Format specs are checked at parse time too, against the kind of value the
+field holds (``{seq:03d}`` is fine, ``{camera:03d}`` or ``{seq:zz}`` is not),
+with width at most ``MAX_WIDTH`` and precision at most ``MAX_PRECISION``: a
+spec is outside input and ``{seq:.999999999f}`` would take gigabytes per
+render. Literal text may hold no NUL and no lone trailing ``%``; a date
+directive whose text holds a path separator (``%D`` is ``12/01/26``) has it
+replaced, so dates never make folders. ``check_path`` adds what a path
+template needs: no backslash, not absolute, no drive, no ``..``, and no fixed
+component over the file-system limit.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine.errors import CuecapError
@@ -26,6 +37,59 @@ _FORMATTER = string.Formatter()
 # Characters that break paths on some system (the seed's users hit all of them).
 _UNSAFE = re.compile(r'[|\\/:*?"<>\x00-\x1f\x7f]')
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Names Windows keeps for devices, whatever the extension ("nul.jpg" is the device too).
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{p}{i}" for p in ("COM", "LPT") for i in (*"123456789", "\u00b9", "\u00b2", "\u00b3")}
+)
+
+MAX_WIDTH = 255  # a format spec's width: a file name's length at most
+MAX_PRECISION = 20  # a format spec's precision: more digits than a double holds
+MAX_TIME_SPEC = 64  # characters of a date field's strftime spec
+MAX_NAME_BYTES = 255  # one path component, as the common file systems allow
+
+
+class FieldKind(enum.Enum):
+    """What a template field holds, which decides the format specs it takes."""
+
+    TEXT = "text"
+    INT = "integer"
+    FLOAT = "number"
+    TIME = "date"
+
+
+# Kinds of the fields the project's templates use; any other name is text.
+FIELD_KINDS: dict[str, FieldKind] = {
+    "seq": FieldKind.INT,
+    "count": FieldKind.INT,
+    "part": FieldKind.INT,
+    "index": FieldKind.INT,
+    "epoch_ms": FieldKind.INT,
+    "epoch": FieldKind.FLOAT,
+    "time": FieldKind.TIME,
+    "utc": FieldKind.TIME,
+}
+_SAMPLES: dict[FieldKind, object] = {
+    FieldKind.TEXT: "text",
+    FieldKind.INT: 7,
+    FieldKind.FLOAT: 7.5,
+    FieldKind.TIME: datetime(2000, 1, 2, 3, 4, 5, 6),
+}
+# Python's format-spec mini-language, one group per part.
+_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>=^]))?(?P<sign>[-+ ])?(?P<z>z)?(?P<alt>\#)?(?P<zero>0)?"
+    r"(?P<width>\d+)?(?P<grouping>[,_])?(?:\.(?P<precision>\d+))?(?P<type>[a-zA-Z%])?\Z",
+    re.S,
+)
+_TYPES = {
+    FieldKind.TEXT: "s",
+    FieldKind.INT: "bcdoxXneEfFgG%",
+    FieldKind.FLOAT: "neEfFgG%",
+}
+# A strftime directive: %Y, %-d (glibc's no padding), %%.
+_DIRECTIVE = re.compile(r"%[-_0^#]?[A-Za-z]|%%")
+# Directives whose text never holds a path separator, rendered with the text around them.
+_PLAIN_DIRECTIVES = frozenset("aAbBdfGHIjmMpSuUVwWyYzZ%eklsPCgnt")
 
 
 class TemplateError(CuecapError, ValueError):
@@ -44,16 +108,105 @@ class PathEscapeError(CuecapError, ValueError):
 
 
 def safe_component(value: str, replacement: str = "_") -> str:
-    """One path component: unsafe characters replaced, never empty, never ``.``/``..``."""
+    """One path component: unsafe characters replaced, never empty, never ``.``/``..``,
+    never a name Windows keeps for a device (``NUL``, ``com1.jpg`` get a ``_`` in front)."""
     cleaned = _UNSAFE.sub(replacement, value).strip().rstrip(". ")
     if cleaned in ("", ".", ".."):
         return replacement
+    if cleaned.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+        return replacement + cleaned
     return cleaned
+
+
+def _kind(fields: Iterable[str] | Mapping[str, FieldKind], name: str) -> FieldKind:
+    if isinstance(fields, Mapping):
+        kind = fields.get(name)
+        if isinstance(kind, FieldKind):
+            return kind
+    return FIELD_KINDS.get(name, FieldKind.TEXT)
+
+
+def check_spec(name: str, spec: str, kind: FieldKind) -> str | None:
+    """Why ``{name:spec}`` cannot format a value of ``kind`` (None when it can)."""
+    if not spec:
+        return None
+    if kind is FieldKind.TIME:
+        if len(spec) > MAX_TIME_SPEC:
+            return f"a date format of at most {MAX_TIME_SPEC} characters, not {len(spec)}"
+        return _literal_problem(spec)
+    match = _SPEC.match(spec)
+    if match is None:
+        return f"{spec!r} is not a format spec"
+    width, precision = match.group("width"), match.group("precision")
+    if width is not None and int(width) > MAX_WIDTH:
+        return f"width {int(width)} is more than {MAX_WIDTH}"
+    if precision is not None and int(precision) > MAX_PRECISION:
+        return f"precision {int(precision)} is more than {MAX_PRECISION}"
+    kind_type = match.group("type")
+    if kind_type is not None and kind_type not in _TYPES[kind]:
+        allowed = ", ".join(_TYPES[kind])
+        return f"{{{name}}} holds {kind.value}s: format type {kind_type!r} does not apply ({allowed} do)"
+    try:
+        format(_SAMPLES[kind], spec)
+    except (ValueError, TypeError) as exc:
+        return f"{{{name}}} holds {kind.value}s: {exc}"
+    return None
+
+
+def _literal_problem(text: str) -> str | None:
+    """What is wrong with a template's literal text for strftime and paths (None: nothing)."""
+    if "\x00" in text:
+        return "a NUL character is not allowed"
+    stripped = text.replace("%%", "")
+    if stripped.endswith("%"):
+        return "a lone '%' at the end (write %% for a percent sign)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """Literal text for one strftime call, or a directive whose text may hold a separator."""
+
+    text: str
+    separate: bool
+
+
+def _pieces(literal: str) -> tuple[_Piece, ...]:
+    if "%" not in literal:
+        return (_Piece(literal, False),) if literal else ()
+    out: list[_Piece] = []
+    plain = ""
+    last = 0
+    for match in _DIRECTIVE.finditer(literal):
+        directive = match.group()
+        if directive[-1] in _PLAIN_DIRECTIVES:
+            continue
+        plain += literal[last : match.start()]
+        if plain:
+            out.append(_Piece(plain, False))
+            plain = ""
+        out.append(_Piece(directive, True))
+        last = match.end()
+    plain += literal[last:]
+    if plain:
+        out.append(_Piece(plain, False))
+    return tuple(out)
+
+
+def _strftime(pieces: tuple[_Piece, ...], when: datetime) -> str:
+    if len(pieces) == 1 and not pieces[0].separate:
+        return when.strftime(pieces[0].text)
+    return "".join(
+        when.strftime(p.text).replace("/", "-").replace("\\", "-")
+        if p.separate
+        else when.strftime(p.text)
+        for p in pieces
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    literal: str
+    literal: tuple[_Piece, ...]
     field: str | None
     spec: str
 
@@ -67,7 +220,7 @@ class Template:
 
     __slots__ = ("_parts", "fields", "text")
 
-    def __init__(self, text: str, fields: Iterable[str]) -> None:
+    def __init__(self, text: str, fields: Iterable[str] | Mapping[str, FieldKind]) -> None:
         self.text = text
         allowed = frozenset(fields)
         parts: list[_Part] = []
@@ -78,6 +231,9 @@ class Template:
             raise TemplateError(str(exc), text) from None
         used: set[str] = set()
         for literal, field, spec, conversion in parsed:
+            problem = _literal_problem(literal)
+            if problem is not None:
+                raise TemplateError(problem, text, column)
             column += len(literal)
             if field is not None:
                 if field == "" or field.isdigit():
@@ -102,9 +258,12 @@ class Template:
                     raise TemplateError(
                         "nested fields in a format spec are not allowed", text, column
                     )
+                problem = check_spec(field, spec or "", _kind(fields, field))
+                if problem is not None:
+                    raise TemplateError(problem, text, column)
                 used.add(field)
                 column += len(field) + 2 + (len(spec) + 1 if spec else 0)
-            parts.append(_Part(literal, field, spec or ""))
+            parts.append(_Part(_pieces(literal), field, spec or ""))
         self._parts = tuple(parts)
         self.fields = frozenset(used)
 
@@ -116,9 +275,12 @@ class Template:
         out: list[str] = []
         for part in self._parts:
             if part.literal:
-                out.append(when.strftime(part.literal))
+                out.append(_strftime(part.literal, when))
             if part.field is not None:
-                value = values.get(part.field, "")
+                value = values.get(part.field)
+                if value is None or value == "":  # not known for this render: nothing to format
+                    out.append(safe_component(""))
+                    continue
                 try:
                     text = format(value, part.spec)
                 except (ValueError, TypeError) as exc:
@@ -161,3 +323,38 @@ def render(text: str, values: Mapping[str, Any]) -> str:
             return text.format_map(plain)
         except (ValueError, TypeError):
             return text
+
+
+def check_path(template: Template, what: str, *, allow_empty: bool = False) -> None:
+    """Refuse a path template that could leave its root or cannot name a file.
+
+    Checked on the template's text and on a sample rendering (fields empty):
+    a backslash, an absolute path, a drive, a ``..`` component, a fixed
+    component longer than ``MAX_NAME_BYTES`` bytes, or (unless ``allow_empty``)
+    nothing at all. Raises ``TemplateError`` naming the column when it can.
+    """
+    text = template.text
+    if "\\" in text:
+        raise TemplateError(
+            "a backslash is not allowed in a path; separate folders with /",
+            text,
+            text.index("\\") + 1,
+        )
+    fixed = template.render({}, _SAMPLES[FieldKind.TIME])  # type: ignore[arg-type]
+
+    if not fixed.strip(" /"):
+        if allow_empty and not fixed.strip():
+            return
+        raise TemplateError(f"{what} names no file", text)
+    if fixed.startswith("/") or re.match(r"[A-Za-z]:", fixed):
+        raise TemplateError(f"{what} is absolute; it must stay inside its folder", text, 1)
+    for component in PurePosixPath(fixed).parts:
+        if component == "..":
+            raise TemplateError(f"{what} climbs out of its folder with '..'", text)
+        size = len(component.encode())
+        if size > MAX_NAME_BYTES:
+            raise TemplateError(
+                f"{what} has a name of {size} bytes without its fields; "
+                f"file systems allow {MAX_NAME_BYTES}",
+                text,
+            )

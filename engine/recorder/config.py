@@ -30,7 +30,7 @@ from pydantic import (
 from engine.core.condition import Condition
 from engine.core.fieldpath import FieldPath, unknown_kind_message
 from engine.core.schema import PURPLEDROP, Schema
-from engine.core.templates import Template, safe_join
+from engine.core.templates import Template, check_path, safe_join
 from engine.core.units import ByteSize, Duration
 
 # Fields a recorder's folder and file-name templates may use.
@@ -202,7 +202,9 @@ _SAMPLE_TIME = datetime(2000, 1, 2, 3, 4, 5)
 
 
 def _check_path_template(text: str, what: str, allow_empty: bool) -> str:
-    rendered = _template(text).render(_SAMPLE, _SAMPLE_TIME)  # TemplateError names the column
+    template = _template(text)  # TemplateError (a ValueError) names the column
+    check_path(template, what, allow_empty=allow_empty)
+    rendered = template.render(_SAMPLE, _SAMPLE_TIME)
     if not rendered.strip(" /"):
         if allow_empty:
             return text

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.core.templates import Template, TemplateError
+from engine.core.templates import Template, TemplateError, check_path
 from engine.core.units import ByteSize, Duration
 
 # Names a file-name or folder template may use. Values are made filesystem-safe.
@@ -54,9 +54,13 @@ _CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 
 
 def check_template(text: str, fields: Iterable[str] = PATH_FIELDS) -> str:
-    """Parse ``text`` as a path template; a bad one raises ``ValueError`` naming the column."""
+    """Parse ``text`` as a path template; a bad one raises ``ValueError`` naming the column.
+
+    Besides the fields and specs, the path must stay inside its folder (no
+    ``..``, absolute path, drive or backslash; see ``check_path``).
+    """
     try:
-        Template(text, fields)
+        check_path(Template(text, fields), "path", allow_empty=True)
     except TemplateError as exc:
         raise ValueError(str(exc)) from None
     return text
@@ -64,7 +68,11 @@ def check_template(text: str, fields: Iterable[str] = PATH_FIELDS) -> str:
 
 def check_format(text: str, fields: Iterable[str]) -> str:
     """Check a ``str.format`` string (URL, argv item) uses only ``fields``, no lookups."""
-    return check_template(text, fields)
+    try:
+        Template(text, fields)
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from None
+    return text
 
 
 def format_fields(text: str) -> set[str]:
