@@ -43,7 +43,7 @@ from engine.mqtt.topics import filter_problem, topic_problem
 from engine.notify.config import TargetConfig
 from engine.recorder.config import KindName, RecorderConfig, schema_in
 from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
-from engine.rules.schedule import parse_cron
+from engine.rules.schedule import MIN_EVERY, every_floor_message, parse_cron
 from engine.shots.config import CameraConfig, ShotsConfig, check_format, check_template
 from engine.sim.world import OPTIONS, SimConfig
 
@@ -283,7 +283,9 @@ class ScheduleTrigger(_Model):
     cron: Annotated[list[str] | None, _many(str)] = Field(
         None, description="Cron: minute hour day month weekday, e.g. '*/5 * * * *' (or a list)."
     )
-    every: Duration | None = Field(None, gt=0, description="An interval, e.g. 10s, 5min, 1h.")
+    every: Duration | None = Field(
+        None, gt=0, description="An interval, e.g. 10s, 5min, 1h (at least 0.1s)."
+    )
     at: Annotated[list[str] | None, _many(str)] = Field(
         None,
         description="Times of day ('08:00', daily) or moments ('2025-05-01T10:00'), one or a list.",
@@ -319,6 +321,13 @@ class ScheduleTrigger(_Model):
 
         for expression in value or ():
             parse_cron(expression, ZoneInfo("UTC"))  # ScheduleError is a ValueError
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: float | None) -> float | None:
+        if value is not None and value < MIN_EVERY:
+            raise ValueError(every_floor_message(value))
         return value
 
     @field_validator("at")

@@ -43,6 +43,18 @@ _SEARCH_LIMIT = 2_000  # candidate times looked at before "never fires"
 _DAY = 86400
 
 
+# The shortest interval of ``every`` (stated in docs/rules.md): below it a rule
+# would fire faster than the engine can serve anything else.
+MIN_EVERY = 0.1
+
+
+def every_floor_message(every: float) -> str:
+    return (
+        f"every: {every:g}s is shorter than the shortest interval, {MIN_EVERY:g}s; "
+        "for something faster, react to messages instead"
+    )
+
+
 class ScheduleError(CuecapError, ValueError):
     """A schedule that cannot be built (bad cron string, empty, impossible)."""
 
@@ -167,6 +179,8 @@ class Schedule:
             raise ScheduleError("a schedule needs exactly one of cron, every, at")
         if every is not None and not (every > 0 and math.isfinite(every)):
             raise ScheduleError(f"every must be a positive number of seconds, got {every}")
+        if every is not None and every < MIN_EVERY:
+            raise ScheduleError(every_floor_message(every))
         if jitter < 0:
             raise ScheduleError(f"jitter must be >= 0, got {jitter}")
         if every is not None and jitter >= every:

@@ -64,7 +64,13 @@ def diff_jobs(
 
 
 def planned_time(schedule: Schedule, now: float, lookback: float) -> float:
-    """The fire this run is for: the latest one at or before ``now`` within ``lookback``."""
+    """The fire this run is for: the latest one at or before ``now`` within ``lookback``.
+
+    An interval's latest fire is never more than one interval (plus jitter)
+    back, so a long grace on a short interval costs one step, not thousands.
+    """
+    if schedule.every is not None:
+        lookback = min(lookback, schedule.every + schedule.jitter)
     last = None
     for _, actual in schedule.fire_times(now - lookback, now + 1e-6):
         last = actual

@@ -1,0 +1,101 @@
+"""Schedules cannot starve the engine: a floor on intervals, bounded work per fire."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine.rules.errors import RuleFileError
+from engine.rules.loader import load_rules
+from engine.rules.schedule import MIN_EVERY, Schedule, ScheduleError
+from engine.runtime.jobs import planned_time
+
+UTC = ZoneInfo("UTC")
+NOW = 1_764_621_706.25  # 2025-12-01, where a float's resolution is about 2e-7 s
+
+
+@pytest.mark.parametrize("every", ["1e-9", "0.05s", "1ms"])
+def test_an_interval_under_the_floor_is_refused_at_its_key(tmp_path: Path, every: str) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            rules:
+              fast:
+                when:
+                  type: schedule
+                  every: {every}
+                do: {{type: log, message: hi}}
+            """
+        )
+    )
+    with pytest.raises(RuleFileError) as info:
+        load_rules([path], env={})
+    (error,) = info.value.errors
+    assert str(error).startswith(f"{path}:5:")
+    assert f"shortest interval, {MIN_EVERY:g}s" in str(error)
+
+
+def test_the_pure_schedule_refuses_it_too() -> None:
+    with pytest.raises(ScheduleError, match="shortest interval"):
+        Schedule(tz=UTC, every=1e-9)
+
+
+def test_fires_at_the_floor_advance_even_where_floats_are_coarse() -> None:
+    schedule = Schedule(tz=UTC, every=MIN_EVERY)
+    times = schedule.upcoming(NOW, 50)
+    assert len(times) == 50
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    assert times[-1] - times[0] == pytest.approx(49 * MIN_EVERY, abs=1e-5)
+
+
+class _Counting(Schedule):
+    calls = 0
+
+    def next_fire(self, after: float) -> tuple[float, float] | None:
+        _Counting.calls += 1
+        return super().next_fire(after)
+
+
+def test_a_long_grace_on_a_short_interval_costs_a_step_per_fire() -> None:
+    schedule = _Counting(tz=UTC, every=MIN_EVERY)
+    _Counting.calls = 0
+    fire = planned_time(schedule, NOW, lookback=86_400 + 1)  # grace: a day
+    assert NOW - MIN_EVERY <= fire <= NOW
+    assert _Counting.calls <= 3
+
+
+def test_a_rule_at_the_floor_leaves_room_for_the_others_and_for_the_end(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli.main import main
+
+    (tmp_path / "r.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            sources:
+              sim: {{type: simulator, fps: 0}}
+            rules:
+              fast:
+                when: {{type: schedule, every: {MIN_EVERY}s}}
+                do: {{type: log, message: fast, level: debug}}
+              slow:
+                when: {{type: schedule, every: 1s}}
+                do: {{type: log, message: slow, level: debug}}
+            """
+        )
+    )
+    result = CliRunner().invoke(
+        main,
+        ["run", str(tmp_path), "--fast", "--for", "5", "--recordings", str(tmp_path / "rec")],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("ran 5.0 s")
+    fast = int(result.stdout.split("  fast: ")[1].split(" ")[0])
+    slow = int(result.stdout.split("  slow: ")[1].split(" ")[0])
+    assert fast in (49, 50, 51)
+    assert slow in (5, 6)
