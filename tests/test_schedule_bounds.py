@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -48,7 +49,7 @@ def test_fires_at_the_floor_advance_even_where_floats_are_coarse() -> None:
     schedule = Schedule(tz=UTC, every=MIN_EVERY)
     times = schedule.upcoming(NOW, 50)
     assert len(times) == 50
-    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(times))
     assert times[-1] - times[0] == pytest.approx(49 * MIN_EVERY, abs=1e-5)
 
 
