@@ -44,7 +44,13 @@ from engine.notify.config import TargetConfig
 from engine.recorder.config import KindName, RecorderConfig, schema_in
 from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
 from engine.rules.schedule import MIN_EVERY, every_floor_message, parse_cron
-from engine.shots.config import CameraConfig, ShotsConfig, check_format, check_template
+from engine.shots.config import (
+    CameraConfig,
+    ShotsConfig,
+    check_format,
+    check_template,
+    format_fields,
+)
 from engine.sim.world import OPTIONS, SimConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -503,8 +509,55 @@ class RecordAction(_Model):
     action: Literal["start", "stop", "enable", "disable"] = "start"
 
 
+# Programs that run an argument as code, and the options that say which one.
+_CODE_RUNNERS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "csh"), ("-c",)),
+    **dict.fromkeys(("tcsh", "busybox"), ("-c",)),
+    **dict.fromkeys(("python", "python3", "pypy3"), ("-c",)),
+    **dict.fromkeys(("perl", "ruby", "node"), ("-e", "-E")),
+    "cmd": ("/c", "/k"),
+    **dict.fromkeys(("powershell", "pwsh"), ("-c", "-command", "-encodedcommand")),
+}
+
+
+def env_name(field: str) -> str:
+    """The environment variable a ``run`` action's program finds ``{field}`` in."""
+    return f"CUECAP_{field.upper()}"
+
+
+def _code_argument(argv: list[str]) -> tuple[str, int] | None:
+    """The program and index of an argument that a shell or interpreter runs as code."""
+    i = 0
+    while i < len(argv) and (
+        argv[i].rsplit("/", 1)[-1] == "env" or (i > 0 and "=" in argv[i] and argv[i][0] != "-")
+    ):
+        i += 1  # env NAME=value program ...
+    if i >= len(argv):
+        return None
+    program = argv[i].replace("\\", "/").rsplit("/", 1)[-1].lower().removesuffix(".exe")
+    program = re.sub(r"^(python|pypy)[0-9.]*$", r"\1", program)
+    options = _CODE_RUNNERS.get(program) or _CODE_RUNNERS.get(program + "3")
+    if options is None:
+        return None
+    for j in range(i + 1, len(argv)):
+        item = argv[j].lower()
+        if not item.startswith(("-", "/")):
+            return None  # a script file: what follows are its own arguments
+        short = item.startswith("-") and not item.startswith("--") and len(item) > 2
+        if item in options or (short and options[0] in ("-c", "-e") and options[0][1] in item):
+            return (program, j + 1) if j + 1 < len(argv) else None  # -c SCRIPT, -ec SCRIPT
+    return None
+
+
 class RunAction(_Model):
-    """Run a program (no shell); killed when it runs longer than ``timeout``."""
+    """Run a program (no shell); killed when it runs longer than ``timeout``.
+
+    Each argv item is one argument, fields filled in: a value never becomes
+    shell text. The values are also in the environment (``CUECAP_PATH``,
+    ``CUECAP_RULE``...), which is how a shell script should read them: an
+    argv that runs a shell (or python, perl...) with a ``-c`` script that
+    holds a ``{field}`` is refused, because the value would become code.
+    """
 
     type: Literal["run"]
     argv: list[TextTemplate] = Field(
@@ -513,6 +566,23 @@ class RunAction(_Model):
     timeout: Duration = Field(60.0, gt=0)
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+
+    @field_validator("argv")
+    @classmethod
+    def _no_code_from_fields(cls, argv: list[str]) -> list[str]:
+        found = _code_argument(argv)
+        if found is not None:
+            program, index = found
+            fields = sorted(format_fields(argv[index]))
+            if fields:
+                uses = ", ".join(f"${env_name(f)} for {{{f}}}" for f in fields)
+                raise ValueError(
+                    f"argv item {index + 1} is a script {program} runs, and it holds "
+                    f"{', '.join(f'{{{f}}}' for f in fields)}: a value would become code. "
+                    f"Read the environment variable in the script instead ({uses}), "
+                    "or pass the value as an argv item of its own"
+                )
+        return argv
 
 
 class LogAction(_Model):

@@ -33,6 +33,7 @@ from engine.rules.model import (
     RunAction,
     SendAction,
     ShotAction,
+    env_name,
 )
 from engine.runtime.rulebook import Firing
 
@@ -90,6 +91,21 @@ def text_values(firing: Firing, tz: tzinfo) -> dict[str, Any]:
     both = isinstance(first, int | float) and isinstance(last, int | float)
     values["duration"] = round(last - first, 3) if both else ""  # type: ignore[operator]
     return values
+
+
+def command_environment(values: Mapping[str, Any]) -> dict[str, str]:
+    """``CUECAP_RULE``, ``CUECAP_PATH``...: the values as a command's environment.
+
+    A script reads its values here rather than having them spliced into its
+    text, so no value can become shell code.
+    """
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            out[env_name(name)] = value.isoformat()
+        else:
+            out[env_name(name)] = "" if value is None else str(value)
+    return out
 
 
 class ActionRunner:
@@ -292,7 +308,7 @@ class ActionRunner:
         if self.dry_run:
             return
         self.commands += 1
-        env = {**os.environ, **action.env} if action.env else None
+        env = {**os.environ, **action.env, **command_environment(values)}
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
