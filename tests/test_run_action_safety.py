@@ -58,6 +58,7 @@ def test_a_script_with_a_field_is_refused_with_the_variable_to_use(argv: list[st
         ["sh", "-c", 'cp "$1" /backup', "sh", "{path}"],  # the value as its own argument
         ["rsync", "{path}", "backup:/"],
         ["python3", "script.py", "-c", "{path}"],  # -c after a script is the script's option
+        ["sh", "/opt/backup.sh", "-c", "{path}"],
     ],
 )
 def test_values_as_their_own_arguments_or_from_the_environment_are_fine(argv: list[str]) -> None:

@@ -541,7 +541,7 @@ def _code_argument(argv: list[str]) -> tuple[str, int] | None:
         return None
     for j in range(i + 1, len(argv)):
         item = argv[j].lower()
-        if not item.startswith(("-", "/")):
+        if not item.startswith("/" if program == "cmd" else "-"):
             return None  # a script file: what follows are its own arguments
         short = item.startswith("-") and not item.startswith("--") and len(item) > 2
         if item in options or (short and options[0] in ("-c", "-e") and options[0][1] in item):
