@@ -2,21 +2,27 @@
 
 The folders holding the rule files are watched rather than the files, because
 editors save by writing a new file and renaming it over the old one, which a
-watch on the old file never sees. Each change reloads every rule file; a
-set that fails to load is reported with all its errors and the engine goes on
-with the rules it has.
+watch on the old file never sees. Only rule files count: anything else in
+the folder (the engine's own log, ``nohup.out``, an editor's swap file) is
+filtered out before the watcher library sees it, and that library's logger
+is kept quiet, so a log written into the rules folder cannot feed itself.
+Changes are debounced, and a change that leaves every rule file's bytes as
+they were (a ``touch``, a save without edits) reloads nothing. Each real
+change reloads every rule file; a set that fails to load is reported with
+all its errors and the engine goes on with the rules it has.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from engine.rules.errors import RuleFileError
-from engine.rules.loader import RULE_SUFFIXES, RuleSet, load_rules
+from engine.rules.loader import RULE_SUFFIXES, RuleSet, load_rules, rule_files
 
 Apply = Callable[[RuleSet], Awaitable[Mapping[str, Sequence[str]]]]
 
@@ -46,6 +52,18 @@ def watch_targets(
     return watched, relevant
 
 
+def fingerprint(paths: Sequence[str | os.PathLike[str]]) -> tuple[tuple[str, str], ...]:
+    """The rule files and a digest of each one's bytes: equal when nothing changed."""
+    out: list[tuple[str, str]] = []
+    for path in rule_files(paths):
+        try:
+            digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        except OSError as exc:
+            digest = f"unreadable: {exc.errno}"
+        out.append((str(path), digest))
+    return tuple(out)
+
+
 async def watch_rules(
     apply: Apply,
     paths: Sequence[str | os.PathLike[str]],
@@ -68,11 +86,21 @@ async def watch_rules(
     folders, relevant = watch_targets(paths)
     if not folders:
         return
-    async for changes in awatch(
-        *folders, stop_event=stop, debounce=debounce_ms, step=50, recursive=False
+    # Its "N changes detected" line per change would feed a log kept in the folder.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    seen = await asyncio.to_thread(fingerprint, paths)
+    async for _changes in awatch(
+        *folders,
+        stop_event=stop,
+        debounce=debounce_ms,
+        step=50,
+        recursive=False,
+        watch_filter=lambda _change, path: relevant(path),
     ):
-        if not any(relevant(path) for _, path in changes):
-            continue
+        now = await asyncio.to_thread(fingerprint, paths)
+        if now == seen:
+            continue  # touched, or saved as it was
+        seen = now
         try:
             rules = await asyncio.to_thread(load_rules, paths, env)
         except RuleFileError as exc:
