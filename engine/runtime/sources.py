@@ -37,6 +37,7 @@ def build_source(name: str, config: Any, clock: Clock, *, virtual: bool = False)
             ),
             max_retries=config.max_retries,
             schema=config.schema_.loaded if config.schema_ is not None else PURPLEDROP,
+            max_size_setting=f"max_size: of source {name} in the rule file",
         )
     if isinstance(config, ReplaySourceConfig):
         from engine.sources.log import LogSource

@@ -57,6 +57,7 @@ class Summary:
     shots_failed: list[str] = field(default_factory=list)  # "camera: reason", likewise
     notes: list[tuple[Firing, str]] = field(default_factory=list)
     frames: dict[str, int] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)  # frames that are no PurpleDrop event
     errors: list[str] = field(default_factory=list)
     dry_run: bool = False
     shot_counts: Counter[str] = field(default_factory=Counter)  # "ok", "failed": every shot
@@ -83,7 +84,11 @@ class Summary:
 
         lines = [
             f"ran {self.seconds:.1f} s ({self.reason}); "
-            + ", ".join(f"{name}: {n} frames" for name, n in sorted(self.frames.items()))
+            + ", ".join(
+                f"{name}: {n} frames"
+                + (f" ({bad} invalid)" if (bad := self.invalid.get(name)) else "")
+                for name, n in sorted(self.frames.items())
+            )
         ]
         what = "segments that would be recorded" if self.dry_run else "segments recorded"
         count = max(self.segment_count or 0, len(self.segments))

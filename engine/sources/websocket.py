@@ -116,12 +116,14 @@ class WebSocketSource:
         max_retries: int | None = None,
         rng: Callable[[], float] | None = None,
         schema: Schema = PURPLEDROP,
+        max_size_setting: str = "cuecap record --max-size",
     ) -> None:
         self.uri = normalize_uri(uri)
         self.schema = schema
         self.name = name if name is not None else self.uri
         self.clock = clock
         self.max_size = max_size
+        self.max_size_setting = max_size_setting  # where a user raises it, for the hint
         self.backoff = backoff if backoff is not None else Backoff()
         self.max_retries = max_retries
         self.stats = SourceStats()
@@ -276,7 +278,7 @@ class WebSocketSource:
         if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
             message = (
                 f"{self.uri}: a message exceeded max_size ({self.max_size} bytes); "
-                "raise max_size (cuecap record --max-size)"
+                f"raise it ({self.max_size_setting})"
             )
             self.stats.errors.append(message)
             log.error("%s", message)
