@@ -24,6 +24,7 @@ from engine.cli.common import (
     SIZE,
     fail,
 )
+from engine.sources.backoff import DEFAULT_INITIAL, DEFAULT_MAXIMUM
 
 if TYPE_CHECKING:  # loaded when the command runs: `cuecap --help` stays fast
     from engine.sources.session import RecordingSummary
@@ -51,14 +52,14 @@ if TYPE_CHECKING:  # loaded when the command runs: `cuecap --help` stays fast
 @click.option(
     "--retry-initial",
     type=click.FloatRange(min=0),
-    default=0.5,
+    default=DEFAULT_INITIAL,
     show_default=True,
     help="First reconnect delay, seconds; doubles on each failure.",
 )
 @click.option(
     "--retry-max",
     type=click.FloatRange(min=0),
-    default=10.0,
+    default=DEFAULT_MAXIMUM,
     show_default=True,
     help="Longest reconnect delay, seconds.",
 )

@@ -52,6 +52,7 @@ from engine.shots.config import (
     format_fields,
 )
 from engine.sim.world import OPTIONS, SimConfig
+from engine.sources.backoff import DEFAULT_INITIAL, DEFAULT_JITTER, DEFAULT_MAXIMUM
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _NAME = re.compile(NAME_PATTERN)
@@ -191,8 +192,13 @@ class WebSocketSourceConfig(_Model):
         16 * 1024 * 1024, gt=0, description="Largest message accepted (camera frames are big)."
     )
     open_timeout: Duration = Field(10.0, gt=0)
-    reconnect_initial: Duration = Field(0.5, ge=0, description="First reconnect delay.")
-    reconnect_max: Duration = Field(10.0, ge=0, description="Longest reconnect delay.")
+    reconnect_initial: Duration = Field(
+        DEFAULT_INITIAL, ge=0, description="First reconnect delay (doubles on each failure)."
+    )
+    reconnect_max: Duration = Field(DEFAULT_MAXIMUM, ge=0, description="Longest reconnect delay.")
+    reconnect_jitter: float = Field(
+        DEFAULT_JITTER, ge=0, le=1, description="Each delay shortened at random by up to this part."
+    )
     max_retries: int | None = Field(
         None, ge=1, description="Give up after this many failed attempts in a row (null: never)."
     )

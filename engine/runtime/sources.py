@@ -34,6 +34,7 @@ def build_source(name: str, config: Any, clock: Clock, *, virtual: bool = False)
             backoff=Backoff(
                 initial=config.reconnect_initial,
                 maximum=max(config.reconnect_max, config.reconnect_initial),
+                jitter=config.reconnect_jitter,
             ),
             max_retries=config.max_retries,
             schema=config.schema_.loaded if config.schema_ is not None else PURPLEDROP,

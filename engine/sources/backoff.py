@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Defaults for a server on the LAN (stated in docs/recording.md and docs/rules.md): a
+# restarted pdserver is reached within about a second of being back, for messages
+# lost meanwhile are lost for good; jitter keeps a fleet of clients out of lockstep.
+DEFAULT_INITIAL = 0.1
+DEFAULT_MAXIMUM = 1.0
+DEFAULT_JITTER = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -20,10 +27,10 @@ class Backoff:
     delay, so ``maximum`` is a true upper bound.
     """
 
-    initial: float = 0.5
-    maximum: float = 10.0
+    initial: float = DEFAULT_INITIAL
+    maximum: float = DEFAULT_MAXIMUM
     factor: float = 2.0
-    jitter: float = 0.25
+    jitter: float = DEFAULT_JITTER
 
     def __post_init__(self) -> None:
         if self.initial < 0:

@@ -306,9 +306,11 @@ class WebSocketSource:
                 if process_exception(exc) is not None:  # bad path, forbidden, not a websocket...
                     self._give_up(f"refused: {_close_reason(exc)}", exc)
                 last_error = _close_reason(exc)
-                log.warning(
-                    "%s: connect attempt %d failed: %s", self.name, self.attempts, last_error
-                )
+                # Retries come about once a second: say the first few, then one a minute.
+                if retries <= 3 or retries % 60 == 0:
+                    log.warning(
+                        "%s: connect attempt %d failed: %s", self.name, self.attempts, last_error
+                    )
                 continue
             if ws is None:  # closed while connecting
                 return None
