@@ -10,6 +10,10 @@ their memory of the previous value stays right.
 
 Decoding errors are counted per detector (``errors``), never raised: one bad
 message must not stop a recording.
+
+After a ``Gap`` (the source reconnected) ``restart`` forgets the previous
+values: a detector comparing with the last value before the hole would see
+every reconnect as a change or a step, and start a recording for nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ class Detector(Protocol):
         """``label`` if the detector fires on ``frame``, else None (the hot loops call this)."""
         ...
 
+    def restart(self) -> None:
+        """Forget what came before a gap in the stream (stateless detectors: nothing)."""
+        ...
+
 
 class _LabelOnHit:
     """``check`` for detectors whose logic lives in ``hit``."""
@@ -62,6 +70,9 @@ class _LabelOnHit:
 
     def check(self, frame: Frame) -> str | None:
         return self.label if self.hit(frame) else None
+
+    def restart(self) -> None:
+        return None
 
 
 class MessageTypeDetector:
@@ -78,6 +89,9 @@ class MessageTypeDetector:
 
     def check(self, frame: Frame) -> str | None:
         return self.label if frame.kind in self.kinds else None
+
+    def restart(self) -> None:
+        return None
 
 
 class _FieldDetector:
@@ -113,6 +127,9 @@ class _FieldDetector:
     def hit(self, frame: Frame) -> bool:
         return self.check(frame) is not None
 
+    def restart(self) -> None:
+        return None  # a threshold's arming is about the level, not the last value
+
     def _judge(self, value: FieldValue) -> bool:
         raise NotImplementedError
 
@@ -135,6 +152,9 @@ class ChangedDetector(_FieldDetector):
         previous = self._previous
         self._previous = value
         return previous is not _UNSET and value != previous
+
+    def restart(self) -> None:
+        self._previous = _UNSET
 
 
 class ThresholdDetector(_FieldDetector):
@@ -220,6 +240,9 @@ class StepDetector(_FieldDetector):
             return -step > self.delta
         return abs(step) > self.delta
 
+    def restart(self) -> None:
+        self._previous = None
+
 
 class RateDetector(_LabelOnHit):
     """More than ``per_second`` messages per second over the last ``window`` seconds.
@@ -261,6 +284,9 @@ class RateDetector(_LabelOnHit):
         while times[0] < horizon:
             times.popleft()
         return len(times) > self._limit
+
+    def restart(self) -> None:
+        return None  # messages before the gap still count within the window
 
 
 class ConditionDetector(_LabelOnHit):
@@ -358,6 +384,13 @@ class ActivityDetectors:
     @property
     def errors(self) -> int:
         return sum(getattr(d, "errors", 0) for d in self.detectors)
+
+    def restart(self) -> None:
+        """The stream had a gap: every detector forgets its previous values."""
+        for detector in self.detectors:
+            restart = getattr(detector, "restart", None)  # detectors written in code may lack it
+            if restart is not None:
+                restart()
 
 
 def build_detector(config: DetectorConfig) -> Detector:

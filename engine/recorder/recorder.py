@@ -186,7 +186,9 @@ class Recorder:
             self._apply(code, frame, hit)
 
     def feed_gap(self, gap: Gap) -> None:
-        """The source was disconnected: the open segment's manifest records the hole."""
+        """The source was disconnected: the open segment's manifest records the hole,
+        and detectors start afresh (a value before the hole is no previous value)."""
+        self.detectors.restart()
         if self._writer is not None:
             self._writer.note_gap(gap)
 
