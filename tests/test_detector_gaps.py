@@ -8,7 +8,7 @@ import pytest
 from recorder_streams import frame
 
 from engine.core.clock import ManualClock
-from engine.core.events import RECORDING_STARTED, EngineEvent
+from engine.events import Event, EventKind
 from engine.core.frame import Gap
 from engine.recorder.config import RecorderConfig
 from engine.recorder.detectors import (
@@ -30,7 +30,7 @@ def test_a_reconnect_does_not_start_a_recording(tmp_path: Path, activity: dict) 
     config = RecorderConfig.model_validate(
         {"activity": [activity], "pre_roll": 0, "post_roll": 1, "file_name": "{seq}.bin"}
     )
-    events: list[EngineEvent] = []
+    events: list[Event] = []
     clock = ManualClock(100.0)
     recorder = Recorder("hv", config, root=tmp_path, emit=events.append, clock=clock)
     seq = 0
@@ -43,10 +43,10 @@ def test_a_reconnect_does_not_start_a_recording(tmp_path: Path, activity: dict) 
         clock.set(t)
         recorder.feed(frame("hv_regulator", t, seq, value=150.0))
         seq += 1
-    assert RECORDING_STARTED not in [e.name for e in events]
+    assert EventKind.RECORDING_STARTED not in [e.name for e in events]
     clock.set(107.5)
     recorder.feed(frame("hv_regulator", 107.5, seq, value=200.0))  # a real move still counts
-    assert [e.name for e in events] == [RECORDING_STARTED]
+    assert [e.name for e in events] == [EventKind.RECORDING_STARTED]
 
 
 def test_restart_forgets_previous_values_only() -> None:
