@@ -85,8 +85,11 @@ MAX_VALUES = 100_000
 _DEPTH_MESSAGE = f"nested more than {MAX_DEPTH} levels deep; rule files are never that deep"
 
 
-class _TooBig(ComposerError):
-    """A bound of the rule file crossed while composing it."""
+def _too_big(message: str, mark: Any) -> ComposerError:
+    """A bound of the rule file crossed while composing it (marked so, for ``compose``)."""
+    error = ComposerError(None, None, message, mark)
+    error.bound = True  # type: ignore[attr-defined]
+    return error
 
 
 class _Bounded(Composer):
@@ -110,7 +113,7 @@ class _Bounded(Composer):
             return node
         if isinstance(event, CollectionStartEvent):
             if self._depth >= MAX_DEPTH:
-                raise _TooBig(None, None, _DEPTH_MESSAGE, event.start_mark)  # type: ignore[arg-type]
+                raise _too_big(_DEPTH_MESSAGE, event.start_mark)
             self._depth += 1
             before = self._values
             try:
@@ -128,9 +131,7 @@ class _Bounded(Composer):
     def _count(self, values: int, event: Any) -> None:
         self._values += values
         if self._values > MAX_VALUES:
-            raise _TooBig(
-                None,
-                None,
+            raise _too_big(
                 f"the file expands to more than {MAX_VALUES} values (counting each alias "
                 "in full); split it or use fewer aliases",
                 event.start_mark,  # libyaml's marks are alike
@@ -393,11 +394,10 @@ def compose(text: str, file: str, env: Mapping[str, str]) -> Document:
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
             problem = f"{exc.context}: {exc.problem}"
+        bound = getattr(exc, "bound", False)
         if "maximum nesting depth" in problem:  # libyaml's own bound, met before ours
-            problem, exc = _DEPTH_MESSAGE, _TooBig()
-        builder.error(
-            where, problem if isinstance(exc, _TooBig) else f"YAML syntax error: {problem}"
-        )
+            problem, bound = _DEPTH_MESSAGE, True
+        builder.error(where, problem if bound else f"YAML syntax error: {problem}")
         return Document(file, None, builder.positions, builder.errors)
     except ReaderError as exc:
         line, column = _position(text, exc.position)
