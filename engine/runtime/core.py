@@ -143,6 +143,8 @@ class EngineCore:
             return None
         source = frame.source
         self.stats.frames[source] += 1
+        if frame.kind is None:
+            self.stats.invalid[source] += 1
         for recorder in self._by_source.get(source, ()):
             recorder.feed(frame)
         if source in self._cached_sources and self.cache is not None:

@@ -26,6 +26,7 @@ class RunStats:
     def __init__(self, max_kept: int = MAX_KEPT) -> None:
         self.max_kept = max_kept
         self.frames: Counter[str] = Counter()  # frames handled, per source
+        self.invalid: Counter[str] = Counter()  # of those, not PurpleDrop events
         self.frame_errors = 0  # frames whose handling raised
         self.firings: list[Firing] = []
         self.firing_counts: Counter[str] = Counter()
@@ -89,6 +90,7 @@ class RunStats:
             shot_counts=Counter(self.shot_counts),
             notes=list(self.notes),
             frames={name: self.frames[name] for name in sources},
+            invalid={name: self.invalid[name] for name in sources if self.invalid[name]},
             errors=list(self.errors),
             error_count=self.error_count,
             dry_run=dry_run,
