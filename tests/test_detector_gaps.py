@@ -8,8 +8,8 @@ import pytest
 from recorder_streams import frame
 
 from engine.core.clock import ManualClock
-from engine.events import Event, EventKind
 from engine.core.frame import Gap
+from engine.events import Event, EventKind
 from engine.recorder.config import RecorderConfig
 from engine.recorder.detectors import (
     ActivityDetectors,

@@ -51,3 +51,12 @@ class ManualClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def elapsed() -> float:
+    """A monotonic counter in seconds, for measuring what a step costs (never the time of day).
+
+    The pure core measures budgets with it (a condition's evaluation time) and
+    tests replace it where they need exact figures.
+    """
+    return time.perf_counter()
