@@ -5,10 +5,21 @@ copy, far cheaper than a hand-off to another thread per message, and the
 kernel page cache absorbs the flush. The buffers are flushed whenever
 ``flush_interval`` seconds of receive time have passed and on ``maybe_flush``
 (which live adapters call on a timer), so a crash loses less than a second.
+
+A write that fails (a full disk, a file-size limit) must not leave figures
+that claim more than the disk holds. The writer remembers the last point at
+which both files were flushed whole, and the receive times written since; on
+failure ``close`` looks at what actually reached the disk past that point,
+cuts a partial last record, makes the index hold exactly the complete records
+(never more), and finishes the manifest with the real counts and the error.
+Writing the manifest on a full disk falls back to overwriting the existing
+one in place (its blocks are already allocated); temporary files are never
+left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -79,10 +90,27 @@ def _jsonable(value: object) -> object:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+    """``text`` to ``path`` through a temporary beside it; on failure the temporary is gone.
+
+    On a full disk the temporary cannot be written; an existing ``path`` is
+    then overwritten in place, which needs no new blocks when the new text is
+    not much longer (a manifest's size hardly changes).
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    data = text.encode("utf-8")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if not path.exists():
+            raise
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate()
 
 
 class RecordingWriter:
@@ -131,6 +159,13 @@ class RecordingWriter:
         # Receive time from which the next write flushes; -inf: the first write sets it up.
         self._flush_at = -math.inf
         self.closed = False
+        self.failed: str | None = None  # the first write or flush error, once one happened
+        # The last point where data and index were both flushed whole, and what was
+        # written since: what a failure has to check against the disk.
+        # offset, counts by first byte, last receive time
+        self._durable: tuple[int, list[int], float | None] = (0, list(self._tag_counts), None)
+        self._since: list[float] = []  # receive times written after that point
+        self._since_append = self._since.append
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -150,14 +185,22 @@ class RecordingWriter:
         try:
             self._index = open(self.index_path, "wb", buffering=_BUFFER)  # noqa: SIM115
             self._index.write(INDEX_MAGIC)
+            self._index.flush()
             self._write_data = self._data.write
             self._write_index = self._index.write
             self._write_manifest()
         except OSError as exc:
-            self._data.close()
-            raise RecordingError(
-                f"{self.index_path}: cannot create index: {exc.strerror or exc}"
-            ) from None
+            # Nothing was recorded yet: leave no empty files (they would also push the
+            # next attempt's name to "-2").
+            for f in (self._data, getattr(self, "_index", None)):
+                if f is not None:
+                    with contextlib.suppress(OSError):
+                        f.close()
+            for path in (self.path, self.index_path, self.manifest_path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            what = str(exc) if isinstance(exc, RecordingError) else (exc.strerror or str(exc))
+            raise RecordingError(f"{self.path}: cannot create recording: {what}") from None
 
     # -- writing ---------------------------------------------------------------
 
@@ -173,7 +216,8 @@ class RecordingWriter:
         except struct.error:
             raise RecordingError(f"{self.path}: a {n}-byte message does not fit a record") from None
         except OSError as exc:
-            raise RecordingError(f"{self.path}: write failed: {exc.strerror or exc}") from None
+            raise self._failure(f"{self.path}: write failed: {exc.strerror or exc}") from None
+        self._since_append(time)
         self._offset = offset + 4 + n
         self._last_time = time
         # Counted by first byte; records, counts and times reach the manifest when it is
@@ -236,11 +280,15 @@ class RecordingWriter:
 
     def flush(self, now: float | None = None) -> None:
         """Push buffered records and index entries to the OS."""
+        if self.failed is not None:
+            raise RecordingError(self.failed)
         try:
             self._data.flush()
             self._index.flush()
         except OSError as exc:
-            raise RecordingError(f"{self.path}: flush failed: {exc.strerror or exc}") from None
+            raise self._failure(f"{self.path}: flush failed: {exc.strerror or exc}") from None
+        self._durable = (self._offset, list(self._tag_counts), self._last_time)
+        self._since.clear()
         if now is not None:
             self._last_flush = now
             if self._last_time is not None:  # before the first record, write() sets it up
@@ -285,20 +333,34 @@ class RecordingWriter:
         return m
 
     def close(self, stop_reason: str = "", closed_at: float | None = None) -> Manifest:
-        """Flush everything and write the final manifest. Safe to call twice."""
+        """Flush everything and write the final manifest. Safe to call twice.
+
+        After a failed write or flush (or one met here) the manifest holds what
+        the disk holds, not what was handed to ``write``; its ``extra["error"]``
+        says what went wrong, and the error is raised once the files are finished.
+        """
         if self.closed:
             return self._manifest
         self.closed = True
-        m = self._sync()
-        m.stop_reason = stop_reason
-        m.closed_at = closed_at if closed_at is not None else m.last_time
-        m.complete = True
+        # Errors new here are raised; one ``write``/``flush`` already raised is not again.
         errors: list[str] = []
         for f in (self._data, self._index):
             try:
                 f.close()
             except OSError as exc:
                 errors.append(f"{f.name}: {exc.strerror or exc}")
+        if errors or self.failed is not None:
+            try:
+                self._salvage()
+            except OSError as exc:
+                errors.append(f"{self.path}: cannot check what reached the disk: {exc}")
+        m = self._sync()
+        m.stop_reason = stop_reason
+        m.closed_at = closed_at if closed_at is not None else m.last_time
+        m.complete = True
+        first = self.failed or (errors[0] if errors else None)
+        if first is not None:
+            m.extra.setdefault("error", first)
         try:
             self._write_manifest()
         except RecordingError as exc:
@@ -306,6 +368,59 @@ class RecordingWriter:
         if errors:
             raise RecordingError("; ".join(errors))
         return m
+
+    def _failure(self, message: str) -> RecordingError:
+        """Remember the first write error: from now on the figures must be checked."""
+        if self.failed is None:
+            self.failed = message
+        return RecordingError(message)
+
+    def _salvage(self) -> None:
+        """Make the files and counters hold exactly the complete records on disk.
+
+        Everything up to the last whole flush is known good; past it, the
+        records that reached the disk complete are found by walking their
+        lengths, a partial last one is cut off, and the index is rewritten to
+        the same records (or left shorter, never longer, if even that fails).
+        """
+        start, counts, last_time = self._durable
+        since = self._since
+        size = os.path.getsize(self.path)
+        offsets: list[int] = []
+        end = start
+        with open(self.path, "rb") as f:
+            while len(offsets) < len(since):
+                f.seek(end)
+                head = f.read(RECORD_HEADER.size + 1)
+                if len(head) < RECORD_HEADER.size:
+                    break
+                (n,) = RECORD_HEADER.unpack_from(head)
+                if end + RECORD_HEADER.size + n > size:
+                    break  # cut short: the rest of it never reached the disk
+                counts[head[RECORD_HEADER.size] if n else 256] += 1
+                offsets.append(end)
+                end += RECORD_HEADER.size + n
+        if size > end:
+            os.truncate(self.path, end)
+        durable = len(INDEX_MAGIC) + (sum(counts) - len(offsets)) * INDEX_ENTRY.size
+        entries = b"".join(_pack_entry(o, t) for o, t in zip(offsets, since, strict=False))
+        try:
+            if os.path.getsize(self.index_path) < durable:  # pragma: no cover - flushed whole
+                raise OSError("index shorter than its last flush")
+            os.truncate(self.index_path, durable)
+            with open(self.index_path, "ab") as index:
+                index.write(entries)
+        except OSError:
+            with contextlib.suppress(OSError):  # shorter than the data is fine, longer never
+                index_size = os.path.getsize(self.index_path)
+                whole = (
+                    len(INDEX_MAGIC)
+                    + max(0, index_size - len(INDEX_MAGIC)) // INDEX_ENTRY.size * INDEX_ENTRY.size
+                )
+                os.truncate(self.index_path, min(durable, whole))
+        self._tag_counts = counts
+        self._offset = end
+        self._last_time = since[len(offsets) - 1] if offsets else last_time
 
     def __enter__(self) -> RecordingWriter:
         return self
