@@ -89,7 +89,12 @@ class ConditionError(CuecapError, ValueError):
             where = (
                 f" at line {line}, column {column}" if line and line > 1 else f" at column {column}"
             )
-        super().__init__(f"condition {expression!r}{where}: {message}")
+        super().__init__(f"condition {_shown(expression)}{where}: {message}")
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut short when long (a message stays one line)."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3]) + "..."
 
 
 @dataclass(frozen=True, slots=True)

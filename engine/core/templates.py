@@ -100,7 +100,8 @@ class TemplateError(CuecapError, ValueError):
         self.column = column
         self.reason = message
         where = f" at column {column}" if column is not None else ""
-        super().__init__(f"template {template!r}{where}: {message}")
+        shown = repr(template) if len(template) <= 80 else repr(template[:77]) + "..."
+        super().__init__(f"template {shown}{where}: {message}")
 
 
 class PathEscapeError(CuecapError, ValueError):

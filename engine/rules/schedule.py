@@ -50,7 +50,7 @@ MIN_EVERY = 0.1
 
 def every_floor_message(every: float) -> str:
     return (
-        f"every: {every:g}s is shorter than the shortest interval, {MIN_EVERY:g}s; "
+        f"{every:g}s is shorter than the shortest interval, {MIN_EVERY:g}s; "
         "for something faster, react to messages instead"
     )
 
@@ -180,7 +180,7 @@ class Schedule:
         if every is not None and not (every > 0 and math.isfinite(every)):
             raise ScheduleError(f"every must be a positive number of seconds, got {every}")
         if every is not None and every < MIN_EVERY:
-            raise ScheduleError(every_floor_message(every))
+            raise ScheduleError(f"every: {every_floor_message(every)}")
         if jitter < 0:
             raise ScheduleError(f"jitter must be >= 0, got {jitter}")
         if every is not None and jitter >= every:
