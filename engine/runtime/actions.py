@@ -124,6 +124,7 @@ class ActionRunner:
         dry_run: bool = False,
         note: Callable[[Firing, str], None] | None = None,
         exact_time: bool = False,
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self.shots = shots
         self.recorders = recorders
@@ -131,6 +132,8 @@ class ActionRunner:
         self.dry_run = dry_run
         self._note = note
         self.exact_time = exact_time
+        # A shot refused before it was queued is a failed shot: (camera, why).
+        self._on_refused = on_refused
         self.commands = 0
         self.command_failures = 0
         self.shot_requests = 0
@@ -218,6 +221,8 @@ class ActionRunner:
             except Exception as exc:  # QueueFull, Throttled, SaverClosed...
                 self.shot_refusals += 1
                 log.warning("rule %s: shot from %s refused: %s", firing.rule, camera, exc)
+                if self._on_refused is not None:
+                    self._on_refused(camera, f"refused: {exc}")
                 continue
             self.note(firing, f"shot {camera} ({when}) -> {path}")
             if path is not None:

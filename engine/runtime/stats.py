@@ -57,6 +57,12 @@ class RunStats:
         elif isinstance(event, RecordingErrored):
             self.error(f"recorder {event.recorder}: {event.error}")
 
+    def shot_refused(self, camera: str, reason: str) -> None:
+        """A shot the shot service refused to queue: it failed, and says why."""
+        self.shot_counts["failed"] += 1
+        if len(self.shots_failed) < self.max_kept:
+            self.shots_failed.append(f"{camera}: {reason}")
+
     def error(self, message: str) -> None:
         self.error_count += 1
         if len(self.errors) < self.max_kept:
