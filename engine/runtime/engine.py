@@ -144,6 +144,7 @@ class Engine:
             dry_run=dry_run,
             note=self._note,
             exact_time=self.time.exact_shot_times,
+            on_refused=self.stats.shot_refused,
         )
         self.runner = RuleRunner(self.core.rulebook, self.actions.run)
         self._pumps: dict[str, asyncio.Task[None]] = {}
