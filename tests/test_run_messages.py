@@ -60,3 +60,32 @@ async def test_the_over_size_hint_names_the_sources_max_size_setting(tmp_path: P
     assert "exceeded max_size (1000 bytes)" in error
     assert "max_size: of source cam in the rule file" in error
     assert "cuecap record" not in error
+
+
+async def test_a_refused_shot_counts_as_failed() -> None:
+    from zoneinfo import ZoneInfo
+
+    from engine.rules.model import Rule
+    from engine.runtime.actions import ActionRunner
+    from engine.runtime.rulebook import Firing
+    from engine.runtime.stats import RunStats
+
+    class Refusing:
+        def submit(self, camera: str, **_: object) -> None:
+            raise ValueError(f"{camera}: queue full")
+
+    stats = RunStats()
+    rule = Rule.model_validate(
+        {
+            "when": {"type": "event", "event": "engine.started"},
+            "do": {"type": "shot", "cameras": ["a", "b"]},
+        }
+    )
+    actions = ActionRunner(
+        shots=Refusing(), recorders={}, tz=ZoneInfo("UTC"), on_refused=stats.shot_refused
+    )
+    await actions.run(rule, Firing("r", 0.0, "event", 0, "engine.started", "", 1, {}))
+    summary = stats.summary(started=0.0, ended=1.0, reason="done", sources=[], dry_run=False)
+    assert summary.shot_failures == 2
+    assert "shots taken: 0, failed: 2" in summary.render(ZoneInfo("UTC"))
+    assert summary.shots_failed == ["a: refused: a: queue full", "b: refused: b: queue full"]
