@@ -114,7 +114,8 @@ def safe_component(value: str, replacement: str = "_") -> str:
     cleaned = _UNSAFE.sub(replacement, value).strip().rstrip(". ")
     if cleaned in ("", ".", ".."):
         return replacement
-    if cleaned.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+    stem = cleaned.partition(".")[0]
+    if len(stem) <= 8 and stem.rstrip(" ").upper() in _RESERVED:  # the longest is CONOUT$
         return replacement + cleaned
     return cleaned
 
@@ -195,8 +196,6 @@ def _pieces(literal: str) -> tuple[_Piece, ...]:
 
 
 def _strftime(pieces: tuple[_Piece, ...], when: datetime) -> str:
-    if len(pieces) == 1 and not pieces[0].separate:
-        return when.strftime(pieces[0].text)
     return "".join(
         when.strftime(p.text).replace("/", "-").replace("\\", "-")
         if p.separate
@@ -210,6 +209,7 @@ class _Part:
     literal: tuple[_Piece, ...]
     field: str | None
     spec: str
+    plain: str | None  # the literal when one strftime call renders it (the usual case)
 
 
 class Template:
@@ -264,7 +264,9 @@ class Template:
                     raise TemplateError(problem, text, column)
                 used.add(field)
                 column += len(field) + 2 + (len(spec) + 1 if spec else 0)
-            parts.append(_Part(_pieces(literal), field, spec or ""))
+            pieces = _pieces(literal)
+            plain = pieces[0].text if len(pieces) == 1 and not pieces[0].separate else None
+            parts.append(_Part(pieces, field, spec or "", plain))
         self._parts = tuple(parts)
         self.fields = frozenset(used)
 
@@ -275,7 +277,9 @@ class Template:
         """The template with fields filled in (made safe) and strftime applied to its text."""
         out: list[str] = []
         for part in self._parts:
-            if part.literal:
+            if part.plain is not None:
+                out.append(when.strftime(part.plain))
+            elif part.literal:
                 out.append(_strftime(part.literal, when))
             if part.field is not None:
                 value = values.get(part.field)
