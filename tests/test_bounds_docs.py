@@ -10,7 +10,13 @@ from click.testing import CliRunner
 
 from engine.cli.main import main
 from engine.core.condition import BUDGET, MAX_ITEMS, MAX_LENGTH, MAX_MACRO_NESTING, MAX_NESTING
-from engine.core.templates import MAX_NAME_BYTES, MAX_PRECISION, MAX_TIME_SPEC, MAX_WIDTH
+from engine.core.templates import (
+    MAX_NAME_BYTES,
+    MAX_PRECISION,
+    MAX_TEMPLATE,
+    MAX_TIME_SPEC,
+    MAX_WIDTH,
+)
 from engine.rules.schedule import MIN_EVERY
 from engine.rules.yamlpos import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
 
@@ -39,6 +45,7 @@ def test_the_table_states_the_bounds_the_code_has() -> None:
         f"{MAX_VALUES:,}",
         f"at least {MIN_EVERY:g} s",
         f"width at most {MAX_WIDTH}",
+        f"at most {MAX_TEMPLATE} characters",
         f"precision at most {MAX_PRECISION}",
         f"at most {MAX_TIME_SPEC} characters",
         f"at most {MAX_NAME_BYTES} bytes",

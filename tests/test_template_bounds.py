@@ -46,6 +46,12 @@ def test_bad_specs_and_literals_are_refused_at_parse(text: str, why: str) -> Non
     assert why in info.value.reason
 
 
+def test_a_whole_template_is_bounded() -> None:
+    Template("%c" * 4000, PATH_FIELDS)
+    with pytest.raises(TemplateError, match="longer than 8192 characters"):
+        Template("%c" * 5000, PATH_FIELDS)  # would render to 120 KB per shot
+
+
 def test_time_specs_are_bounded() -> None:
     Template("{time:%Y-%m-%d %H:%M}", {"time"})
     with pytest.raises(TemplateError, match="at most 64 characters"):

@@ -12,7 +12,7 @@ Format specs are checked at parse time too, against the kind of value the
 field holds (``{seq:03d}`` is fine, ``{camera:03d}`` or ``{seq:zz}`` is not),
 with width at most ``MAX_WIDTH`` and precision at most ``MAX_PRECISION``: a
 spec is outside input and ``{seq:.999999999f}`` would take gigabytes per
-render. Literal text may hold no NUL and no lone trailing ``%``; a date
+render. A whole template is at most ``MAX_TEMPLATE`` characters. Literal text may hold no NUL and no lone trailing ``%``; a date
 directive whose text holds a path separator (``%D`` is ``12/01/26``) has it
 replaced, so dates never make folders. ``check_path`` adds what a path
 template needs: no backslash, not absolute, no drive, no ``..``, and no fixed
@@ -43,6 +43,7 @@ _RESERVED = frozenset(
     | {f"{p}{i}" for p in ("COM", "LPT") for i in (*"123456789", "\u00b9", "\u00b2", "\u00b3")}
 )
 
+MAX_TEMPLATE = 8192  # characters of a whole template (a log line, an argument, a path)
 MAX_WIDTH = 255  # a format spec's width: a file name's length at most
 MAX_PRECISION = 20  # a format spec's precision: more digits than a double holds
 MAX_TIME_SPEC = 64  # characters of a date field's strftime spec
@@ -223,6 +224,8 @@ class Template:
 
     def __init__(self, text: str, fields: Iterable[str] | Mapping[str, FieldKind]) -> None:
         self.text = text
+        if len(text) > MAX_TEMPLATE:
+            raise TemplateError(f"longer than {MAX_TEMPLATE} characters ({len(text)})", text)
         allowed = frozenset(fields)
         parts: list[_Part] = []
         column = 1
