@@ -120,3 +120,20 @@ def test_replay_counts_and_passes_over_the_bad_record(
     source = asyncio.run(drain())
     assert source.stats.frames == len(records)
     assert source.stats.invalid == 1
+
+
+def test_cuecap_replay_counts_the_bad_record_and_replays_the_rest(
+    tmp_path: Path, records: list[tuple[float, bytes]]
+) -> None:
+    rec = write_recording(tmp_path / "a.bin", records)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f"sources:\n  pd: {{type: replay, path: '{rec}'}}\n"
+        "rules:\n  moves:\n    when: {type: message, types: electrode_state}\n"
+        "    do: {type: log, message: moved}\n"
+    )
+    code, out, err = cuecap("replay", rec, rules)
+    assert code == 0, err
+    assert f"{len(records)} frames (1 invalid)" in out.splitlines()[0]
+    moves = sum(1 for _, raw in records if peek_kind(raw) == "electrode_state")
+    assert f"moves: {moves}" in out
