@@ -13,8 +13,9 @@ the CEL condition runs only on frames of the types it can match.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from engine.core.frame import Frame
@@ -62,7 +63,13 @@ def _matches_event(trigger: EventTrigger, event: Event) -> bool:
 class Rulebook:
     """Routes frames and events to the rules they fire; keeps each rule's firing policy."""
 
-    def __init__(self, rules: Mapping[str, Rule], default_source: str | None = None) -> None:
+    def __init__(
+        self,
+        rules: Mapping[str, Rule],
+        default_source: str | None = None,
+        on_problem: Callable[[str], None] | None = None,
+    ) -> None:
+        """``on_problem`` hears of a rule's condition disabled for running over its budget."""
         self.rules = {name: rule for name, rule in rules.items() if rule.enabled}
         self.policies: dict[str, FiringPolicy] = {
             name: FiringPolicy(rule.mode, rule.max, rule.cooldown)
@@ -76,6 +83,9 @@ class Rulebook:
         for name, rule in self.rules.items():
             for i, trigger in enumerate(rule.when):
                 if isinstance(trigger, MessageTrigger):
+                    condition = trigger.condition
+                    if condition is not None and on_problem is not None:
+                        condition.on_disabled = partial(_tell, on_problem, name)
                     kinds = trigger.kinds
                     if kinds is None:
                         self._any_kind.append((name, i, trigger))
@@ -188,3 +198,7 @@ def _decoded(text: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         return text
+
+
+def _tell(on_problem: Callable[[str], None], rule: str, message: str) -> None:
+    on_problem(f"rule {rule}: {message}")
