@@ -137,7 +137,8 @@ def test_a_slow_rule_is_disabled_and_the_others_keep_firing(tmp_path: Path) -> N
         )
     )
     rules = load_rules([path], env={})
-    book = Rulebook(rules.rules)
+    problems: list[str] = []
+    book = Rulebook(rules.rules, on_problem=problems.append)
     slow = rules.rules["slow"].when[0].condition
     ticks = count(step=BUDGET * 2)
     slow.timer = lambda: next(ticks)
@@ -145,6 +146,8 @@ def test_a_slow_rule_is_disabled_and_the_others_keep_firing(tmp_path: Path) -> N
     assert slow.disabled
     assert fired.count("fast") == 5
     assert "slow" not in fired
+    (problem,) = problems  # the run summary's errors hear of it once
+    assert problem.startswith("rule slow: condition") and "budget of 50 ms" in problem
 
 
 def test_hostile_conditions_in_a_rule_file_have_their_place(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ class EngineCore:
         self.rules = rules
         self.scheduler = scheduler
         self.stats = stats if stats is not None else RunStats()
-        self.rulebook = Rulebook(rules.rules, rules.default_source())
+        self.rulebook = Rulebook(rules.rules, rules.default_source(), self.stats.error)
         self.recorders: Mapping[str, RecorderPort] = {}
         self._by_source: dict[str, list[RecorderPort]] = {}
         self.cache: FrameSink | None = None
@@ -251,7 +251,7 @@ class EngineCore:
     def use_rules(self, rules: RuleSet, now: float) -> None:
         """Switch to ``rules``: firing policies of unchanged rules and schedules carry over."""
         self.rules = rules
-        rulebook = Rulebook(rules.rules, rules.default_source())
+        rulebook = Rulebook(rules.rules, rules.default_source(), self.stats.error)
         rulebook.carry_over(self.rulebook)
         self.rulebook = rulebook
         self.scheduler.set_jobs(schedule_jobs(rules), now)
