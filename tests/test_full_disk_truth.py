@@ -159,3 +159,18 @@ def test_the_manifest_is_finished_in_place_when_no_temporary_fits(tmp_path: Path
         on_disk = RecordingReader(disk.root / "x.bin").manifest
         assert on_disk is not None and on_disk["complete"] and on_disk["stop_reason"] == "done"
         assert os.path.getsize(manifest_path(disk.root / "x.bin")) > 0
+
+
+def test_what_a_failure_would_check_stays_bounded_with_a_long_flush_interval(
+    tmp_path: Path,
+) -> None:
+    from engine.recording import writer as writer_module
+
+    writer = RecordingWriter(tmp_path / "x.bin", opened_at=0.0, flush_interval=3600.0)
+    most = 0
+    for i in range(150_000):
+        writer.write(b"\x1a\x00", i * 1e-4)
+        most = max(most, len(writer._since))
+    writer.close("done", 20.0)
+    assert most <= writer_module._MAX_UNFLUSHED
+    assert len(list(RecordingReader(tmp_path / "x.bin"))) == 150_000

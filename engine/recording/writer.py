@@ -41,6 +41,9 @@ from engine.recording.format import (
 )
 
 _BUFFER = 1 << 20
+# Records written since the last flush at most (their receive times are kept for a
+# failure to check against the disk): a long flush_interval cannot grow memory.
+_MAX_UNFLUSHED = 1 << 16
 _pack_header = RECORD_HEADER.pack
 _pack_entry = INDEX_ENTRY.pack
 
@@ -223,7 +226,7 @@ class RecordingWriter:
         # Counted by first byte; records, counts and times reach the manifest when it is
         # written: the hot path stays cheap.
         self._tag_counts[raw[0] if n else 256] += 1
-        if time >= self._flush_at:
+        if time >= self._flush_at or len(self._since) >= _MAX_UNFLUSHED:
             self._due(time)
 
     def _due(self, time: float) -> None:
