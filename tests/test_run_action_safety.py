@@ -65,6 +65,11 @@ def test_values_as_their_own_arguments_or_from_the_environment_are_fine(argv: li
     _rule(argv)
 
 
+def test_a_field_never_chooses_the_program() -> None:
+    with pytest.raises(ValidationError, match="a value must not choose the program"):
+        _rule(["{path}", "--help"])
+
+
 def _firing(path: str) -> Firing:
     return Firing("r", T0, "event", 0, "shot.success", "sim", 3, {"path": path, "camera": "c"})
 

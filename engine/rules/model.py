@@ -576,6 +576,12 @@ class RunAction(_Model):
     @field_validator("argv")
     @classmethod
     def _no_code_from_fields(cls, argv: list[str]) -> list[str]:
+        program = sorted(format_fields(argv[0])) if argv else []
+        if program:
+            raise ValueError(
+                f"argv item 1 is the program to run and holds {{{program[0]}}}: a value must "
+                "not choose the program; name it, and pass the value as an argument"
+            )
         found = _code_argument(argv)
         if found is not None:
             program, index = found
