@@ -41,6 +41,11 @@ def _rule(argv: list[str]) -> Rule:
         ["perl", "-e", "print '{path}'"],
         ["cmd.exe", "/c", "copy {path} x"],
         ["pwsh", "-Command", "Copy-Item {path}"],
+        ["timeout", "5", "sh", "-c", "ls {path}"],
+        ["sudo", "-u", "lab", "bash", "-c", "ls {path}"],
+        ["busybox", "sh", "-c", "ls {path}"],
+        ["find", "/data", "-exec", "sh", "-c", "echo {path}", ";"],
+        ["ssh", "-p", "22", "lab", "rm {path}"],
     ],
 )
 def test_a_script_with_a_field_is_refused_with_the_variable_to_use(argv: list[str]) -> None:
@@ -59,6 +64,8 @@ def test_a_script_with_a_field_is_refused_with_the_variable_to_use(argv: list[st
         ["rsync", "{path}", "backup:/"],
         ["python3", "script.py", "-c", "{path}"],  # -c after a script is the script's option
         ["sh", "/opt/backup.sh", "-c", "{path}"],
+        ["ssh", "lab", "backup-latest"],
+        ["nice", "-n", "5", "gzip", "{path}"],
     ],
 )
 def test_values_as_their_own_arguments_or_from_the_environment_are_fine(argv: list[str]) -> None:

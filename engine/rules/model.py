@@ -531,28 +531,39 @@ def env_name(field: str) -> str:
     return f"CUECAP_{field.upper()}"
 
 
-def _code_argument(argv: list[str]) -> tuple[str, int] | None:
-    """The program and index of an argument that a shell or interpreter runs as code."""
-    i = 0
-    while i < len(argv) and (
-        argv[i].rsplit("/", 1)[-1] == "env" or (i > 0 and "=" in argv[i] and argv[i][0] != "-")
-    ):
-        i += 1  # env NAME=value program ...
-    if i >= len(argv):
-        return None
-    program = argv[i].replace("\\", "/").rsplit("/", 1)[-1].lower().removesuffix(".exe")
-    program = re.sub(r"^(python|pypy)[0-9.]*$", r"\1", program)
-    options = _CODE_RUNNERS.get(program) or _CODE_RUNNERS.get(program + "3")
-    if options is None:
-        return None
-    for j in range(i + 1, len(argv)):
-        item = argv[j].lower()
-        if not item.startswith("/" if program == "cmd" else "-"):
-            return None  # a script file: what follows are its own arguments
-        short = item.startswith("-") and not item.startswith("--") and len(item) > 2
-        if item in options or (short and options[0] in ("-c", "-e") and options[0][1] in item):
-            return (program, j + 1) if j + 1 < len(argv) else None  # -c SCRIPT, -ec SCRIPT
-    return None
+def _program_name(item: str) -> str:
+    name = item.replace("\\", "/").rsplit("/", 1)[-1].lower().removesuffix(".exe")
+    return re.sub(r"^(python|pypy)[0-9.]*$", r"\1", name)
+
+
+def _code_arguments(argv: list[str]) -> list[tuple[str, int]]:
+    """Program and index of each argument that a shell or interpreter in ``argv`` runs as code.
+
+    The shell may come after a wrapper (``env``, ``timeout 5``, ``sudo``,
+    ``nice``, ``busybox``, ``find ... -exec``, ``docker exec``...), so every
+    item naming one counts; ``ssh`` passes all it is given to the remote shell.
+    """
+    out: list[tuple[str, int]] = []
+    for i, item in enumerate(argv):
+        program = _program_name(item)
+        if program == "ssh":
+            out.extend(("ssh", j) for j in range(i + 1, len(argv)))
+            break
+        options = _CODE_RUNNERS.get(program) or _CODE_RUNNERS.get(program + "3")
+        if options is None:
+            continue
+        for j in range(i + 1, len(argv)):
+            option = argv[j].lower()
+            if not option.startswith("/" if program == "cmd" else "-"):
+                break  # a script file: what follows are its own arguments
+            short = not option.startswith("--") and len(option) > 2 and option[0] == "-"
+            if option in options or (
+                short and options[0] in ("-c", "-e") and options[0][1] in option
+            ):
+                if j + 1 < len(argv):  # -c SCRIPT, -ec SCRIPT
+                    out.append((program, j + 1))
+                break
+    return out
 
 
 class RunAction(_Model):
@@ -576,20 +587,23 @@ class RunAction(_Model):
     @field_validator("argv")
     @classmethod
     def _no_code_from_fields(cls, argv: list[str]) -> list[str]:
-        program = sorted(format_fields(argv[0])) if argv else []
-        if program:
+        chosen = sorted(format_fields(argv[0])) if argv else []
+        if chosen:
             raise ValueError(
-                f"argv item 1 is the program to run and holds {{{program[0]}}}: a value must "
+                f"argv item 1 is the program to run and holds {{{chosen[0]}}}: a value must "
                 "not choose the program; name it, and pass the value as an argument"
             )
-        found = _code_argument(argv)
-        if found is not None:
-            program, index = found
+        for program, index in _code_arguments(argv):
             fields = sorted(format_fields(argv[index]))
             if fields:
                 uses = ", ".join(f"${env_name(f)} for {{{f}}}" for f in fields)
+                what = (
+                    "goes to the remote shell"
+                    if program == "ssh"
+                    else f"is a script {program} runs"
+                )
                 raise ValueError(
-                    f"argv item {index + 1} is a script {program} runs, and it holds "
+                    f"argv item {index + 1} {what}, and it holds "
                     f"{', '.join(f'{{{f}}}' for f in fields)}: a value would become code. "
                     f"Read the environment variable in the script instead ({uses}), "
                     "or pass the value as an argv item of its own"
