@@ -685,7 +685,9 @@ class Rule(_Model):
         description="A firing while the rule still runs: single ignores it, queued runs it "
         "after, parallel runs it alongside, restart cancels the running one.",
     )
-    max: int = Field(10, ge=1, description="queued: most waiting; parallel: most at once.")
+    max: int = Field(
+        10, ge=1, le=1000, description="queued: most waiting; parallel: most at once (up to 1000)."
+    )
     cooldown: Duration = Field(
         0.0, ge=0, description="After a firing, ignore triggers for this long."
     )
