@@ -81,7 +81,7 @@ _CoreResolver.add_implicit_resolver(_MERGE, re.compile(r"^(?:<<)$"), ["<"])
 # Bounds on a rule file (stated in docs/rules.md, "When things go wrong").
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 50
-MAX_VALUES = 100_000
+MAX_VALUES = 50_000
 _DEPTH_MESSAGE = f"nested more than {MAX_DEPTH} levels deep; rule files are never that deep"
 
 
