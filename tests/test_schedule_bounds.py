@@ -100,3 +100,19 @@ def test_a_rule_at_the_floor_leaves_room_for_the_others_and_for_the_end(tmp_path
     slow = int(result.stdout.split("  slow: ")[1].split(" ")[0])
     assert fast in (49, 50, 51)
     assert slow in (5, 6)
+
+
+@pytest.mark.parametrize(
+    "when,why",
+    [
+        ({"cron": ["*/5 * * * *"] * 51}, "at most 50 items"),
+        ({"at": [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]}, "at most 500 items"),
+    ],
+)
+def test_a_trigger_holds_a_bounded_number_of_times(when: dict, why: str) -> None:
+    from pydantic import ValidationError
+
+    from engine.rules.model import ScheduleTrigger
+
+    with pytest.raises(ValidationError, match=why):
+        ScheduleTrigger.model_validate({"type": "schedule", **when})

@@ -293,14 +293,18 @@ class ScheduleTrigger(_Model):
 
     type: Literal["schedule"]
     cron: Annotated[list[str] | None, _many(str)] = Field(
-        None, description="Cron: minute hour day month weekday, e.g. '*/5 * * * *' (or a list)."
+        None,
+        max_length=50,
+        description="Cron: minute hour day month weekday, e.g. '*/5 * * * *' (or a list of up to 50).",
     )
     every: Duration | None = Field(
         None, gt=0, description="An interval, e.g. 10s, 5min, 1h (at least 0.1s)."
     )
     at: Annotated[list[str] | None, _many(str)] = Field(
         None,
-        description="Times of day ('08:00', daily) or moments ('2025-05-01T10:00'), one or a list.",
+        max_length=500,
+        description="Times of day ('08:00', daily) or moments ('2025-05-01T10:00'), one or a list "
+        "of up to 500.",
     )
     between: Annotated[
         list[TimeOfDay] | None,
