@@ -31,6 +31,8 @@ WHEN = datetime(2026, 12, 1, 20, 41, 46)
         ("{seq:.999999999f}", f"precision 999999999 is more than {MAX_PRECISION}"),
         ("{camera:>999999999}", f"width 999999999 is more than {MAX_WIDTH}"),
         ("{seq:zz}", "format type 'z' does not apply"),
+        ("{seq:" + "9" * 5000 + "}", "(5000 digits) is more than 255"),
+        ("{seq:." + "9" * 5000 + "f}", "(5000 digits) is more than 20"),
         ("{seq:s}", "holds integers: format type 's' does not apply"),
         ("{camera:d}", "holds texts: format type 'd' does not apply"),
         ("{camera:.3f}", "holds texts: format type 'f' does not apply"),

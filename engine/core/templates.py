@@ -12,9 +12,10 @@ Format specs are checked at parse time too, against the kind of value the
 field holds (``{seq:03d}`` is fine, ``{camera:03d}`` or ``{seq:zz}`` is not),
 with width at most ``MAX_WIDTH`` and precision at most ``MAX_PRECISION``: a
 spec is outside input and ``{seq:.999999999f}`` would take gigabytes per
-render. A whole template is at most ``MAX_TEMPLATE`` characters. Literal text may hold no NUL and no lone trailing ``%``; a date
-directive whose text holds a path separator (``%D`` is ``12/01/26``) has it
-replaced, so dates never make folders. ``check_path`` adds what a path
+render. A whole template is at most ``MAX_TEMPLATE`` characters. Literal text
+may hold no NUL and no lone trailing ``%``; a date directive whose text holds
+a path separator (``%D`` is ``12/01/26``) has it replaced, so dates never
+make folders. ``check_path`` adds what a path
 template needs: no backslash, not absolute, no drive, no ``..``, and no fixed
 component over the file-system limit.
 """
@@ -140,11 +141,12 @@ def check_spec(name: str, spec: str, kind: FieldKind) -> str | None:
     match = _SPEC.match(spec)
     if match is None:
         return f"{spec!r} is not a format spec"
+    # Compared as text first: a spec of thousands of digits is no number Python will parse.
     width, precision = match.group("width"), match.group("precision")
-    if width is not None and int(width) > MAX_WIDTH:
-        return f"width {int(width)} is more than {MAX_WIDTH}"
-    if precision is not None and int(precision) > MAX_PRECISION:
-        return f"precision {int(precision)} is more than {MAX_PRECISION}"
+    if width is not None and (len(width) > 6 or int(width) > MAX_WIDTH):
+        return f"width {_digits(width)} is more than {MAX_WIDTH}"
+    if precision is not None and (len(precision) > 6 or int(precision) > MAX_PRECISION):
+        return f"precision {_digits(precision)} is more than {MAX_PRECISION}"
     kind_type = match.group("type")
     if kind_type is not None and kind_type not in _TYPES[kind]:
         allowed = ", ".join(_TYPES[kind])
@@ -154,6 +156,10 @@ def check_spec(name: str, spec: str, kind: FieldKind) -> str | None:
     except (ValueError, TypeError) as exc:
         return f"{{{name}}} holds {kind.value}s: {exc}"
     return None
+
+
+def _digits(text: str) -> str:
+    return text if len(text) <= 12 else f"{text[:6]}... ({len(text)} digits)"
 
 
 def _literal_problem(text: str) -> str | None:
