@@ -18,7 +18,7 @@ from engine.core.templates import (
     MAX_WIDTH,
 )
 from engine.rules.schedule import MIN_EVERY
-from engine.rules.yamlpos import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
+from engine.rules.yamlpos import MAX_DEPTH, MAX_FILE_BYTES, MAX_NUMBER_DIGITS, MAX_VALUES
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text(encoding="utf-8")
 
@@ -42,6 +42,7 @@ def test_the_table_states_the_bounds_the_code_has() -> None:
     for text in (
         f"{MAX_FILE_BYTES // (1024 * 1024)} MiB",
         f"{MAX_DEPTH} levels",
+        f"{MAX_NUMBER_DIGITS} digits",
         f"{MAX_VALUES:,}",
         f"at least {MIN_EVERY:g} s",
         f"width at most {MAX_WIDTH}",

@@ -128,3 +128,11 @@ def test_a_control_character_gets_its_position(tmp_path: Path) -> None:
     path.write_text('rules:\n  r: {description: "a\x00b"}\n')
     (error,) = errors_of(path)
     assert error.startswith(f"{path}:2:22: character U+0000 is not allowed")
+
+
+@pytest.mark.parametrize("number", ["9" * 5000, "0x" + "f" * 5000, "-" + "1" * 200])
+def test_a_number_of_thousands_of_digits_is_an_error_at_its_place(number: str) -> None:
+    doc = compose(f"rules:\n  r:\n    max: {number}\n", "f.yaml", {})
+    (error,) = doc.errors
+    assert (error.location.line, error.location.column) == (3, 10)
+    assert f"a number of {len(number)} digits" in error.message

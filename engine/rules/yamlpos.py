@@ -82,6 +82,7 @@ _CoreResolver.add_implicit_resolver(_MERGE, re.compile(r"^(?:<<)$"), ["<"])
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 50
 MAX_VALUES = 50_000
+MAX_NUMBER_DIGITS = 100
 _DEPTH_MESSAGE = f"nested more than {MAX_DEPTH} levels deep; rule files are never that deep"
 
 
@@ -320,6 +321,15 @@ class _Builder:
         if tag == _BOOL:
             return value.lower() == "true"
         if tag == _INT:
+            if len(value) > MAX_NUMBER_DIGITS:  # Python would refuse to parse it anyway
+                mark = _mark(node)
+                self.positions.broken.add(Location(self.file, mark.line, mark.column))
+                self.error(
+                    _mark(node),
+                    f"a number of {len(value)} digits; numbers here have at most "
+                    f"{MAX_NUMBER_DIGITS}",
+                )
+                return None
             if value.startswith(("0o", "0x")):
                 return int(value, 0)
             return int(value, 10)
