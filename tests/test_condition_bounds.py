@@ -49,6 +49,12 @@ def test_type_errors_are_refused_at_load(expression: str, message_type: str | No
         Condition(expression, message_type)
 
 
+def test_a_bad_regular_expression_is_refused_at_load() -> None:
+    with pytest.raises(ConditionError, match="bad regular expression: unclosed group"):
+        Condition('source.matches("(")')
+    Condition('source.matches("^pd-[0-9]+$")')
+
+
 @pytest.mark.parametrize(
     "expression",
     [

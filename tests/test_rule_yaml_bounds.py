@@ -136,3 +136,22 @@ def test_a_number_of_thousands_of_digits_is_an_error_at_its_place(number: str) -
     (error,) = doc.errors
     assert (error.location.line, error.location.column) == (3, 10)
     assert f"a number of {len(number)} digits" in error.message
+
+
+@pytest.mark.parametrize(
+    "text,line,column,why",
+    [
+        ('rules:\n  r: {description: "a\\0b"}\n', 2, 22, "a NUL character is not allowed"),
+        ('settings: {recordings: "rec\\0"}\n', 1, 28, "a NUL character is not allowed"),
+        ('rules:\n  "r\\0": {}\n', 2, 3, "a NUL character is not allowed in a key"),
+        ("rules: !!python/object:os.system {}\n", 1, 8, "unsupported tag"),
+        ("rules: !!set {a: null}\n", 1, 8, "unsupported tag"),
+    ],
+)
+def test_nul_characters_and_foreign_tags_are_errors_at_their_place(
+    text: str, line: int, column: int, why: str
+) -> None:
+    doc = compose(text, "f.yaml", {})
+    (error,) = doc.errors
+    assert (error.location.line, error.location.column) == (line, column)
+    assert why in error.message

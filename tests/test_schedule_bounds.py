@@ -116,3 +116,38 @@ def test_a_trigger_holds_a_bounded_number_of_times(when: dict, why: str) -> None
 
     with pytest.raises(ValidationError, match=why):
         ScheduleTrigger.model_validate({"type": "schedule", **when})
+
+
+@pytest.mark.parametrize(
+    "when,why",
+    [
+        ({"every": 1e308}, "more than ten years"),
+        ({"every": "1e300s"}, "more than ten years"),
+        ({"every": "10s", "jitter": 1e299}, "more than ten years"),
+        ({"every": "10s", "grace": 1e308}, "more than ten years"),
+    ],
+)
+def test_durations_past_ten_years_are_refused(when: dict, why: str) -> None:
+    from pydantic import ValidationError
+
+    from engine.rules.model import ScheduleTrigger
+
+    with pytest.raises(ValidationError, match=why):
+        ScheduleTrigger.model_validate({"type": "schedule", **when})
+
+
+def test_other_numbers_a_typo_could_blow_up_are_bounded() -> None:
+    from pydantic import ValidationError
+
+    from engine.rules.model import RunAction, Settings, ShotAction, WebSocketSourceConfig
+
+    with pytest.raises(ValidationError, match="more than ten years"):
+        ShotAction.model_validate({"type": "shot", "cameras": "c", "offset": "-1e308s"})
+    with pytest.raises(ValidationError, match=r"greater than or equal to 0\.01"):
+        Settings.model_validate({"tick": 1e-9})
+    with pytest.raises(ValidationError, match="more than 1 TiB"):
+        WebSocketSourceConfig.model_validate({"type": "websocket", "url": "x:1", "max_size": 1e30})
+    with pytest.raises(ValidationError, match="Port out of range"):
+        WebSocketSourceConfig.model_validate({"type": "websocket", "url": "ws://x:999999"})
+    with pytest.raises(ValidationError, match="not an environment variable name"):
+        RunAction.model_validate({"type": "run", "argv": ["ls"], "env": {"A=B": "x"}})

@@ -9,10 +9,16 @@ Schema that lets editors accept both numbers and text.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, overload
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+
+# The largest duration and size anything takes (stated in docs/rules.md): beyond them
+# a typo's number would overflow dates ("every: 1e308") or never bound memory.
+MAX_SECONDS = 10 * 365 * 86400.0
+MAX_BYTES = 1 << 40
 
 _DURATION = re.compile(
     r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*(ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\s*\Z"
@@ -88,8 +94,23 @@ def parse_size(value: object) -> object:
     return value
 
 
+def check_seconds(value: float) -> float:
+    """A duration or offset no longer than ``MAX_SECONDS`` either way (ten years)."""
+    if math.isfinite(value) and abs(value) > MAX_SECONDS:
+        raise ValueError(f"{value:g} s is more than ten years ({MAX_SECONDS:g} s), the longest")
+    return value
+
+
+def check_bytes(value: int) -> int:
+    if value > MAX_BYTES:
+        raise ValueError(f"{value} bytes is more than 1 TiB ({MAX_BYTES}), the largest size")
+    return value
+
+
 _NUMBER_OR_TEXT = WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]})
-Duration = Annotated[float, BeforeValidator(parse_duration), _NUMBER_OR_TEXT]
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), AfterValidator(check_seconds), _NUMBER_OR_TEXT
+]
 """Seconds; rule files may write ``2.5`` or ``"2.5s"``, ``"500ms"``, ``"1min"``."""
-ByteSize = Annotated[int, BeforeValidator(parse_size), _NUMBER_OR_TEXT]
+ByteSize = Annotated[int, BeforeValidator(parse_size), AfterValidator(check_bytes), _NUMBER_OR_TEXT]
 """Bytes; rule files may write ``1000000`` or ``"1MB"``, ``"64MiB"``."""

@@ -12,9 +12,9 @@ from datetime import tzinfo
 from typing import Annotated, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
-from engine.core.units import parse_duration
+from engine.core.units import check_seconds, parse_duration
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_ALIASES: dict[str, tuple[int, ...]] = {
@@ -122,6 +122,7 @@ def zone(name: str | None) -> tzinfo:
 Offset = Annotated[
     float,
     BeforeValidator(parse_offset),
+    AfterValidator(check_seconds),
     WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*[-+]?"}]}),
 ]
 """Signed seconds; ``-2s`` is before the event."""

@@ -208,6 +208,10 @@ class WebSocketSourceConfig(_Model):
     def _url(cls, value: str) -> str:
         text = value if "://" in value else f"ws://{value}"
         parts = urlsplit(text)
+        try:
+            parts.port  # noqa: B018 - parsing it refuses a port out of range
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: {exc}") from None
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError(f"{value!r} is not a websocket URL; write e.g. ws://purpledrop:7001")
         return value
@@ -588,6 +592,14 @@ class RunAction(_Model):
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
 
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        for name in env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return env
+
     @field_validator("argv")
     @classmethod
     def _no_code_from_fields(cls, argv: list[str]) -> list[str]:
@@ -712,7 +724,7 @@ class Settings(_Model):
     )
     shots: ShotsConfig = Field(default_factory=ShotsConfig, description="The shot saver.")
     tick: Duration = Field(
-        0.1, gt=0, le=5, description="Seconds between recorder timer ticks and flushes."
+        0.1, ge=0.01, le=5, description="Seconds between recorder timer ticks and flushes."
     )
     stop_timeout: Duration = Field(
         10.0, ge=0, description="On stop, how long running actions may take to finish."

@@ -52,6 +52,8 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
 
 
 class _CoreResolver(BaseResolver):
@@ -256,6 +258,9 @@ class _Builder:
             return None
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
+        if node.tag not in (_SEQ, _MAP):  # !!python/object, !!set, !!omap...: not rule data
+            self.error(_mark(node), f"unsupported tag {node.tag!r}; write a plain list or mapping")
+            return None
         self._active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -280,6 +285,9 @@ class _Builder:
                 continue
             key = str(key_node.value)
             key_mark = _mark(key_node)
+            if "\x00" in key:
+                self.error(key_mark, "a NUL character is not allowed in a key")
+                continue
             if key in seen:
                 first = seen[key]
                 self.error(
@@ -309,6 +317,14 @@ class _Builder:
             return list(node.value)
         self.error(_mark(node), "'<<' merges a mapping or a list of mappings")
         return []
+
+    def _offset_mark(self, node: ScalarNode, offset: int) -> Mark:
+        """Where character ``offset`` of a one-line scalar stands (the scalar's start otherwise)."""
+        start = _mark(node)
+        if "\n" in node.value[:offset] or node.style in ("|", ">"):
+            return start
+        quoted = 1 if node.style in ("'", '"') else 0
+        return Mark(start.line, start.column + quoted + offset)
 
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
         tag, value = node.tag, node.value
@@ -348,6 +364,11 @@ class _Builder:
 
     def _substitute(self, node: ScalarNode, path: Path) -> str:
         text: str = node.value
+        if "\x00" in text:  # "\0" in a quoted string: no path, argument or name takes it
+            self.error(
+                self._offset_mark(node, text.index("\x00")), "a NUL character is not allowed"
+            )
+            return text.replace("\x00", "")
         if "$" not in text:
             return text
         quoted = 1 if node.style in ("'", '"') else 0
