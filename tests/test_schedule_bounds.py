@@ -139,14 +139,19 @@ def test_durations_past_ten_years_are_refused(when: dict, why: str) -> None:
 def test_other_numbers_a_typo_could_blow_up_are_bounded() -> None:
     from pydantic import ValidationError
 
+    from engine.recorder.config import RecorderConfig
     from engine.rules.model import RunAction, Settings, ShotAction, WebSocketSourceConfig
 
     with pytest.raises(ValidationError, match="more than ten years"):
         ShotAction.model_validate({"type": "shot", "cameras": "c", "offset": "-1e308s"})
     with pytest.raises(ValidationError, match=r"greater than or equal to 0\.01"):
         Settings.model_validate({"tick": 1e-9})
-    with pytest.raises(ValidationError, match="more than 1 TiB"):
-        WebSocketSourceConfig.model_validate({"type": "websocket", "url": "x:1", "max_size": 1e30})
+    with pytest.raises(ValidationError, match="more than 4 EiB"):
+        RecorderConfig.model_validate({"pre_roll_bytes": 1e30})
+    with pytest.raises(ValidationError, match="less than or equal to 1073741824"):
+        WebSocketSourceConfig.model_validate(
+            {"type": "websocket", "url": "x:1", "max_size": "2GiB"}
+        )
     with pytest.raises(ValidationError, match="Port out of range"):
         WebSocketSourceConfig.model_validate({"type": "websocket", "url": "ws://x:999999"})
     with pytest.raises(ValidationError, match="not an environment variable name"):

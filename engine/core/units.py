@@ -16,9 +16,9 @@ from typing import Annotated, overload
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 # The largest duration and size anything takes (stated in docs/rules.md): beyond them
-# a typo's number would overflow dates ("every: 1e308") or never bound memory.
+# a typo's number would overflow dates ("every: 1e308") or 64-bit counters.
 MAX_SECONDS = 10 * 365 * 86400.0
-MAX_BYTES = 1 << 40
+MAX_BYTES = 1 << 62  # what 64-bit counters and file offsets hold
 
 _DURATION = re.compile(
     r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*(ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\s*\Z"
@@ -103,7 +103,7 @@ def check_seconds(value: float) -> float:
 
 def check_bytes(value: int) -> int:
     if value > MAX_BYTES:
-        raise ValueError(f"{value} bytes is more than 1 TiB ({MAX_BYTES}), the largest size")
+        raise ValueError(f"{value} bytes is more than 4 EiB ({MAX_BYTES}), the largest size")
     return value
 
 

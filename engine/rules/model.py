@@ -189,7 +189,10 @@ class WebSocketSourceConfig(_Model):
         description="The stream's protobuf schema (default: PurpleDrop's).",
     )
     max_size: ByteSize = Field(
-        16 * 1024 * 1024, gt=0, description="Largest message accepted (camera frames are big)."
+        16 * 1024 * 1024,
+        gt=0,
+        le=1024**3,
+        description="Largest message accepted (camera frames are big), up to 1 GiB.",
     )
     open_timeout: Duration = Field(10.0, gt=0)
     reconnect_initial: Duration = Field(
