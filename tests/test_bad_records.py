@@ -137,3 +137,19 @@ def test_cuecap_replay_counts_the_bad_record_and_replays_the_rest(
     assert f"{len(records)} frames (1 invalid)" in out.splitlines()[0]
     moves = sum(1 for _, raw in records if peek_kind(raw) == "electrode_state")
     assert f"moves: {moves}" in out
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [b"[" * 200_000 + b"]" * 200_000, b'{"a": "' + b"x" * (17 << 20) + b'"}', b"\xff\xfe"],
+    ids=["deep", "huge", "not-utf8"],
+)
+def test_a_hostile_manifest_is_unreadable_not_fatal(
+    tmp_path: Path, records: list[tuple[float, bytes]], manifest: bytes
+) -> None:
+    rec = write_recording(tmp_path / "a.bin", records)
+    manifest_path(rec).write_bytes(manifest)
+    code, out, err = cuecap("log", "info", rec)
+    assert "Traceback" not in err
+    assert code in (0, 2), err
+    assert f"{len(records)} records" in out

@@ -28,6 +28,7 @@ from engine.recording.format import (
 from engine.recording.schema import recording_schema
 
 _BUFFER = 1 << 20
+MAX_MANIFEST = 16 << 20  # bytes of a manifest read at most (ours are a few KiB)
 # Records held back while looking for the first timestamp in a file without index.
 _MAX_PENDING = 100_000
 
@@ -63,10 +64,18 @@ class RecordingReader:
 
     @property
     def manifest(self) -> dict[str, Any] | None:
-        """The manifest beside the recording, or None when there is none or it is unreadable."""
+        """The manifest beside the recording, or None when there is none or it is unreadable.
+
+        A manifest is a few KiB; one over ``MAX_MANIFEST`` bytes, or nested
+        deeper than the parser's stack, is unreadable rather than read.
+        """
         try:
-            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            with open(self.manifest_path, "rb") as f:
+                raw = f.read(MAX_MANIFEST + 1)
+            if len(raw) > MAX_MANIFEST:
+                return None
+            data = json.loads(raw.decode("utf-8"))
+        except (OSError, ValueError, RecursionError):
             return None
         return data if isinstance(data, dict) else None
 
