@@ -41,9 +41,9 @@ from engine.recording.format import (
 )
 
 _BUFFER = 1 << 20
-# Records written since the last flush at most (their receive times are kept for a
-# failure to check against the disk): a long flush_interval cannot grow memory.
-_MAX_UNFLUSHED = 1 << 16
+# Bytes of index entries held until their records are flushed, at most (65536
+# entries): a long flush_interval cannot grow memory.
+_MAX_PENDING = INDEX_ENTRY.size << 16
 _pack_header = RECORD_HEADER.pack
 _pack_entry = INDEX_ENTRY.pack
 
@@ -167,8 +167,9 @@ class RecordingWriter:
         # written since: what a failure has to check against the disk.
         # offset, counts by first byte, last receive time
         self._durable: tuple[int, list[int], float | None] = (0, list(self._tag_counts), None)
-        self._since: list[float] = []  # receive times written after that point
-        self._since_append = self._since.append
+        # Index entries written after that point, kept here until the data they point at is
+        # flushed: the index file never gets ahead of the data.
+        self._pending = bytearray()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -190,7 +191,6 @@ class RecordingWriter:
             self._index.write(INDEX_MAGIC)
             self._index.flush()
             self._write_data = self._data.write
-            self._write_index = self._index.write
             self._write_manifest()
         except OSError as exc:
             # Nothing was recorded yet: leave no empty files (they would also push the
@@ -215,18 +215,18 @@ class RecordingWriter:
             write_data = self._write_data
             write_data(_pack_header(n))
             write_data(raw)
-            self._write_index(_pack_entry(offset, time))
         except struct.error:
             raise RecordingError(f"{self.path}: a {n}-byte message does not fit a record") from None
         except OSError as exc:
             raise self._failure(f"{self.path}: write failed: {exc.strerror or exc}") from None
-        self._since_append(time)
+        pending = self._pending
+        pending += _pack_entry(offset, time)
         self._offset = offset + 4 + n
         self._last_time = time
         # Counted by first byte; records, counts and times reach the manifest when it is
         # written: the hot path stays cheap.
         self._tag_counts[raw[0] if n else 256] += 1
-        if time >= self._flush_at or len(self._since) >= _MAX_UNFLUSHED:
+        if time >= self._flush_at or len(pending) >= _MAX_PENDING:
             self._due(time)
 
     def _due(self, time: float) -> None:
@@ -287,11 +287,12 @@ class RecordingWriter:
             raise RecordingError(self.failed)
         try:
             self._data.flush()
+            self._index.write(self._pending)
             self._index.flush()
         except OSError as exc:
             raise self._failure(f"{self.path}: flush failed: {exc.strerror or exc}") from None
         self._durable = (self._offset, list(self._tag_counts), self._last_time)
-        self._since.clear()
+        self._pending.clear()
         if now is not None:
             self._last_flush = now
             if self._last_time is not None:  # before the first record, write() sets it up
@@ -347,6 +348,11 @@ class RecordingWriter:
         self.closed = True
         # Errors new here are raised; one ``write``/``flush`` already raised is not again.
         errors: list[str] = []
+        if self.failed is None:
+            try:
+                self.flush()  # the data first, then the index entries that point into it
+            except OSError as exc:
+                errors.append(str(exc))
         for f in (self._data, self._index):
             try:
                 f.close()
@@ -387,43 +393,37 @@ class RecordingWriter:
         the same records (or left shorter, never longer, if even that fails).
         """
         start, counts, last_time = self._durable
-        since = self._since
+        written = list(INDEX_ENTRY.iter_unpack(self._pending))  # (offset, time) since then
         size = os.path.getsize(self.path)
-        offsets: list[int] = []
+        kept: list[tuple[int, float]] = []
         end = start
         with open(self.path, "rb") as f:
-            while len(offsets) < len(since):
-                f.seek(end)
+            for offset, time in written:
+                f.seek(offset)
                 head = f.read(RECORD_HEADER.size + 1)
                 if len(head) < RECORD_HEADER.size:
                     break
                 (n,) = RECORD_HEADER.unpack_from(head)
-                if end + RECORD_HEADER.size + n > size:
+                if offset + RECORD_HEADER.size + n > size:
                     break  # cut short: the rest of it never reached the disk
                 counts[head[RECORD_HEADER.size] if n else 256] += 1
-                offsets.append(end)
-                end += RECORD_HEADER.size + n
+                kept.append((offset, time))
+                end = offset + RECORD_HEADER.size + n
         if size > end:
             os.truncate(self.path, end)
-        durable = len(INDEX_MAGIC) + (sum(counts) - len(offsets)) * INDEX_ENTRY.size
-        entries = b"".join(_pack_entry(o, t) for o, t in zip(offsets, since, strict=False))
+        durable = len(INDEX_MAGIC) + (sum(counts) - len(kept)) * INDEX_ENTRY.size
         try:
-            if os.path.getsize(self.index_path) < durable:  # pragma: no cover - flushed whole
-                raise OSError("index shorter than its last flush")
+            # A flush may have failed after part of the pending entries reached the index.
             os.truncate(self.index_path, durable)
             with open(self.index_path, "ab") as index:
-                index.write(entries)
+                index.write(b"".join(_pack_entry(o, t) for o, t in kept))
         except OSError:
             with contextlib.suppress(OSError):  # shorter than the data is fine, longer never
-                index_size = os.path.getsize(self.index_path)
-                whole = (
-                    len(INDEX_MAGIC)
-                    + max(0, index_size - len(INDEX_MAGIC)) // INDEX_ENTRY.size * INDEX_ENTRY.size
-                )
-                os.truncate(self.index_path, min(durable, whole))
+                os.truncate(self.index_path, durable)
+        self._pending.clear()
         self._tag_counts = counts
         self._offset = end
-        self._last_time = since[len(offsets) - 1] if offsets else last_time
+        self._last_time = kept[-1][1] if kept else last_time
 
     def __enter__(self) -> RecordingWriter:
         return self
