@@ -71,9 +71,9 @@ class RecordingReader:
         """
         try:
             with open(self.manifest_path, "rb") as f:
-                raw = f.read(MAX_MANIFEST + 1)
-            if len(raw) > MAX_MANIFEST:
-                return None
+                if os.fstat(f.fileno()).st_size > MAX_MANIFEST:
+                    return None
+                raw = f.read()  # sized by the file: read(n) would set aside n bytes first
             data = json.loads(raw.decode("utf-8"))
         except (OSError, ValueError, RecursionError):
             return None
