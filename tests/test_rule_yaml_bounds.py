@@ -155,3 +155,15 @@ def test_nul_characters_and_foreign_tags_are_errors_at_their_place(
     (error,) = doc.errors
     assert (error.location.line, error.location.column) == (line, column)
     assert why in error.message
+
+
+def test_the_value_bound_holds_for_all_the_files_together(tmp_path: Path) -> None:
+    for i in range(3):  # each alone within the bound, together past it
+        values = ", ".join(str(n) for n in range(MAX_VALUES * 2 // 5))
+        (tmp_path / f"{i}.yaml").write_text(f"unknown_{i}: [{values}]\n")
+    with pytest.raises(RuleFileError) as info:
+        load_rules([tmp_path], env={})
+    messages = [str(e) for e in info.value.errors]
+    assert [m for m in messages if "together expand to more than" in m]
+    assert all("0.yaml" not in m or "unknown section" in m for m in messages)
+    assert any(m.startswith(f"{tmp_path / '2.yaml'}:1:") and "together" in m for m in messages)

@@ -48,7 +48,14 @@ from engine.rules.model import (
 )
 from engine.rules.schedule import Schedule, ScheduleError, Window
 from engine.rules.schemas import SchemaScope, load_source_schema
-from engine.rules.yamlpos import MAX_FILE_BYTES, Document, Positions, compose, decode
+from engine.rules.yamlpos import (
+    MAX_FILE_BYTES,
+    MAX_VALUES,
+    Document,
+    Positions,
+    compose,
+    decode,
+)
 from engine.rules.yamlpos import Path as DataPath
 from engine.shots.config import CameraConfig, StreamCameraConfig, format_fields
 
@@ -161,7 +168,7 @@ def rule_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def _read(path: Path, env: Mapping[str, str]) -> Document:
+def _read(path: Path, env: Mapping[str, str], budget: int = MAX_VALUES) -> Document:
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
@@ -181,7 +188,7 @@ def _read(path: Path, env: Mapping[str, str]) -> Document:
         line, column, reason = text
         error = RuleError(Location(str(path), line, column), f"not UTF-8 text: {reason}")
         return Document(str(path), None, _empty_positions(path), [error])
-    return compose(text, str(path), env)
+    return compose(text, str(path), env, budget)
 
 
 def _empty_positions(path: Path) -> Positions:
@@ -546,7 +553,11 @@ def load_rules(
         raise RuleFileError(
             [RuleError(Location(", ".join(str(p) for p in paths) or "."), "no rule files (*.yaml)")]
         )
-    docs = [_read(path, env) for path in files]
+    budget = MAX_VALUES  # for all the files together: a thousand files are no way around it
+    docs: list[Document] = []
+    for path in files:
+        docs.append(_read(path, env, max(budget, 0)))
+        budget -= docs[-1].values
     merger = _Merger(SchemaScope.of(docs))
     for doc in docs:
         merger.add(doc)

@@ -100,9 +100,10 @@ class _Bounded(Composer):
 
     peek_event: Any  # from the parser it is mixed with
 
-    def _start_bounds(self) -> None:
+    def _start_bounds(self, budget: int = MAX_VALUES) -> None:
         Composer.__init__(self)
         self._depth = 0
+        self._budget = budget  # values this document may expand to
         self._values = 0  # values the document expands to, aliases counted in full
         self._sizes: dict[int, int] = {}  # id(node) -> values it expands to
 
@@ -133,20 +134,21 @@ class _Bounded(Composer):
 
     def _count(self, values: int, event: Any) -> None:
         self._values += values
-        if self._values > MAX_VALUES:
+        if self._values > self._budget:
+            what = "the file" if self._budget == MAX_VALUES else "the rule files together"
             raise _too_big(
-                f"the file expands to more than {MAX_VALUES} values (counting each alias "
-                "in full); split it or use fewer aliases",
+                f"{what} expand{'s' if what == 'the file' else ''} to more than {MAX_VALUES} "
+                "values (counting each alias in full); split it or use fewer aliases",
                 event.start_mark,  # libyaml's marks are alike
             )
 
 
 class _PyLoader(Reader, Scanner, Parser, _Bounded, SafeConstructor, _CoreResolver):
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, budget: int = MAX_VALUES) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)
         Parser.__init__(self)
-        self._start_bounds()
+        self._start_bounds(budget)
         SafeConstructor.__init__(self)
         _CoreResolver.__init__(self)
 
@@ -156,9 +158,9 @@ try:  # libyaml's parser when PyYAML has it: about ten times faster, same events
     from yaml._yaml import CParser
 
     class _CLoader(_Bounded, CParser, SafeConstructor, _CoreResolver):
-        def __init__(self, stream: str) -> None:
+        def __init__(self, stream: str, budget: int = MAX_VALUES) -> None:
             CParser.__init__(self, stream)
-            self._start_bounds()
+            self._start_bounds(budget)
             SafeConstructor.__init__(self)
             _CoreResolver.__init__(self)
 
@@ -237,6 +239,7 @@ class Document:
     data: Any
     positions: Positions
     errors: list[RuleError]
+    values: int = 0  # what it expanded to, aliases counted in full
 
 
 class _Builder:
@@ -413,10 +416,13 @@ class _Builder:
         return result
 
 
-def compose(text: str, file: str, env: Mapping[str, str]) -> Document:
-    """Build one YAML document into data with positions; problems go to ``errors``."""
+def compose(text: str, file: str, env: Mapping[str, str], budget: int = MAX_VALUES) -> Document:
+    """Build one YAML document into data with positions; problems go to ``errors``.
+
+    ``budget``: the values it may expand to (what the files before it left).
+    """
     builder = _Builder(file, env)
-    loader = _Loader(text)
+    loader = _Loader(text, budget)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -441,7 +447,7 @@ def compose(text: str, file: str, env: Mapping[str, str]) -> Document:
     finally:
         loader.dispose()
     data = builder.build(node, ()) if node is not None else None
-    return Document(file, data, builder.positions, builder.errors)
+    return Document(file, data, builder.positions, builder.errors, loader._values)
 
 
 def _position(text: str, offset: int) -> tuple[int, int]:
