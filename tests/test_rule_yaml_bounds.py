@@ -167,3 +167,12 @@ def test_the_value_bound_holds_for_all_the_files_together(tmp_path: Path) -> Non
     assert [m for m in messages if "together expand to more than" in m]
     assert all("0.yaml" not in m or "unknown section" in m for m in messages)
     assert any(m.startswith(f"{tmp_path / '2.yaml'}:1:") and "together" in m for m in messages)
+
+
+def test_a_rule_set_has_a_bounded_number_of_files(tmp_path: Path) -> None:
+    from engine.rules.loader import MAX_FILES
+
+    for i in range(MAX_FILES + 1):
+        (tmp_path / f"{i:04d}.yaml").write_text("")
+    (error,) = errors_of(tmp_path)
+    assert f"{MAX_FILES + 1} rule files; a rule set has at most {MAX_FILES}" in error

@@ -64,6 +64,7 @@ _T = TypeVar("_T")
 RULE_SUFFIXES = (".yaml", ".yml")
 RULES_ENV = "CUECAP_RULES"
 DEFAULT_RULES = "rules"
+MAX_FILES = 1000  # rule files of one rule set (with MAX_VALUES, what loading may cost)
 _TOP_LEVEL = (*(k for k in RuleFile.model_fields if k != "schema_"), "$schema")
 # The type of one entry per section, for error messages (the keys allowed where).
 _SECTION_TYPES: dict[str, object] = {
@@ -549,6 +550,15 @@ def load_rules(
     env = os.environ if env is None else env
     paths = list(paths)
     files = rule_files(paths)
+    if len(files) > MAX_FILES:
+        where = ", ".join(str(p) for p in paths)
+        raise RuleFileError(
+            [
+                RuleError(
+                    Location(where), f"{len(files)} rule files; a rule set has at most {MAX_FILES}"
+                )
+            ]
+        )
     if not files:
         raise RuleFileError(
             [RuleError(Location(", ".join(str(p) for p in paths) or "."), "no rule files (*.yaml)")]
