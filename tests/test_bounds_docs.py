@@ -24,7 +24,7 @@ DOC = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text(enco
 
 
 def test_the_bad_example_gives_the_errors_shown(tmp_path: Path) -> None:
-    bad, shown = re.search(r"```yaml bad\n(.*?)```\n\n```text\n(.*?)```", DOC, re.S).groups()  # type: ignore[union-attr]
+    bad, shown = re.search(r"```yml\n(.*?)```\n\n```text\n(.*?)```", DOC, re.S).groups()  # type: ignore[union-attr]
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "bad.yaml").write_text(bad, encoding="utf-8")
     old = Path.cwd()
@@ -38,7 +38,7 @@ def test_the_bad_example_gives_the_errors_shown(tmp_path: Path) -> None:
 
 
 def test_the_table_states_the_bounds_the_code_has() -> None:
-    section = DOC.split("### When things go wrong", 1)[1].split("\n### ", 1)[0]
+    section = DOC.split("## When things go wrong", 1)[1].split("\n## ", 1)[0]
     for text in (
         f"{MAX_FILE_BYTES // (1024 * 1024)} MiB",
         f"{MAX_DEPTH} levels",
