@@ -176,3 +176,10 @@ def test_a_rule_set_has_a_bounded_number_of_files(tmp_path: Path) -> None:
         (tmp_path / f"{i:04d}.yaml").write_text("")
     (error,) = errors_of(tmp_path)
     assert f"{MAX_FILES + 1} rule files; a rule set has at most {MAX_FILES}" in error
+
+
+def test_names_are_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("sources:\n  " + "s" * 101 + ": {type: simulator}\n")
+    (error,) = errors_of(path)
+    assert error.startswith(f"{path}:2:3: name 'ssssssssssssssssssss'... is 101 characters long")

@@ -55,6 +55,7 @@ from engine.sim.world import OPTIONS, SimConfig
 from engine.sources.backoff import DEFAULT_INITIAL, DEFAULT_JITTER, DEFAULT_MAXIMUM
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_NAME = 100
 _NAME = re.compile(NAME_PATTERN)
 
 # Names a log line or a command argument may use: ``{rule}``, ``{time:%H:%M:%S}``...
@@ -776,7 +777,15 @@ def trigger_fields(trigger: Any) -> frozenset[str]:
 
 
 def bad_name(name: str) -> str | None:
-    """Why ``name`` cannot name a source, camera, recorder or rule (None if it can)."""
+    """Why ``name`` cannot name a source, camera, recorder or rule (None if it can).
+
+    Names go into file names, log lines and environment values: at most
+    ``MAX_NAME`` characters.
+    """
+    if len(name) > MAX_NAME:
+        return (
+            f"name {name[:20]!r}... is {len(name)} characters long; names have at most {MAX_NAME}"
+        )
     if _NAME.match(name):
         return None
     return (
