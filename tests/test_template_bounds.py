@@ -135,6 +135,7 @@ def _errors(path: Path) -> list[str]:
         ("a\\\\b.jpg", "", "a backslash is not allowed"),
         ("x.jpg", "../up", "climbs out of its folder"),
         ("x.jpg", "/abs", "is absolute"),
+        ("x.jpg", "/", "is absolute"),
         ("{camera}/../../x.jpg", "", "climbs out of its folder"),
         ("x" * (MAX_NAME_BYTES + 1) + "{seq}", "", f"file systems allow {MAX_NAME_BYTES}"),
         ("{seq:.999999999f}.jpg", "", "precision 999999999"),

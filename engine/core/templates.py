@@ -355,13 +355,12 @@ def check_path(template: Template, what: str, *, allow_empty: bool = False) -> N
             text.index("\\") + 1,
         )
     fixed = template.render({}, _SAMPLES[FieldKind.TIME])  # type: ignore[arg-type]
-
+    if fixed.startswith("/") or re.match(r"[A-Za-z]:", fixed):
+        raise TemplateError(f"{what} is absolute; it must stay inside its folder", text, 1)
     if not fixed.strip(" /"):
         if allow_empty and not fixed.strip():
             return
         raise TemplateError(f"{what} names no file", text)
-    if fixed.startswith("/") or re.match(r"[A-Za-z]:", fixed):
-        raise TemplateError(f"{what} is absolute; it must stay inside its folder", text, 1)
     for component in PurePosixPath(fixed).parts:
         if component == "..":
             raise TemplateError(f"{what} climbs out of its folder with '..'", text)
