@@ -135,10 +135,10 @@ class _Bounded(Composer):
     def _count(self, values: int, event: Any) -> None:
         self._values += values
         if self._values > self._budget:
-            what = "the file" if self._budget == MAX_VALUES else "the rule files together"
+            what = "the file expands" if self._budget == MAX_VALUES else "the rule files expand"
             raise _too_big(
-                f"{what} expand{'s' if what == 'the file' else ''} to more than {MAX_VALUES} "
-                "values (counting each alias in full); split it or use fewer aliases",
+                f"{what} to more than {MAX_VALUES} values (counting each alias in full); "
+                "use fewer aliases or fewer definitions",
                 event.start_mark,  # libyaml's marks are alike
             )
 
