@@ -21,6 +21,7 @@ from engine.core.condition import (
     _filled,
 )
 from engine.core.frame import KIND_NAMES, Frame
+from engine.core.schema import PURPLEDROP
 from engine.proto.purpledrop_pb2 import PurpleDropEvent
 from engine.rules.errors import RuleFileError
 from engine.rules.loader import load_rules
@@ -70,7 +71,8 @@ def test_well_typed_conditions_still_load(expression: str) -> None:
 
 def test_every_message_type_has_a_filled_sample() -> None:
     for kind in KIND_NAMES:
-        assert _filled(kind).ByteSize() > 0, kind
+        if PURPLEDROP.kinds[kind] is not None:
+            assert _filled(PURPLEDROP, kind).ByteSize() > 0, kind
 
 
 def _list(n: int) -> str:
@@ -169,3 +171,18 @@ def test_hostile_conditions_in_a_rule_file_have_their_place(tmp_path: Path) -> N
     (error,) = info.value.errors
     assert str(error).startswith(f"{path}:5:")
     assert "type error" in str(error)
+
+
+def test_mqtt_data_conditions_have_the_same_bounds_and_budget() -> None:
+    from engine.core.condition import DataCondition
+
+    names = frozenset({"payload", "topic", "text"})
+    with pytest.raises(ConditionError, match="too big to be a condition") as info:
+        DataCondition("payload in " + _list(MAX_ITEMS + 1), names)
+    assert info.value.column is not None
+    condition = DataCondition("topic == 'lab/door'", names)
+    assert condition.evaluate({"topic": "lab/door", "payload": 1, "text": "1"})
+    ticks = count(step=BUDGET * 2)
+    condition.timer = lambda: next(ticks)
+    assert not condition.evaluate({"topic": "lab/door", "payload": 1, "text": "1"})
+    assert condition.disabled and "budget" in (condition.last_error or "")

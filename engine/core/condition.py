@@ -22,13 +22,24 @@ evaluating anything, so camera frames cost one set lookup.
 Evaluation never raises into the stream: ``evaluate`` returns False on error and
 keeps a count and the last message (the first one is logged); ``check`` raises
 ``ConditionError`` for callers that want the error.
+
+An expression is outside input, so its cost is bounded before CEL sees it: at
+most ``MAX_LENGTH`` characters, ``MAX_NESTING`` levels of brackets,
+``MAX_MACRO_NESTING`` comprehension macros (``map``, ``all``...) inside one
+another and ``MAX_ITEMS`` items in a list or map literal, each refused with
+its column. Type errors (``calibrated + 'x'``) are found at load by running the
+expression over two sample messages (defaults, and every field set); a branch
+neither sample reaches is checked when it first runs. What is still too slow
+is caught at run time: an evaluation taking longer than ``BUDGET`` seconds
+disables the condition (it never matches again until the rules are reloaded)
+and says so once.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -36,6 +47,7 @@ import cel
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from engine.core.clock import elapsed
 from engine.core.fieldpath import (
     kind_descriptor,
     type_name,
@@ -60,6 +72,14 @@ CONTEXT_NAMES: dict[str, str] = {
     "length": "int",
 }
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+# Bounds on an expression (stated in docs/rules.md, "When things go wrong").
+MAX_LENGTH = 2000
+MAX_NESTING = 20
+MAX_MACRO_NESTING = 2
+MAX_ITEMS = 100
+BUDGET = 0.05  # seconds one evaluation may take before the condition is disabled
+# CEL's words for an operation its operand types do not have.
+_TYPE_ERRORS = ("No such overload", "Unsupported operation", "not supported between")
 _KEYWORDS = frozenset({"true", "false", "null", "in"})
 _TOKEN = re.compile(
     r"""
@@ -124,6 +144,49 @@ def _line_col(expression: str, pos: int) -> tuple[int, int]:
     line = expression.count("\n", 0, pos) + 1
     start = expression.rfind("\n", 0, pos) + 1
     return line, pos - start + 1
+
+
+def _bounds(expression: str, tokens: list[_Token]) -> tuple[str, int] | None:
+    """The first bound ``expression`` crosses: (what, position), or None."""
+    if len(expression) > MAX_LENGTH:
+        return f"longer than {MAX_LENGTH} characters ({len(expression)})", MAX_LENGTH
+    # Per open bracket: which one, the items so far, whether it opens a macro call.
+    brackets: list[str] = []
+    items: list[int] = []
+    in_macro: list[bool] = []
+    macros = 0
+    for i, tok in enumerate(tokens):
+        text = tok.text
+        if text in ("(", "[", "{"):
+            if len(brackets) >= MAX_NESTING:
+                return f"nested more than {MAX_NESTING} levels deep", tok.pos
+            macro = (
+                text == "("
+                and i >= 2
+                and tokens[i - 1].text in _MACROS
+                and tokens[i - 2].text == "."
+            )
+            if macro:
+                macros += 1
+                if macros > MAX_MACRO_NESTING:
+                    return (
+                        f"more than {MAX_MACRO_NESTING} comprehensions "
+                        f"({', '.join(sorted(_MACROS))}) inside one another",
+                        tokens[i - 1].pos,
+                    )
+            brackets.append(text)
+            items.append(1)
+            in_macro.append(macro)
+        elif text in (")", "]", "}"):
+            if brackets:
+                brackets.pop()
+                items.pop()
+                macros -= in_macro.pop()
+        elif text == "," and brackets and brackets[-1] in ("[", "{"):
+            items[-1] += 1
+            if items[-1] > MAX_ITEMS:
+                return f"a list or map literal of more than {MAX_ITEMS} items", tok.pos
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +290,10 @@ class Condition:
         self.schema = schema
         self.errors = 0
         self.last_error: str | None = None
+        self.disabled = False  # set when an evaluation ran over the budget
+        self.on_disabled: Callable[[str], None] | None = None  # told why, once
+        # Measures an evaluation's cost (not the time of day); tests inject their own.
+        self.timer: Callable[[], float] = elapsed
         kind_names = schema.kind_names
         if message_type is not None and message_type not in kind_names:
             raise ConditionError(
@@ -237,11 +304,14 @@ class Condition:
             raise ConditionError(
                 "empty expression; write e.g. active_capacitance.calibrated > 3.5", expression
             )
+        tokens = _tokens(expression)
+        crossed = _bounds(expression, tokens)
+        if crossed is not None:
+            raise self._at(f"too big to be a condition: {crossed[0]}", crossed[1])
         try:
             self._program = cel.compile(expression)
         except Exception as exc:  # the extension raises ValueError; be safe about others
             raise self._cel_error(str(exc)) from None
-        tokens = _tokens(expression)
         local_names = _locals(tokens)
         bare: Descriptor | None = schema.kinds[message_type] if message_type else None
         # Per referenced message type: the top-level fields used (None: the whole message).
@@ -356,26 +426,64 @@ class Condition:
             owner = name
 
     def _dry_run(self) -> None:
-        """Evaluate once over defaults: catches misspelled functions (``sise(x)``) at load time."""
+        """Evaluate over sample messages: misspelled functions (``sise(x)``) and type
+        errors (``calibrated + 'x'``) are errors at load time, not silent misses."""
         kind = self.message_type or min(self.kinds or self.schema.kind_names)
         empty = self.schema.empty(kind) if self.schema.kinds[kind] is not None else None
-        try:
-            result = self._program.execute(self._variables(kind, empty, 0.0, 0, "", 0))
-        except Exception as exc:
-            if str(exc).startswith("Undefined variable or function"):
-                name = re.search(r"'([^']*)'", str(exc))
-                what = name.group(1) if name else "?"
-                pos = self.expression.find(what) if name else -1
-                message = f"unknown function {what!r}"
-                raise (
-                    self._at(message, pos) if pos >= 0 else ConditionError(message, self.expression)
-                ) from None
-            return  # other errors depend on the data (an index past the end...)
-        if result is not True and result is not False:
-            raise ConditionError(
-                f"evaluates to a {type(result).__name__}, not true/false; compare it, e.g. x > 0",
-                self.expression,
-            )
+        samples = [
+            self._variables(kind, empty, 0.0, 0, "", 0),
+            self._filled_variables(kind),
+        ]
+        for i, variables in enumerate(samples):
+            try:
+                result = self._program.execute(variables)
+            except Exception as exc:
+                text = str(exc)
+                if text.startswith("Undefined variable or function"):
+                    name = re.search(r"'([^']*)'", text)
+                    what = name.group(1) if name else "?"
+                    pos = self.expression.find(what) if name else -1
+                    message = f"unknown function {what!r}"
+                    raise (
+                        self._at(message, pos)
+                        if pos >= 0
+                        else ConditionError(message, self.expression)
+                    ) from None
+                if "not a valid regex" in text:  # a literal pattern: wrong whatever the data
+                    detail = text.rsplit("error:", 1)[-1].split(". Check", 1)[0].strip()
+                    raise ConditionError(
+                        f"bad regular expression: {detail}", self.expression
+                    ) from None
+                if isinstance(exc, TypeError) or any(t in text for t in _TYPE_ERRORS):
+                    raise ConditionError(
+                        f"type error: {text.split('. ', 1)[0].rstrip('.')}; CEL does not mix "
+                        "types, convert with int(), double() or string()",
+                        self.expression,
+                    ) from None
+                continue  # other errors depend on the data (an index past the end...)
+            if i == 0 and result is not True and result is not False:
+                raise ConditionError(
+                    f"evaluates to a {type(result).__name__}, not true/false; compare it, e.g. x > 0",
+                    self.expression,
+                )
+
+    def _filled_variables(self, kind: str) -> CelMessage:
+        """Variables as if every message named had every field set (lists of one)."""
+        variables: CelMessage = {}
+        for name, fields in self._plan.items():
+            if self.schema.kinds[name] is None:  # a plain oneof member: its zero value will do
+                variables[name] = _default(self.schema, name, fields)
+            else:
+                variables[name] = to_cel(_filled(self.schema, name), fields)
+        if self._bare_owner is not None:
+            own = variables[self._bare_owner]
+            assert isinstance(own, dict)  # to_cel made it
+            for name in self._bare_fields:
+                variables[name] = own[name]
+        facts: CelMessage = {"type": kind, "time": 1.0, "seq": 1, "source": "s", "length": 1}
+        for name in self._context:
+            variables[name] = facts[name]
+        return variables
 
     # -- evaluation ------------------------------------------------------------
 
@@ -446,19 +554,44 @@ class Condition:
         )
 
     def evaluate(self, frame: Frame) -> bool:
-        """True when the frame matches; False (counted, logged once) when evaluation fails."""
+        """True when the frame matches; False (counted, logged once) when evaluation fails.
+
+        An evaluation that takes longer than ``BUDGET`` disables the condition:
+        a condition that slow would starve everything else the engine does.
+        """
+        if self.disabled:
+            return False
+        timer = self.timer
+        started = timer()
         try:
-            return self.check(frame)
+            result = self.check(frame)
         except ConditionError as exc:
             self.errors += 1
             self.last_error = str(exc)
             if self.errors == 1:
                 log.warning("%s (further errors of this condition are counted, not logged)", exc)
+            result = False
+        took = timer() - started
+        if took > BUDGET:
+            self.disabled = True
+            self.errors += 1
+            self.last_error = (
+                f"condition {self.expression!r} took {took * 1000:.0f} ms on frame {frame.seq}, "
+                f"more than its budget of {BUDGET * 1000:.0f} ms; it is disabled (never matches) "
+                "until the rules are loaded again"
+            )
+            log.error("%s", self.last_error)
+            if self.on_disabled is not None:
+                self.on_disabled(self.last_error)
             return False
+        return result
 
     def __repr__(self) -> str:
         extra = f", message_type={self.message_type!r}" if self.message_type else ""
         return f"Condition({self.expression!r}{extra})"
+
+
+_FILLED: dict[tuple[int, str], Message] = {}
 
 
 def _default(schema: Schema, kind: str, fields: frozenset[str] | None) -> CelValue:
@@ -484,8 +617,16 @@ class DataCondition:
         self.names = names
         self.errors = 0
         self.last_error: str | None = None
+        self.disabled = False
+        self.timer: Callable[[], float] = elapsed
         if not expression.strip():
             raise ConditionError(f"empty expression; use {', '.join(sorted(names))}", expression)
+        crossed = _bounds(expression, _tokens(expression))
+        if crossed is not None:  # the same bounds as a frame condition's
+            line, column = _line_col(expression, crossed[1])
+            raise ConditionError(
+                f"too big to be a condition: {crossed[0]}", expression, line, column
+            )
         try:
             self._program = cel.compile(expression)
         except Exception as exc:
@@ -525,15 +666,74 @@ class DataCondition:
         )
 
     def evaluate(self, variables: dict[str, Any]) -> bool:
-        """True when the data matches; False (counted, logged once) when evaluation fails."""
+        """True when the data matches; False (counted, logged once) when evaluation fails.
+
+        Like a frame condition, one that takes longer than ``BUDGET`` is disabled.
+        """
+        if self.disabled:
+            return False
+        started = self.timer()
         try:
-            return self.check(variables)
+            result = self.check(variables)
         except ConditionError as exc:
             self.errors += 1
             self.last_error = str(exc)
             if self.errors == 1:
                 log.warning("%s (further errors of this condition are counted, not logged)", exc)
+            result = False
+        took = self.timer() - started
+        if took > BUDGET:
+            self.disabled = True
+            self.errors += 1
+            self.last_error = (
+                f"condition {_shown(self.expression)} took {took * 1000:.0f} ms, more than its "
+                f"budget of {BUDGET * 1000:.0f} ms; it is disabled (never matches) until the "
+                "rules are loaded again"
+            )
+            log.error("%s", self.last_error)
             return False
+        return result
 
     def __repr__(self) -> str:
         return f"DataCondition({self.expression!r})"
+
+
+def _filled(schema: Schema, kind: str) -> Message:
+    """A message of ``kind`` with every field set: numbers 1, strings "x", lists of one."""
+    key = (id(schema), kind)
+    message = _FILLED.get(key)
+    if message is None:
+        message = _FILLED[key] = _fill(schema.empty(kind).__class__(), 3)
+    return message
+
+
+def _fill(message: Message, depth: int) -> Message:
+    for field in message.DESCRIPTOR.fields:
+        oneof = field.containing_oneof
+        if oneof is not None and message.WhichOneof(oneof.name) is not None:
+            continue  # one member of a oneof is enough
+        value: bool | int | str | bytes
+        if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            if depth == 0:
+                continue
+            if field.is_repeated:
+                _fill(getattr(message, field.name).add(), depth - 1)
+            else:
+                inner = getattr(message, field.name)
+                inner.SetInParent()
+                _fill(inner, depth - 1)
+            continue
+        if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
+            value = b"x" if field.type == FieldDescriptor.TYPE_BYTES else "x"
+        elif field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
+            value = True
+        elif field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+            assert field.enum_type is not None  # an enum field has its type
+            value = field.enum_type.values[-1].number
+        else:
+            value = 1
+        if field.is_repeated:
+            getattr(message, field.name).append(value)
+        else:
+            setattr(message, field.name, value)
+    return message
