@@ -21,7 +21,6 @@ runs inside an event loop; one clean-up at a time.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 import time as wall
@@ -31,7 +30,7 @@ from typing import Any
 
 from engine.core.retention import Deletion, FileEntry, plan_retention
 from engine.recorder.config import RecorderConfig, RecordingRetention
-from engine.recording.format import companion_paths, remove_recording
+from engine.recording.format import companion_paths, read_manifest, remove_recording
 from engine.shots.retention import RetentionReport, remove_empty_folders
 
 log = logging.getLogger(__name__)
@@ -51,11 +50,7 @@ def scope(root: Path, name: str, config: RecorderConfig, source: str) -> Path:
 
 
 def _manifest(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_manifest(Path(f"{path}.json"))
 
 
 def _size(path: Path) -> int:

@@ -12,9 +12,11 @@ still reads our files. Beside it:
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 from engine.errors import CuecapError
 
@@ -56,3 +58,26 @@ def remove_recording(path: str | os.PathLike[str]) -> list[Path]:
 
 class RecordingError(CuecapError, OSError):
     """A recording that cannot be written or read; the message says which file and why."""
+
+
+# Bytes of a manifest read at most: ours are a few KiB, one with its schema a few
+# MiB; a bigger one is no manifest of ours.
+MAX_MANIFEST = 64 * 1024 * 1024
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object in the manifest file ``path``; None when missing or unreadable.
+
+    Unreadable: over ``MAX_MANIFEST`` bytes (checked before reading), not
+    UTF-8, not JSON, nested deeper than the parser's stack, or not an object.
+    Every reader of manifests goes through here, so none can be made to fail.
+    """
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_MANIFEST:
+                return None
+            raw = f.read()  # sized by the file: read(n) would set aside n bytes first
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -10,7 +10,6 @@ forward over the types that have none, and ``estimated_times`` says how many.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -24,11 +23,11 @@ from engine.recording.format import (
     RECORD_HEADER,
     RecordingError,
     companion_paths,
+    read_manifest,
 )
 from engine.recording.schema import recording_schema
 
 _BUFFER = 1 << 20
-MAX_MANIFEST = 16 << 20  # bytes of a manifest read at most (ours are a few KiB)
 # Records held back while looking for the first timestamp in a file without index.
 _MAX_PENDING = 100_000
 
@@ -64,20 +63,8 @@ class RecordingReader:
 
     @property
     def manifest(self) -> dict[str, Any] | None:
-        """The manifest beside the recording, or None when there is none or it is unreadable.
-
-        A manifest is a few KiB; one over ``MAX_MANIFEST`` bytes, or nested
-        deeper than the parser's stack, is unreadable rather than read.
-        """
-        try:
-            with open(self.manifest_path, "rb") as f:
-                if os.fstat(f.fileno()).st_size > MAX_MANIFEST:
-                    return None
-                raw = f.read()  # sized by the file: read(n) would set aside n bytes first
-            data = json.loads(raw.decode("utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return None
-        return data if isinstance(data, dict) else None
+        """The manifest beside the recording, or None when there is none or it is unreadable."""
+        return read_manifest(self.manifest_path)
 
     @property
     def has_index(self) -> bool:

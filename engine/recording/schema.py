@@ -8,16 +8,14 @@ PurpleDrop) is PurpleDrop's. MCAP files carry their schemas themselves.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from engine.core.schema import PURPLEDROP, Schema, SchemaError
-from engine.recording.format import MCAP_MAGIC, manifest_path
+from engine.core.schema import PURPLEDROP, Schema
+from engine.recording.format import MCAP_MAGIC, manifest_path, read_manifest
 
 _CACHE: dict[tuple[str, int, int], Schema] = {}
 _CACHE_MAX = 64
-MAX_MANIFEST = 64 * 1024 * 1024
 
 
 def is_mcap(path: str | os.PathLike[str]) -> bool:
@@ -52,13 +50,8 @@ def recording_schema(path: str | os.PathLike[str]) -> Schema:
 
 
 def schema_from_manifest(manifest: Path) -> Schema:
-    try:
-        if manifest.stat().st_size > MAX_MANIFEST:
-            raise SchemaError(f"{manifest}: over 64 MiB; not a manifest")
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return PURPLEDROP  # an unreadable manifest: the log tools say so themselves
-    entry = data.get("schema") if isinstance(data, dict) else None
+    data = read_manifest(manifest)  # None when unreadable: the log tools say so themselves
+    entry = data.get("schema") if data is not None else None
     if not isinstance(entry, dict):
         return PURPLEDROP
     return Schema.from_dict(entry, origin=str(manifest))
