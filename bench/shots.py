@@ -55,7 +55,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.shots import CaptureRequest, PythonCamera, ShotSaver, ShotsConfig, ShotService
-from engine.shots.paths import write_atomic
+from engine.shots.files import write_atomic
 from engine.shots.testing import make_jpeg
 
 POOL = 10

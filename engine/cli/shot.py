@@ -91,7 +91,7 @@ async def _take(
     source: SourceConfig | None = None,
 ) -> int:
     from engine.shots.frame_cache import FrameCache
-    from engine.shots.paths import write_atomic
+    from engine.shots.files import write_atomic
     from engine.shots.service import ShotService
     from engine.shots.status import ShotFailed
 

@@ -1,33 +1,29 @@
 """The shot saver inside an asyncio loop: bounded queue, workers, retries, events.
 
-``ShotService`` is the adapter around the pure ``ShotQueue``: it asks the queue
-what to start whenever something changes (a request, a finished try, one
-timer for the next retry or delayed start), runs each try as a task, and turns
-outcomes into status callbacks and engine events. There is no polling: a shot
-is reported the moment its backend returns and its file is renamed into place.
+``ShotService`` is the adapter around the pure ``ShotDesk`` (which answers a
+request at once: its id and path, or a refusal) and ``ShotQueue`` (which says
+what starts when): it asks the queue what to start whenever something changes
+(a request, a finished try, one timer for the next retry or delayed start),
+runs each try as a task, and turns outcomes into status callbacks and engine
+events. There is no polling: a shot is reported the moment its backend returns
+and its file has its name.
 
-All methods except the coroutines and ``submit`` are called on the loop's
-thread. ``submit`` may also be called from other threads (the synchronous
-``ShotSaver`` does): it decides at once, under a lock, what the seed's callers
-need back (the task id and path, or a refusal), and even claims a free slot;
-the loop is then woken once for every request that arrived since its last
-wake, not once per request, and announces them (``in_queue``) before it starts
-any of them.
+Everything here runs on the loop's thread (or before ``start``): there is no
+lock. Other threads go through ``ShotSaver``, which decides their requests
+with ``prepare`` (desk only, one caller at a time under its lock) and hands
+the tasks to ``accept`` on the loop, one wake for a whole burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
-import os
 import random as _random
 import socket
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,18 +35,18 @@ from engine.events import Emit, ShotErrored, ShotQueued, ShotSaved, ShotSaving, 
 from engine.shots.backends import build_camera
 from engine.shots.backends.base import Camera, CaptureError, CaptureRequest
 from engine.shots.backends.python import PythonCamera
-from engine.shots.config import PATH_FIELDS, ShotsConfig
+from engine.shots.config import OnExists, ShotsConfig
+from engine.shots.desk import ShotDesk, ShotRequest, new_guid
+from engine.shots.files import ShotFile
 from engine.shots.frame_cache import FrameCache
 from engine.shots.jpeg import jpeg_problem, jpeg_problem_thorough
-from engine.shots.paths import TempFile, moment, render_path, unique_path, zone
-from engine.shots.policy import InlineWrites, RetryPolicy, plan_time
+from engine.shots.policy import InlineWrites, RetryPolicy
 from engine.shots.queue import Outcome, ShotQueue, ShotTask
 from engine.shots.status import (
     SaverClosed,
     ShotFailed,
     ShotStatus,
     StatusUpdate,
-    UnknownCamera,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,36 +55,7 @@ StatusCallback = Callable[[str, str], Any]
 Deliver = Callable[[Any], Any]
 When = datetime | float | int | None
 _MAX_THREADS = 64
-
-
-@functools.lru_cache(maxsize=64)
-def _folder(folder: str) -> Path:
-    return Path(folder).expanduser()
-
-
-def _root(folder: str) -> Path:
-    """The screenshots folder as an absolute path.
-
-    A relative folder follows the working directory at each request; an absolute
-    one costs no system call (``getcwd`` lets other threads take the GIL).
-    """
-    path = _folder(folder)
-    return path if path.is_absolute() else Path(os.getcwd(), path)
-
-
-_GUIDS = _random.Random()  # its own generator: seeding the random module does not repeat ids
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_GUIDS.seed)
-
-
-def new_guid() -> str:
-    """A random task id (32 hex digits, as ``uuid4().hex``).
-
-    A generator seeded from the OS (again after ``fork``) rather than
-    ``os.urandom`` on each request: a task id must be unique, not secret, and
-    that system call lets other threads take the GIL mid-request.
-    """
-    return f"{_GUIDS.getrandbits(128):032x}"
+__all__ = ["ShotService", "ShotStats", "StatusCallback", "When", "new_guid", "to_epoch"]
 
 
 def to_epoch(dt: When) -> float | None:
@@ -100,6 +67,16 @@ def to_epoch(dt: When) -> float | None:
     if isinstance(dt, int | float) and not isinstance(dt, bool):
         return float(dt)
     raise TypeError(f"dt must be a datetime or epoch seconds, not {type(dt).__name__}")
+
+
+def _write_error(path: str, exc: OSError) -> CaptureError:
+    if isinstance(exc, FileExistsError):
+        return CaptureError(
+            f"{path} was created by something else after the shot was planned; "
+            "not overwritten (on_exists: replace would)",
+            retryable=False,
+        )
+    return CaptureError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 @dataclass(slots=True)
@@ -150,9 +127,9 @@ class ShotService:
         self.server = server if server is not None else socket.gethostname()
         self.default_callback: StatusCallback | None = None
         s = self.settings
+        self.desk = ShotDesk(s, server=self.server)
         self._queue = ShotQueue(
             pool_size=s.pool_size,
-            queue_size=s.queue_size,
             retry=self._retry_policy(),
             random=random if random is not None else _random.random,
         )
@@ -162,29 +139,19 @@ class ShotService:
         self._workers = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-camera")
         self._io = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-shot-io")
         self.inline_writes = InlineWrites()  # where files are written; tunable
-        # Guards what ``submit`` touches from other threads: cameras, the queue,
-        # the tasks, reserved paths, counters and the hand-over lists below.
-        # Reentrant: ``submit`` registers a camera object it is given.
-        self._lock = threading.RLock()
-        self._cameras: dict[str, Camera] = {}
+        self._gated: set[str] = set()  # cameras whose limits the queue knows
         for name, camera in (cameras or {}).items():
             self.add_camera(name, camera)
-        self._announce: list[ShotTask] = []  # accepted, in_queue not told yet
-        self._starting: list[ShotTask] = []  # given a slot off the loop, not started yet
-        self._wake_pending = False
-        self._loop_thread: int | None = None
         self._tasks: dict[str, ShotTask] = {}
-        self._reserved: set[Path] = set()
-        self._seq: dict[str, int] = {}
         self._running: set[asyncio.Task[None]] = set()
         # Coroutine callbacks in progress: held here, since the loop keeps only weak references.
         self._callbacks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._wake_pending = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._closing = False
         self._abandon = False  # closing hard: no more retries
         self._closed = False
         self._retention: asyncio.Task[None] | None = None
@@ -202,36 +169,24 @@ class ShotService:
             camera = build_camera(
                 name, camera, frame_cache=self.frame_cache, executor=self._workers, clock=self.clock
             )
-        elif isinstance(camera, PythonCamera) and camera.executor is None:
-            camera.executor = self._workers
-        with self._lock:
-            existing = self._cameras.get(name)
-            if existing is not None and existing is not camera:
-                raise ValueError(f"a different camera named {name!r} is already registered")
-            self._cameras[name] = camera
-            cfg = camera.config
-            gate = self._queue.gate(name)
-            gate.max_in_flight = cfg.max_in_flight
-            gate.min_interval = cfg.min_interval
-            gate.throttle = cfg.throttle
+        self.desk.register(name, camera)
+        self._configure(camera)
         return camera
+
+    def _configure(self, camera: Camera) -> None:
+        """Give the queue the camera's limits, and sync camera functions the worker threads."""
+        if isinstance(camera, PythonCamera) and camera.executor is None:
+            camera.executor = self._workers
+        cfg = camera.config
+        gate = self._queue.gate(camera.name)
+        gate.max_in_flight = cfg.max_in_flight
+        gate.min_interval = cfg.min_interval
+        gate.throttle = cfg.throttle
+        self._gated.add(camera.name)
 
     @property
     def cameras(self) -> Mapping[str, Camera]:
-        return self._cameras
-
-    def _camera(self, camera: str | Camera) -> Camera:
-        if isinstance(camera, str):
-            found = self._cameras.get(camera)
-            if found is None:
-                known = ", ".join(sorted(self._cameras)) or "none configured"
-                raise UnknownCamera(f"no camera named {camera!r} (known: {known})")
-            return found
-        if hasattr(camera, "capture") and hasattr(camera, "name"):
-            return self._cameras.get(camera.name) or self.add_camera(camera.name, camera)
-        raise TypeError(
-            f"camera must be a camera name or a camera object, not {type(camera).__name__}"
-        )
+        return self.desk.cameras
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -240,7 +195,6 @@ class ShotService:
         if self._closed:
             raise SaverClosed("shot saver is closed")
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         retention = self.settings.retention
         if retention is not None and self._retention is None:
             self._retention = self._loop.create_task(self._retention_loop())
@@ -266,8 +220,7 @@ class ShotService:
         """
         if self._closed:
             return
-        with self._lock:
-            self._closing = True
+        self.desk.closed = True
         if graceful and self._loop is not None:
             try:
                 async with asyncio.timeout(timeout):
@@ -280,19 +233,8 @@ class ShotService:
                 )
         self._abandon = True
         now = self.clock.time()
-        reason = "saver closed before the shot started"
-        with self._lock:
-            announce, self._announce = self._announce, []
-            # Given a slot by another thread but not started: they never ran.
-            unstarted, self._starting = self._starting, []
-            for task in unstarted:
-                self._queue.done(task, now, reason, retryable=False)
-                task.tries -= 1
-            unstarted.extend(self._queue.remove_waiting())
-        for task in announce:
-            self._status(task, ShotStatus.in_queue, task.created)
-        for task in sorted(unstarted, key=lambda t: t.order):
-            task.reason = reason
+        for task in list(self._queue.remove_waiting()):
+            task.reason = "saver closed before the shot started"
             task.state = ShotStatus.error
             self._final(task, None, now)
         running = list(self._running)
@@ -300,6 +242,10 @@ class ShotService:
             t.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        # A try cancelled before its first step never ran its own ending.
+        for task in [t for t in self._tasks.values() if t.state is ShotStatus.saving]:
+            self._queue.done(task, now, "saver closed before the shot started", retryable=False)
+            self._final(task, None, now)
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
@@ -310,7 +256,7 @@ class ShotService:
                 await self._retention
             self._retention = None
         await self._finish_callbacks(graceful, timeout)
-        for camera in self._cameras.values():
+        for camera in self.desk.cameras.values():
             try:
                 await camera.aclose()
             except Exception:
@@ -320,7 +266,7 @@ class ShotService:
 
     @property
     def closed(self) -> bool:
-        return self._closing
+        return self.desk.closed
 
     # -- requests ----------------------------------------------------------
 
@@ -337,6 +283,7 @@ class ShotService:
         task_guid: str | None = None,
         figures: bool = False,
         deliver: Deliver | None = None,
+        on_exists: OnExists | None = None,
     ) -> tuple[str, Path | None]:
         """Queue a shot; returns ``(task_guid, path)`` at once (path None with ``deliver``).
 
@@ -344,113 +291,88 @@ class ShotService:
         screenshots folder by default). ``fields`` fill ``{rule}``, ``{source}``,
         ``{event}`` and travel with the emitted events. With ``deliver``, the
         bytes go to ``deliver(bytes)`` instead of a file, or a ``ShotFailed``.
-        Raises ``QueueFull``, ``Throttled``, ``UnknownCamera``, ``SaverClosed``,
-        or ``TemplateError``/``PathEscapeError`` for a bad name; nothing is queued then.
+        ``on_exists`` (default: the camera's, else the settings') says what a
+        taken name leads to. Raises ``QueueFull``, ``Throttled``,
+        ``UnknownCamera``, ``SaverClosed``, or ``TemplateError``/``PathEscapeError``
+        for a bad name; nothing is queued then.
 
-        On the loop's thread (or before ``start``) the ``in_queue`` status is
-        told before this returns. From another thread it is told on the loop,
-        still before the shot's first ``saving``.
+        On the loop's thread (or before ``start``); the ``in_queue`` status is
+        told before this returns.
         """
-        loop = self._loop
-        off_loop = loop is not None and threading.get_ident() != self._loop_thread
-        with self._lock:
-            if self._closing:
-                raise SaverClosed("shot saver is closing; no new shots")
-            queue = self._queue
-            queue.pool_size = self.settings.pool_size
-            queue.queue_size = self.settings.queue_size
-            try:
-                cam = self._camera(camera)
-                task = self._new_task(
-                    cam, dt, file_name, folder, root, fields, figures, deliver, task_guid
-                )
-                task.context = _Context(
-                    callback or self.default_callback,
-                    deliver,
-                    dict(fields) if fields else {},
-                    to_epoch(dt),
-                )
-                queue.add(task, task.created)
-            except Exception:
-                self.stats.rejected += 1
-                raise
-            self._seq[cam.name] = task.seq
-            if task.path is not None:
-                self._reserved.add(task.path)
+        task = self.prepare(
+            camera,
+            dt=dt,
+            file_name=file_name,
+            folder=folder,
+            root=root,
+            fields=fields,
+            callback=callback,
+            task_guid=task_guid,
+            figures=figures,
+            deliver=deliver,
+            on_exists=on_exists,
+        )
+        self.accept((task,))
+        return task.guid, task.path
+
+    def prepare(
+        self,
+        camera: str | Camera,
+        *,
+        dt: When = None,
+        file_name: str | None = None,
+        folder: str | None = None,
+        root: str | Path | None = None,
+        fields: Mapping[str, Any] | None = None,
+        callback: StatusCallback | None = None,
+        task_guid: str | None = None,
+        figures: bool = False,
+        deliver: Deliver | None = None,
+        on_exists: OnExists | None = None,
+    ) -> ShotTask:
+        """Decide a request (``submit``'s arguments) without queuing it: the desk's part.
+
+        It reads and changes only the desk (and the clock), nothing the loop
+        owns; ``ShotSaver`` calls it from its callers' threads, one at a time,
+        and gives the tasks to ``accept`` on the loop.
+        """
+        request = ShotRequest(
+            dt=to_epoch(dt),
+            file_name=file_name,
+            folder=folder,
+            root=root,
+            fields=fields,
+            figures=figures,
+            to_file=deliver is None,
+            task_guid=task_guid,
+            on_exists=on_exists,
+        )
+        context = _Context(
+            callback or self.default_callback,
+            deliver,
+            dict(fields) if fields else {},
+            request.dt,
+        )
+        return self.desk.decide(camera, request, self.clock.time(), context)
+
+    def accept(self, tasks: Iterable[ShotTask]) -> None:
+        """Queue prepared tasks: tell each ``in_queue``, then start what may start (loop only)."""
+        now: float | None = None
+        for task in tasks:
             self._tasks[task.guid] = task
             self._idle.clear()
             self.stats.submitted += 1
-            self._announce.append(task)
-            wake = False
-            if off_loop and not self._closed:
-                # Claim a free slot now, so a full queue is refused as it would be on
-                # the loop; the loop starts the task when it wakes.
-                self._starting.extend(queue.take(task.created))
-                wake = not self._wake_pending
-                self._wake_pending = True
-        if not off_loop:
-            self._pump()
-        elif wake:
-            assert loop is not None
-            # Closed meanwhile: closing already gave this task its final status.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._on_wake)
-        return task.guid, task.path
-
-    def _new_task(
-        self,
-        cam: Camera,
-        dt: When,
-        file_name: str | None,
-        folder: str | None,
-        root: str | Path | None,
-        fields: Mapping[str, Any] | None,
-        figures: bool,
-        deliver: Deliver | None,
-        task_guid: str | None,
-    ) -> ShotTask:
-        s, cfg = self.settings, cam.config
-        now = self.clock.time()
-        shot_time, live, not_before = plan_time(to_epoch(dt), now, s.buffer_ts, cfg.live_window)
-        guid = task_guid or new_guid()
-        if guid in self._tasks:
-            raise ValueError(f"task guid {guid!r} is already in use")
-        seq = self._seq.get(cam.name, 0) + 1
-        path: Path | None = None
-        if deliver is None:
-            values: dict[str, object] = {
-                k: v for k, v in (fields or {}).items() if k in PATH_FIELDS
-            }
-            values.update(
-                camera=cam.name,
-                channel=cam.name,
-                server=cfg.server or self.server,
-                seq=seq,
-                task=guid,
-                figures="figures" if figures else "",
-            )
-            base = _root(str(root if root is not None else s.folder))
-            sub = (
-                folder
-                if folder is not None
-                else (cfg.folder if cfg.folder is not None else s.subfolder)
-            )
-            name = file_name or cfg.file_name or s.file_name
-            when = moment(shot_time, zone(s.timezone))
-            path = unique_path(render_path(base, sub, name, values, when), self._reserved)
-        return ShotTask(
-            guid=guid,
-            camera=cam.name,
-            created=now,
-            not_before=not_before,
-            shot_time=shot_time,
-            live=live,
-            path=path,
-            max_tries=cfg.tries or s.max_tries,
-            timeout=cfg.timeout or s.timeout_sec,
-            figures=figures,
-            seq=seq,
-        )
+            if task.camera not in self._gated:
+                self._configure(self.desk.cameras[task.camera])
+            self._status(task, ShotStatus.in_queue, task.created)
+            if task.clash:  # its name is taken (on_exists: error): no try
+                task.state = ShotStatus.error
+                if now is None:
+                    now = self.clock.time()
+                self._final(task, None, now)
+            else:
+                self._queue.add(task)
+        self._pump()
 
     async def shoot(self, camera: str | Camera, **kwargs: Any) -> StatusUpdate:
         """Submit and wait for the final status (``success`` or ``error``, with reason)."""
@@ -497,39 +419,26 @@ class ShotService:
         Nothing waiting, nothing to start: no pump (the loop goes idle sooner, and
         a caller woken by the final status gets the GIL sooner).
         """
-        with self._lock:
-            if self._wake_pending or not self._queue.waiting:
-                return
-            self._wake_pending = True
+        if self._wake_pending or not self._queue.waiting:
+            return
+        self._wake_pending = True
         assert self._loop is not None
         self._loop.call_soon(self._on_wake)
 
     def _on_wake(self) -> None:
-        """Requests arrived from other threads, or tries ended (one pump for all of them)."""
-        with self._lock:
-            self._wake_pending = False
+        self._wake_pending = False
         self._pump()
 
     def _pump(self) -> None:
-        """Tell ``in_queue`` for new requests, then start what may start, then arm the timer."""
+        """Start what may start, then arm the timer for what waits."""
         loop = self._loop
-        with self._lock:
-            announce, self._announce = self._announce, []
-            if loop is None or self._closed:
-                starts: list[ShotTask] = []
-                wake = None
-            else:
-                queue = self._queue
-                queue.pool_size = self.settings.pool_size
-                queue.queue_size = self.settings.queue_size
-                now = self.clock.time()
-                starts, self._starting = self._starting, []
-                starts.extend(queue.take(now))
-                wake = queue.next_wake(now)
-        for task in announce:
-            self._status(task, ShotStatus.in_queue, task.created)
-        if loop is None or not (starts or wake is not None):
+        if loop is None or self._closed:
             return
+        queue = self._queue
+        queue.pool_size = self.settings.pool_size
+        now = self.clock.time()
+        starts = queue.take(now)
+        wake = queue.next_wake(now)
         for task in starts:
             runner = loop.create_task(self._attempt(task))
             self._running.add(runner)
@@ -547,7 +456,7 @@ class ShotService:
         self._pump()
 
     async def _attempt(self, task: ShotTask) -> None:
-        camera = self._cameras[task.camera]
+        camera = self.desk.cameras[task.camera]
         self._status(task, ShotStatus.saving, self.clock.time())
         ctx: _Context = task.context
         request = CaptureRequest(
@@ -567,7 +476,7 @@ class ShotService:
             if task.path is not None:
                 if early is not None:
                     early[1].cancel()  # not created yet: the write creates it
-                target = early[0] if early is not None else TempFile(task.path, task.guid)
+                target = early[0] if early is not None else self._file(task)
                 await self._write(target, data)
         except CaptureError as exc:
             error, retryable, data = exc.reason, exc.retryable, None
@@ -582,7 +491,12 @@ class ShotService:
                 self._quietly(early[0].discard)  # nothing once written
         self._finish(task, error, retryable, data)
 
-    def _create_early(self, task: ShotTask) -> tuple[TempFile, asyncio.Handle] | None:
+    @staticmethod
+    def _file(task: ShotTask) -> ShotFile:
+        assert task.path is not None
+        return ShotFile(task.path, task.guid, replace=task.replace)
+
+    def _create_early(self, task: ShotTask) -> tuple[ShotFile, asyncio.Handle] | None:
         """Create the shot's temporary file while the camera works, if the disk is quick.
 
         Creating the file is the costliest of its four system calls, and costs
@@ -595,10 +509,10 @@ class ShotService:
         loop = self._loop
         if task.path is None or loop is None or not self.inline_writes.quick(time.monotonic()):
             return None
-        target = TempFile(task.path, task.guid)
+        target = self._file(task)
         return target, loop.call_soon(self._create_now, target)
 
-    def _create_now(self, target: TempFile) -> None:
+    def _create_now(self, target: ShotFile) -> None:
         started = time.monotonic()
         try:
             target.create()
@@ -646,7 +560,7 @@ class ShotService:
             raise CaptureError(f"camera {camera.name!r}: {problem}")
         return data
 
-    async def _write(self, target: TempFile, data: bytes) -> None:
+    async def _write(self, target: ShotFile, data: bytes) -> None:
         """Finish the file: in place when small and the disk is quick, else on a worker.
 
         ``InlineWrites`` says why. A shutdown mid-write in a worker thread waits
@@ -658,7 +572,7 @@ class ShotService:
             try:
                 target.commit(data)
             except OSError as exc:
-                raise CaptureError(f"cannot write {path}: {exc.strerror or exc}") from None
+                raise _write_error(path, exc) from None
             finally:
                 self._timed(started, path)
             return
@@ -671,14 +585,13 @@ class ShotService:
             if not future.done() or future.exception() is not None:
                 raise
         except OSError as exc:
-            raise CaptureError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise _write_error(path, exc) from None
 
     def _finish(
         self, task: ShotTask, error: str | None, retryable: bool, data: bytes | None
     ) -> None:
         now = self.clock.time()
-        with self._lock:
-            outcome, at = self._queue.done(task, now, error, retryable and not self._abandon)
+        outcome, at = self._queue.done(task, now, error, retryable and not self._abandon)
         if outcome is Outcome.retry:
             self.stats.retries += 1
             logger.info(
@@ -697,12 +610,10 @@ class ShotService:
 
     def _final(self, task: ShotTask, data: bytes | None, now: float) -> None:
         ctx: _Context = task.context
-        with self._lock:
-            self._tasks.pop(task.guid, None)
-            if task.path is not None:
-                self._reserved.discard(task.path)
-            if not self._tasks:
-                self._idle.set()
+        self._tasks.pop(task.guid, None)
+        self.desk.release(task)
+        if not self._tasks:
+            self._idle.set()
         ok = task.state is ShotStatus.success
         if ok:
             self.stats.succeeded += 1
@@ -826,7 +737,8 @@ class ShotService:
             await asyncio.sleep(config.interval)
 
     def snapshot(self) -> ShotStats:
-        """Counters, with the queue's live numbers filled in."""
+        """Counters, with the desk's and the queue's live numbers filled in."""
+        self.stats.rejected = self.desk.rejected
         self.stats.in_flight = self._queue.in_flight
         self.stats.waiting = self._queue.waiting
         self.stats.max_in_flight = self._queue.max_in_flight
