@@ -48,6 +48,7 @@ from engine.shots.status import (
     ShotStatus,
     StatusUpdate,
 )
+from engine.shots.writer import ShotWriter
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class ShotService:
         self._workers = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-camera")
         self._io = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-shot-io")
         self.inline_writes = InlineWrites()  # where files are written; tunable
+        self._writer: ShotWriter | None = None  # files not written on the loop
         self._gated: set[str] = set()  # cameras whose limits the queue knows
         for name, camera in (cameras or {}).items():
             self.add_camera(name, camera)
@@ -262,6 +264,8 @@ class ShotService:
             except Exception:
                 logger.exception("camera %r did not close cleanly", camera.name)
         self._workers.shutdown(wait=False, cancel_futures=True)
+        if self._writer is not None:
+            self._writer.close()
         self._io.shutdown(wait=True)
 
     @property
@@ -576,7 +580,9 @@ class ShotService:
             finally:
                 self._timed(started, path)
             return
-        future = asyncio.get_running_loop().run_in_executor(self._io, target.commit, data)
+        if self._writer is None:
+            self._writer = ShotWriter(asyncio.get_running_loop(), min(4, self.settings.pool_size))
+        future = self._writer.write(target, data)
         try:
             await asyncio.shield(future)
         except asyncio.CancelledError:
