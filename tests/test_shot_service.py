@@ -647,3 +647,55 @@ async def test_a_file_made_by_another_program_after_planning_is_not_overwritten(
         in (rec.reasons[guid])
     )
     assert files(tmp_path) == [target]
+
+
+class AwaitableCamera:
+    """A camera object whose ``capture`` returns a plain future, not a coroutine."""
+
+    name = "future"
+    config = CameraCommon()
+
+    def capture(self, request: CaptureRequest) -> asyncio.Future[bytes]:
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.001, future.set_result, JPEG)
+        return future
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_cameras_that_answer_at_once_wait_a_little_or_are_not_coroutines(
+    tmp_path: Path,
+) -> None:
+    async def yields_twice(request: CaptureRequest) -> bytes:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+        return JPEG
+
+    async def raises_at_once(request: CaptureRequest) -> bytes:
+        raise CaptureError("lens cap on", retryable=False)
+
+    async def too_slow(request: CaptureRequest) -> bytes:
+        await asyncio.sleep(0)
+        await asyncio.sleep(30)
+        return JPEG
+
+    cams = {
+        "now": camera(ok, "now"),
+        "later": camera(yields_twice, "later"),
+        "broken": camera(raises_at_once, "broken"),
+        "slow": camera(too_slow, "slow", timeout=0.02, tries=1),
+    }
+    async with ShotService(cams, settings(tmp_path, file_name="{camera}.jpg")) as service:
+        results = {name: await service.shoot(name) for name in cams}
+        results["future"] = await service.shoot(AwaitableCamera())  # type: ignore[arg-type]
+    assert {n: str(r) for n, r in results.items()} == {
+        "now": "success",
+        "later": "success",
+        "broken": "error",
+        "slow": "error",
+        "future": "success",
+    }
+    assert results["broken"].reason == "lens cap on"
+    assert results["slow"].reason == "camera 'slow' gave no shot within 0.02 s"
+    assert sorted(p.name for p in files(tmp_path)) == ["future.jpg", "later.jpg", "now.jpg"]

@@ -23,12 +23,13 @@ import logging
 import random as _random
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.events import Emit, ShotErrored, ShotQueued, ShotSaved, ShotSaving, discard
@@ -56,6 +57,7 @@ StatusCallback = Callable[[str, str], Any]
 Deliver = Callable[[Any], Any]
 When = datetime | float | int | None
 _MAX_THREADS = 64
+T = TypeVar("T")
 __all__ = ["ShotService", "ShotStats", "StatusCallback", "When", "new_guid", "to_epoch"]
 
 
@@ -68,6 +70,32 @@ def to_epoch(dt: When) -> float | None:
     if isinstance(dt, int | float) and not isinstance(dt, bool):
         return float(dt)
     raise TypeError(f"dt must be a datetime or epoch seconds, not {type(dt).__name__}")
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, T], value: Any) -> Generator[Any, Any, T]:
+    """Go on with ``coro`` after its first step yielded ``value``, as ``await coro`` would.
+
+    What the camera yields goes to the awaiting task unchanged (so it waits
+    for the camera's future as usual), and what the task sends or throws
+    (a result, a cancellation from the timeout or from closing) goes back in.
+    """
+    while True:
+        try:
+            sent = yield value
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                value = coro.throw(exc)
+            except StopIteration as done:
+                return cast(T, done.value)
+        else:
+            try:
+                value = coro.send(sent)
+            except StopIteration as done:
+                return cast(T, done.value)
 
 
 def _write_error(path: str, exc: OSError) -> CaptureError:
@@ -474,9 +502,23 @@ class ShotService:
         error: str | None = None
         retryable = True
         data: bytes | None = None
-        early = self._create_early(task)
+        early: tuple[ShotFile, asyncio.Handle] | None = None
         try:
-            data = await self._capture(camera, request)
+            capture = camera.capture(request)
+            if type(capture) is types.CoroutineType:
+                # The camera's first step runs here: a camera that answers at once
+                # (a frame from memory) needs no timer, no early file, no loop turn.
+                try:
+                    waiting = capture.send(None)
+                except StopIteration as answered:
+                    data = answered.value
+                else:
+                    early = self._create_early(task)
+                    data = await self._wait(camera, request, _resume(capture, waiting))
+            else:
+                early = self._create_early(task)
+                data = await self._wait(camera, request, capture)
+            data = await self._check(camera, data)
             if task.path is not None:
                 if early is not None:
                     early[1].cancel()  # not created yet: the write creates it
@@ -544,14 +586,19 @@ class ShotService:
         except OSError as exc:
             logger.warning("cannot remove a temporary shot file: %s", exc)
 
-    async def _capture(self, camera: Camera, request: CaptureRequest) -> bytes:
+    @staticmethod
+    async def _wait(camera: Camera, request: CaptureRequest, capture: Awaitable[Any]) -> Any:
+        """The rest of a capture, within the try's timeout."""
         try:
             async with asyncio.timeout(request.timeout):
-                data = await camera.capture(request)
+                return await capture
         except TimeoutError:
             raise CaptureError(
                 f"camera {camera.name!r} gave no shot within {request.timeout:g} s"
             ) from None
+
+    async def _check(self, camera: Camera, data: Any) -> bytes:
+        """The camera's answer if it is a complete JPEG; else why not, as a ``CaptureError``."""
         if not isinstance(data, bytes):
             raise CaptureError(f"camera {camera.name!r} returned {type(data).__name__}, not bytes")
         if self.settings.verify == "pillow":
