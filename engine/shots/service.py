@@ -49,7 +49,7 @@ from engine.shots.status import (
     ShotStatus,
     StatusUpdate,
 )
-from engine.shots.writer import ShotWriter
+from engine.shots.writer import ShotWriter, SpareFiles
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ class ShotService:
         self._io = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-shot-io")
         self.inline_writes = InlineWrites()  # where files are written; tunable
         self._writer: ShotWriter | None = None  # files not written on the loop
+        self._spares = SpareFiles(per_folder=min(64, 2 * s.pool_size))
         self._gated: set[str] = set()  # cameras whose limits the queue knows
         for name, camera in (cameras or {}).items():
             self.add_camera(name, camera)
@@ -294,6 +295,7 @@ class ShotService:
         self._workers.shutdown(wait=False, cancel_futures=True)
         if self._writer is not None:
             self._writer.close()
+        self._spares.close()
         self._io.shutdown(wait=True)
 
     @property
@@ -537,10 +539,9 @@ class ShotService:
                 self._quietly(early[0].discard)  # nothing once written
         self._finish(task, error, retryable, data)
 
-    @staticmethod
-    def _file(task: ShotTask) -> ShotFile:
+    def _file(self, task: ShotTask) -> ShotFile:
         assert task.path is not None
-        return ShotFile(task.path, task.guid, replace=task.replace)
+        return ShotFile(task.path, task.guid, replace=task.replace, spares=self._spares)
 
     def _create_early(self, task: ShotTask) -> tuple[ShotFile, asyncio.Handle] | None:
         """Create the shot's temporary file while the camera works, if the disk is quick.
