@@ -55,7 +55,7 @@ def _expand(folder: str) -> str:
     return os.path.expanduser(folder)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ShotRequest:
     """What a caller asks for; ``to_file`` false: the bytes go to a callback, no path."""
 

@@ -43,13 +43,18 @@ def zone(name: str | None) -> tzinfo | None:
     return ZoneInfo(name) if name else None
 
 
-def moment(when: float, tz: tzinfo | None) -> datetime:
-    """Epoch seconds as an aware datetime in ``tz`` (local when None)."""
-    return (
-        datetime.fromtimestamp(when, tz)
-        if tz is not None
-        else datetime.fromtimestamp(when).astimezone()
-    )
+def moment(when: float, tz: tzinfo | None, aware: bool = True) -> datetime:
+    """Epoch seconds as a datetime in ``tz`` (local when None; naive unless ``aware``)."""
+    if tz is not None:
+        return datetime.fromtimestamp(when, tz)
+    local = datetime.fromtimestamp(when)
+    return local.astimezone() if aware else local
+
+
+@lru_cache(maxsize=256)
+def _zoned(text: str) -> bool:
+    """Whether a template prints the zone (``%z``, ``%Z``): only then must local time be aware."""
+    return "%z" in text or "%Z" in text
 
 
 def render_path(
@@ -116,7 +121,8 @@ def plan_path(
     at most ``MAX_CANDIDATES`` numbers. Raises ``TemplateError`` or
     ``PathEscapeError`` for a name that cannot be made.
     """
-    path = render_path(root, folder, file_name, values, moment(when, tz))
+    aware = _zoned(file_name) or _zoned(folder)
+    path = render_path(root, folder, file_name, values, moment(when, tz, aware))
     text = os.fspath(path)
     if on_exists is OnExists.replace or not taken(text):
         return PlannedPath(path, path)
