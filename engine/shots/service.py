@@ -169,12 +169,15 @@ class ShotService:
         self._io = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-shot-io")
         self.inline_writes = InlineWrites()  # where files are written; tunable
         self._writer: ShotWriter | None = None  # files not written on the loop
-        self._spares = SpareFiles(per_folder=min(64, 2 * s.pool_size))
+        self._spares = SpareFiles(per_folder=max(16, min(64, 4 * s.pool_size)))
         self._gated: set[str] = set()  # cameras whose limits the queue knows
         for name, camera in (cameras or {}).items():
             self.add_camera(name, camera)
         self._tasks: dict[str, ShotTask] = {}
-        self._running: set[asyncio.Task[None]] = set()
+        # Tries running, by task guid; each removes itself when it ends (no done callback:
+        # that would cost a loop turn per shot). One cancelled before its first step
+        # never runs its ending; closing finds it here.
+        self._running: dict[str, asyncio.Task[None]] = {}
         # Coroutine callbacks in progress: held here, since the loop keeps only weak references.
         self._callbacks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -268,11 +271,12 @@ class ShotService:
             task.reason = "saver closed before the shot started"
             task.state = ShotStatus.error
             self._final(task, None, now)
-        running = list(self._running)
+        running = list(self._running.values())
         for t in running:
             t.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        self._running.clear()
         # A try cancelled before its first step never ran its own ending.
         for task in [t for t in self._tasks.values() if t.state is ShotStatus.saving]:
             self._queue.done(task, now, "saver closed before the shot started", retryable=False)
@@ -474,9 +478,7 @@ class ShotService:
         starts = queue.take(now)
         wake = queue.next_wake(now)
         for task in starts:
-            runner = loop.create_task(self._attempt(task))
-            self._running.add(runner)
-            runner.add_done_callback(self._running.discard)
+            self._running[task.guid] = loop.create_task(self._attempt(task))
         if wake is not None:
             if self._timer is not None and self._timer_at <= wake and not self._timer.cancelled():
                 return
@@ -537,6 +539,7 @@ class ShotService:
             if early is not None:
                 early[1].cancel()
                 self._quietly(early[0].discard)  # nothing once written
+            self._running.pop(task.guid, None)
         self._finish(task, error, retryable, data)
 
     def _file(self, task: ShotTask) -> ShotFile:
