@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -435,59 +432,3 @@ def test_jpeg_checks_catch_html_truncation_and_corruption() -> None:
     corrupt = good[:200] + b"\x00" * (len(good) - 202) + b"\xff\xd9"
     assert jpeg_problem(corrupt) is None
     assert jpeg_problem_thorough(corrupt) is not None
-
-
-def test_spare_files_are_opened_ahead_per_folder_and_closed_at_the_end(tmp_path: Path) -> None:
-    from engine.shots.writer import SpareFiles
-
-    first, second = tmp_path / "a", tmp_path / "b"
-    first.mkdir()
-    second.mkdir()
-    spares = SpareFiles(per_folder=4, folders=1)
-    try:
-        assert spares.take(str(first)) is None  # none yet: asked for
-        fd = _wait_for(lambda: spares.take(str(first)))
-        made = ShotFile(first / "x.jpg", "t1", replace=False, spares=_Given(fd))
-        made.commit(b"data")
-        assert (first / "x.jpg").read_bytes() == b"data" and sorted(os.listdir(first)) == ["x.jpg"]
-        # a spare whose folder was removed meanwhile still gets its name (the folder is made again)
-        other = _wait_for(lambda: spares.take(str(first)))
-        (first / "x.jpg").unlink()
-        first.rmdir()
-        ShotFile(first / "y.jpg", "t2", replace=False, spares=_Given(other)).commit(b"more")
-        assert (first / "y.jpg").read_bytes() == b"more"
-        assert spares.take(str(second)) is None  # a new folder: the old one's spares are closed
-        os.close(_wait_for(lambda: spares.take(str(second))))
-        assert list(spares._ready) == [str(second)]
-    finally:
-        spares.close()
-    assert spares._ready == {} and sorted(os.listdir(second)) == []
-    assert _open_in(tmp_path) == []  # every spare descriptor closed
-
-
-def _open_in(folder: Path) -> list[str]:
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            target = os.readlink(f"/proc/self/fd/{fd}")
-            if target.startswith(str(folder)):
-                found.append(target)
-    return found
-
-
-class _Given:
-    def __init__(self, fd: int) -> None:
-        self.fd: int | None = fd
-
-    def take(self, folder: str) -> int | None:
-        fd, self.fd = self.fd, None
-        return fd
-
-
-def _wait_for(get: Callable[[], int | None]) -> int:
-    for _ in range(1000):
-        fd = get()
-        if fd is not None:
-            return fd
-        threading.Event().wait(0.005)
-    raise AssertionError("no spare file within 5 s")

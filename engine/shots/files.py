@@ -25,13 +25,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from typing import Protocol
 
 from engine.shots.paths import temp_name
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0) | os.O_CLOEXEC
 _TMPFILE = getattr(os, "O_TMPFILE", 0)
-ANONYMOUS = os.O_WRONLY | _TMPFILE | os.O_CLOEXEC  # open(folder, ANONYMOUS, 0o666)
 # Errors that say "this way of linking is not available here", not "this file failed".
 _UNSUPPORTED = frozenset(
     {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.EISDIR, errno.EXDEV, errno.EPERM}
@@ -62,17 +60,6 @@ def _proc() -> int:
     return fd
 
 
-def anonymous_files() -> bool:
-    """Whether anonymous files are used (not yet refused by this system)."""
-    return _anonymous
-
-
-class Spares(Protocol):
-    """Anonymous files opened ahead of need (``SpareFiles``): one for ``folder``, or None."""
-
-    def take(self, folder: str) -> int | None: ...
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -90,22 +77,14 @@ class ShotFile:
     ``FileExistsError`` when the name is taken and ``replace`` is false.
     """
 
-    __slots__ = ("anonymous", "done", "fd", "final", "folder", "replace", "spares", "tmp")
+    __slots__ = ("anonymous", "done", "fd", "final", "folder", "replace", "tmp")
 
-    def __init__(
-        self,
-        final: str | os.PathLike[str],
-        task: str,
-        *,
-        replace: bool,
-        spares: Spares | None = None,
-    ) -> None:
+    def __init__(self, final: str | os.PathLike[str], task: str, *, replace: bool) -> None:
         self.final = os.fspath(final)
         cut = max(self.final.rfind("/"), self.final.rfind(os.sep)) + 1
         self.folder = self.final[: cut - 1] if cut > 1 else (self.final[:cut] or ".")
         self.tmp = self.final[:cut] + temp_name(self.final[cut:], task)
         self.replace = replace
-        self.spares = spares
         self.fd: int | None = None
         self.anonymous = False
         self.done = False  # committed or discarded
@@ -121,9 +100,8 @@ class ShotFile:
     def _open(self) -> None:
         global _anonymous
         if not self.replace and _anonymous:
-            spare = self.spares.take(self.folder) if self.spares is not None else None
             try:
-                self.fd = spare if spare is not None else os.open(self.folder, ANONYMOUS, 0o666)
+                self.fd = os.open(self.folder, os.O_WRONLY | _TMPFILE | os.O_CLOEXEC, 0o666)
                 self.anonymous = True
                 return
             except OSError as exc:
@@ -164,14 +142,7 @@ class ShotFile:
         assert fd is not None
         _write_all(fd, data)
         try:
-            try:
-                os.link(str(fd), self.final, src_dir_fd=_proc(), follow_symlinks=True)
-            except FileNotFoundError:
-                if os.path.isdir(self.folder):
-                    raise  # the folder is there: /proc is not
-                # Removed since the file was opened (retention prunes empty folders).
-                os.makedirs(self.folder, exist_ok=True)
-                os.link(str(fd), self.final, src_dir_fd=_proc(), follow_symlinks=True)
+            os.link(str(fd), self.final, src_dir_fd=_proc(), follow_symlinks=True)
         except FileExistsError:
             raise
         except OSError as exc:

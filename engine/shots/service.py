@@ -49,7 +49,7 @@ from engine.shots.status import (
     ShotStatus,
     StatusUpdate,
 )
-from engine.shots.writer import ShotWriter, SpareFiles
+from engine.shots.writer import ShotWriter
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,6 @@ class ShotService:
         self._io = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-shot-io")
         self.inline_writes = InlineWrites()  # where files are written; tunable
         self._writer: ShotWriter | None = None  # files not written on the loop
-        self._spares = SpareFiles(per_folder=max(16, min(64, 4 * s.pool_size)))
         self._gated: set[str] = set()  # cameras whose limits the queue knows
         for name, camera in (cameras or {}).items():
             self.add_camera(name, camera)
@@ -299,7 +298,6 @@ class ShotService:
         self._workers.shutdown(wait=False, cancel_futures=True)
         if self._writer is not None:
             self._writer.close()
-        self._spares.close()
         self._io.shutdown(wait=True)
 
     @property
@@ -542,9 +540,10 @@ class ShotService:
             self._running.pop(task.guid, None)
         self._finish(task, error, retryable, data)
 
-    def _file(self, task: ShotTask) -> ShotFile:
+    @staticmethod
+    def _file(task: ShotTask) -> ShotFile:
         assert task.path is not None
-        return ShotFile(task.path, task.guid, replace=task.replace, spares=self._spares)
+        return ShotFile(task.path, task.guid, replace=task.replace)
 
     def _create_early(self, task: ShotTask) -> tuple[ShotFile, asyncio.Handle] | None:
         """Create the shot's temporary file while the camera works, if the disk is quick.
