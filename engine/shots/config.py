@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable
-from enum import StrEnum
+from enum import Enum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,7 +52,8 @@ COMMAND_FIELDS: frozenset[str] = REQUEST_FIELDS | {"output"}
 DEFAULT_FILE_NAME = "{camera} (%Y.%m.%d %H-%M-%S.%f).jpg"
 
 
-class OnExists(StrEnum):
+# A plain Enum: in a str subclass, the member "replace" would hide str.replace.
+class OnExists(Enum):
     """What a shot does when its file name is taken: by a file, or by a shot still being saved."""
 
     unique = "unique"  # the next free "name (2).jpg", "name (3).jpg"...

@@ -36,7 +36,7 @@ from engine.events import Emit, ShotErrored, ShotQueued, ShotSaved, ShotSaving, 
 from engine.shots.backends import build_camera
 from engine.shots.backends.base import Camera, CaptureError, CaptureRequest
 from engine.shots.backends.python import PythonCamera
-from engine.shots.config import OnExists, ShotsConfig
+from engine.shots.config import CameraConfig, OnExists, ShotsConfig
 from engine.shots.desk import ShotDesk, ShotRequest, new_guid
 from engine.shots.files import ShotFile
 from engine.shots.frame_cache import FrameCache
@@ -199,8 +199,9 @@ class ShotService:
     def add_camera(self, name: str, camera: Camera | Any) -> Camera:
         """Register a camera object, or build one from its config (model or mapping)."""
         if not hasattr(camera, "capture"):
+            config = cast("CameraConfig | dict[str, object]", camera)
             camera = build_camera(
-                name, camera, frame_cache=self.frame_cache, executor=self._workers, clock=self.clock
+                name, config, frame_cache=self.frame_cache, executor=self._workers, clock=self.clock
             )
         self.desk.register(name, camera)
         self._configure(camera)
