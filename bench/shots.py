@@ -225,6 +225,8 @@ class Plan:
 class Rates:
     ours: list[float] = field(default_factory=list)
     seed: list[float] = field(default_factory=list)
+    ours_max_in_flight: int = 0
+    seed_max_in_flight: int = 0
 
     def ratio(self) -> float:
         return statistics.median(a / b for a, b in zip(self.ours, self.seed, strict=True))
@@ -297,12 +299,14 @@ def run_plan(base: Path, plan: Plan) -> tuple[Result, Result]:
     expected = 20 + plan.rounds * (plan.singles // plan.rounds)
     expected += plan.queued if plan.paired <= 1 else 0
     assert stats.succeeded == expected, stats
+    mine.max_in_flight = max(ours_camera.max, stats.max_in_flight)
+    theirs.max_in_flight = seed_camera.max
     if plan.paired > 1:
         rates = paired_rates(base, plan)
         mine.rates, theirs.rates = rates.ours, rates.seed
         mine.rate, theirs.rate = statistics.median(rates.ours), statistics.median(rates.seed)
-    mine.max_in_flight = max(ours_camera.max, stats.max_in_flight)
-    theirs.max_in_flight = seed_camera.max
+        mine.max_in_flight = max(mine.max_in_flight, rates.ours_max_in_flight)
+        theirs.max_in_flight = max(theirs.max_in_flight, rates.seed_max_in_flight)
     mine.service_p50 = run_service(base / f"service-{plan.latency}", plan.latency, plan.singles)
     return mine, theirs
 
@@ -323,6 +327,9 @@ def paired_rates(base: Path, plan: Plan) -> Rates:
                 finally:
                     saver.close()
                 assert stats.succeeded == plan.queued + 20, stats
+                rates.ours_max_in_flight = max(
+                    rates.ours_max_in_flight, camera.max, stats.max_in_flight
+                )
             else:
                 seed = SeedDesignSaver(folder, Camera(plan.latency))
                 try:
@@ -330,6 +337,7 @@ def paired_rates(base: Path, plan: Plan) -> Rates:
                     rates.seed.append(throughput(seed.save, plan.seed_queued))
                 finally:
                     seed.close()
+                rates.seed_max_in_flight = max(rates.seed_max_in_flight, seed.camera.max)
     return rates
 
 
