@@ -407,6 +407,15 @@ def main(argv: list[str] | None = None) -> int:
             theirs_cell = f"{b:12.2f}" if b is not None else f"{'':12}"
             print(f"{label if i == 0 else '':16} {name:24} {a:11.2f} {theirs_cell} {r:>8}")
         ok &= p50 < 1.0 and mine.max_in_flight <= POOL
+        if not args.quick:
+            from results import report
+
+            if paired:  # the row with a target: the instant camera, against the seed's design
+                report("shots", f"{label}: saves/s vs seed design", ratio, "x", target=1.0)
+            report("shots", f"{label}: overhead p50", p50, "ms", target=1.0, better="lower")
+            report(
+                "shots", f"{label}: max in flight", mine.max_in_flight, target=POOL, better="lower"
+            )
     print()
     print("ratio: how many times better ShotSaver does (above 1: ShotSaver is ahead);")
     print("  with pairs: saves/s are each design's median, the ratio the median of the pairs'")
