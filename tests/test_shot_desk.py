@@ -58,10 +58,18 @@ def test_on_exists_from_the_request_the_camera_or_the_settings() -> None:
 
 
 def test_unfinished_shots_are_bounded_by_pool_plus_queue() -> None:
+    asked: list[str] = []
+
+    def exists(path: str) -> bool:
+        asked.append(path)
+        return False
+
     d = desk(pool_size=1, queue_size=2)
+    d._exists = exists
     tasks = [d.decide("cam", named("{seq}.jpg"), 0.0) for _ in range(3)]
     with pytest.raises(QueueFull, match=r"queue is full .*pool_size=1 \+ queue_size=2"):
         d.decide("cam", named("{seq}.jpg"), 0.0, context=None)
+    assert len(asked) == 3  # a refused flood costs no name and no question to the disk
     assert (d.admitted, d.rejected, d.unfinished) == (3, 1, 3)
     d.release(tasks[0])
     assert d.decide("cam", named("{seq}.jpg"), 0.0).path == Path("/shots/4.jpg")  # seq not spent

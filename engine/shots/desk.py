@@ -159,22 +159,36 @@ class ShotDesk:
         guid = request.task_guid or self._guid()
         if guid in self._guids:
             raise ValueError(f"task guid {guid!r} is already in use")
+        # Refusals that cost nothing come first: a flood of requests is refused
+        # without rendering a name or asking the disk about it.
+        unfinished = self.admitted - self.finished
+        if unfinished >= s.pool_size + s.queue_size:
+            raise QueueFull(
+                f"shot queue is full ({unfinished} shots unfinished: pool_size={s.pool_size} "
+                f"+ queue_size={s.queue_size}); refused a shot from camera {cam.name!r}"
+            )
+        skip = cfg.throttle == "skip" and cfg.min_interval > 0
+        if skip:
+            last = self._last_admit.get(cam.name)
+            if last is not None and now - last < cfg.min_interval:
+                raise Throttled(
+                    f"camera {cam.name!r} took a shot {now - last:.3f} s ago "
+                    f"(min_interval={cfg.min_interval:g} s); request skipped"
+                )
         shot_time, live, not_before = plan_time(request.dt, now, s.buffer_ts, cfg.live_window)
         seq = self._seq.get(cam.name, 0) + 1
         planned = None
         on_exists = OnExists.unique
         if request.to_file:
-            values: dict[str, object] = {
-                k: v for k, v in (request.fields or {}).items() if k in PATH_FIELDS
-            }
-            values.update(
-                camera=cam.name,
-                channel=cam.name,
-                server=cfg.server or self.server,
-                seq=seq,
-                task=guid,
-                figures="figures" if request.figures else "",
+            fields = request.fields
+            values: dict[str, object] = (
+                {k: v for k, v in fields.items() if k in PATH_FIELDS} if fields else {}
             )
+            values["camera"] = values["channel"] = cam.name
+            values["server"] = cfg.server or self.server
+            values["seq"] = seq
+            values["task"] = guid
+            values["figures"] = "figures" if request.figures else ""
             base = _expand(os.fspath(request.root if request.root is not None else s.folder))
             if not os.path.isabs(base):
                 base = os.path.join(self._cwd(), base)
@@ -183,11 +197,10 @@ class ShotDesk:
             else:
                 sub = cfg.folder if cfg.folder is not None else s.subfolder
             on_exists = request.on_exists or cfg.on_exists or s.on_exists
-            name = request.file_name or cfg.file_name or s.file_name
             planned = plan_path(
                 root=base,
                 folder=sub,
-                file_name=name,
+                file_name=request.file_name or cfg.file_name or s.file_name,
                 values=values,
                 when=shot_time,
                 tz=zone(s.timezone),
@@ -195,19 +208,7 @@ class ShotDesk:
                 taken=self.taken,
                 start=self._hints,
             )
-        unfinished = self.admitted - self.finished
-        if unfinished >= s.pool_size + s.queue_size:
-            raise QueueFull(
-                f"shot queue is full ({unfinished} shots unfinished: pool_size={s.pool_size} "
-                f"+ queue_size={s.queue_size}); refused a shot from camera {cam.name!r}"
-            )
-        if cfg.throttle == "skip" and cfg.min_interval > 0:
-            last = self._last_admit.get(cam.name)
-            if last is not None and now - last < cfg.min_interval:
-                raise Throttled(
-                    f"camera {cam.name!r} took a shot {now - last:.3f} s ago "
-                    f"(min_interval={cfg.min_interval:g} s); request skipped"
-                )
+        if skip:
             self._last_admit[cam.name] = now
         # Admitted: from here on nothing raises.
         self._seq[cam.name] = seq
