@@ -587,7 +587,7 @@ async def shots_to_one_name(
 ) -> tuple[Recorder, list[tuple[str, Path]], Numbered]:
     cam, rec = Numbered(), Recorder()
     cfg = settings(tmp_path, file_name="same.jpg", on_exists=configured, max_tries=1)
-    async with ShotService({"cam": camera(cam)}, cfg) as service:
+    async with ShotService({"cam": camera(cam)}, cfg, emit=rec.emit) as service:
         made = [service.submit("cam", callback=rec.callback, **submit) for _ in range(n)]
         await service.drain()
     return rec, [(g, p) for g, p in made if p is not None], cam
@@ -601,9 +601,11 @@ async def test_saves_to_one_name_never_overwrite_each_other(tmp_path: Path) -> N
     assert (tmp_path / "same.jpg").read_bytes() == b"kept"
     by_content = {p.read_bytes(): p for p in files(tmp_path)}
     assert len(by_content) == 4 and all(shot in by_content for shot in cam.shots)
+    saved = {e.data["task"]: e.data["path"] for e in rec.events if e.kind is EventKind.SHOT_SUCCESS}
     for guid, path in made:  # the path told is the file that holds that shot
         assert rec.statuses[guid] == ["in_queue", "saving", "success"]
         assert cam.shots.index(path.read_bytes()) == made.index((guid, path))
+        assert saved[guid] == str(path)
 
 
 async def test_on_exists_replace_writes_over_and_error_fails_the_shot(tmp_path: Path) -> None:
