@@ -391,10 +391,10 @@ def main(argv: list[str] | None = None) -> int:
         p50, s50 = ms(mine.singles), ms(theirs.singles)
         p95, s95 = ms(mine.singles, 0.95), ms(theirs.singles, 0.95)
         paired = len(mine.rates)
-        ratio = Rates(mine.rates, theirs.rates).ratio() if paired else mine.rate / theirs.rate
+        rate_ratio = Rates(mine.rates, theirs.rates).ratio() if paired else mine.rate / theirs.rate
         rate_name = f"saves/s (queued){f', {paired} pairs' if paired else ''}"
         rows: tuple[tuple[str, float, float | None, float | None], ...] = (
-            (rate_name, mine.rate, theirs.rate, ratio),
+            (rate_name, mine.rate, theirs.rate, rate_ratio),
             ("overhead p50 ms", p50, s50, s50 / max(p50, 1e-6)),
             ("overhead p95 ms", p95, s95, s95 / max(p95, 1e-6)),
             ("overhead p50 ms, in loop", mine.service_p50 or 0.0, None, None),
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             ("shots one at a time", len(mine.singles), len(theirs.singles), None),
         )
         for i, (name, a, b, ratio) in enumerate(rows):
-            r = f"{ratio:7.1f}x" if ratio is not None else ""
+            r = f"{ratio:7.2f}x" if ratio is not None else ""
             theirs_cell = f"{b:12.2f}" if b is not None else f"{'':12}"
             print(f"{label if i == 0 else '':16} {name:24} {a:11.2f} {theirs_cell} {r:>8}")
         ok &= p50 < 1.0 and mine.max_in_flight <= POOL
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             from results import report
 
             if paired:  # the row with a target: the instant camera, against the seed's design
-                report("shots", f"{label}: saves/s vs seed design", ratio, "x", target=1.0)
+                report("shots", f"{label}: saves/s vs seed design", rate_ratio, "x", target=1.0)
             report("shots", f"{label}: overhead p50", p50, "ms", target=1.0, better="lower")
             report(
                 "shots", f"{label}: max in flight", mine.max_in_flight, target=POOL, better="lower"

@@ -701,3 +701,21 @@ async def test_cameras_that_answer_at_once_wait_a_little_or_are_not_coroutines(
     assert results["broken"].reason == "lens cap on"
     assert results["slow"].reason == "camera 'slow' gave no shot within 0.02 s"
     assert sorted(p.name for p in files(tmp_path)) == ["future.jpg", "later.jpg", "now.jpg"]
+
+
+async def test_a_write_on_a_worker_that_fails_fails_the_shot_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    rec = Recorder()
+    cfg = settings(tmp_path, max_tries=1, file_name="{seq}.jpg")
+    async with ShotService({"cam": camera(ok)}, cfg) as service:
+        service.inline_writes.max_bytes = 0  # every file goes to a worker thread
+        good, good_path = service.submit("cam", callback=rec.callback)
+        bad, _ = service.submit("cam", callback=rec.callback, folder="blocked/sub")
+        await service.drain()
+    assert rec.statuses[good] == ["in_queue", "saving", "success"] and good_path is not None
+    assert good_path.read_bytes() == JPEG
+    assert rec.statuses[bad] == ["in_queue", "saving", "error"]
+    assert rec.reasons[bad].startswith("cannot write ") and "blocked/sub/2.jpg" in rec.reasons[bad]
+    assert files(tmp_path) == sorted([good_path, tmp_path / "blocked"])

@@ -398,7 +398,6 @@ class ShotService:
         for task in tasks:
             self._tasks[task.guid] = task
             self._idle.clear()
-            self.stats.submitted += 1
             if task.camera not in self._gated:
                 self._configure(self.desk.cameras[task.camera])
             self._status(task, ShotStatus.in_queue, task.created)
@@ -547,14 +546,14 @@ class ShotService:
         return ShotFile(task.path, task.guid, replace=task.replace)
 
     def _create_early(self, task: ShotTask) -> tuple[ShotFile, asyncio.Handle] | None:
-        """Create the shot's temporary file while the camera works, if the disk is quick.
+        """Create the shot's file (not named yet) while the camera works, if the disk is quick.
 
         Creating the file is the costliest of its four system calls, and costs
         more still on a thread that has slept while the camera worked (measured:
-        100-170 us after 50 ms asleep, against 15-40 us). Scheduled with ``call_soon``, it runs once the
-        capture waits for its camera, so it is on neither side of the camera's
-        time; with a camera that answers at once, the write cancels it and
-        creates the file itself.
+        100-170 us after 50 ms asleep, against 15-40 us). Called only once the
+        camera's first step has waited, and scheduled with ``call_soon``, it is
+        on neither side of the camera's time; a camera that answers at once
+        never gets here, and its write creates the file.
         """
         loop = self._loop
         if task.path is None or loop is None or not self.inline_writes.quick(time.monotonic()):
@@ -795,6 +794,7 @@ class ShotService:
 
     def snapshot(self) -> ShotStats:
         """Counters, with the desk's and the queue's live numbers filled in."""
+        self.stats.submitted = self.desk.admitted
         self.stats.rejected = self.desk.rejected
         self.stats.in_flight = self._queue.in_flight
         self.stats.waiting = self._queue.waiting
