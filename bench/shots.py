@@ -46,6 +46,7 @@ import argparse
 import asyncio
 import os
 import queue
+import resource
 import statistics
 import sys
 import tempfile
@@ -163,8 +164,14 @@ class SeedDesignSaver:
             thread.join()
 
 
-def throughput(save: Save, n: int) -> float:
-    """Saves per second with ``n`` shots queued at once."""
+def cpu_seconds() -> float:
+    """User plus system CPU time of this process, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def throughput(save: Save, n: int, cpu: list[float] | None = None) -> float:
+    """Saves per second with ``n`` shots queued at once; CPU seconds per save go to ``cpu``."""
     done = threading.Event()
     left = [n]
     lock = threading.Lock()
@@ -176,10 +183,12 @@ def throughput(save: Save, n: int) -> float:
                 if left[0] == 0:
                     done.set()
 
-    start = time.perf_counter()
+    start, used = time.perf_counter(), cpu_seconds()
     for _ in range(n):
         save(callback)
     done.wait()
+    if cpu is not None:
+        cpu.append((cpu_seconds() - used) / n)
     return n / (time.perf_counter() - start)
 
 
@@ -227,6 +236,8 @@ class Rates:
     seed: list[float] = field(default_factory=list)
     ours_max_in_flight: int = 0
     seed_max_in_flight: int = 0
+    ours_cpu: list[float] = field(default_factory=list)  # CPU seconds per save, per round
+    seed_cpu: list[float] = field(default_factory=list)
 
     def ratio(self) -> float:
         return statistics.median(a / b for a, b in zip(self.ours, self.seed, strict=True))
@@ -240,6 +251,7 @@ class Result:
     queued: int = 0
     service_p50: float | None = None
     rates: list[float] = field(default_factory=list)
+    cpu_us: float | None = None  # CPU per save in the burst (median of the rounds)
 
 
 def ours(root: Path, latency: float, queue_size: int) -> tuple[ShotSaver, Camera, Save]:
@@ -307,6 +319,8 @@ def run_plan(base: Path, plan: Plan) -> tuple[Result, Result]:
         mine.rate, theirs.rate = statistics.median(rates.ours), statistics.median(rates.seed)
         mine.max_in_flight = max(mine.max_in_flight, rates.ours_max_in_flight)
         theirs.max_in_flight = max(theirs.max_in_flight, rates.seed_max_in_flight)
+        mine.cpu_us = 1e6 * statistics.median(rates.ours_cpu)
+        theirs.cpu_us = 1e6 * statistics.median(rates.seed_cpu)
     mine.service_p50 = run_service(base / f"service-{plan.latency}", plan.latency, plan.singles)
     return mine, theirs
 
@@ -322,7 +336,7 @@ def paired_rates(base: Path, plan: Plan) -> Rates:
                 saver, camera, save = ours(folder, plan.latency, plan.queued)
                 try:
                     overheads(save, 20, camera)
-                    rates.ours.append(throughput(save, plan.queued))
+                    rates.ours.append(throughput(save, plan.queued, rates.ours_cpu))
                     stats = saver.stats
                 finally:
                     saver.close()
@@ -334,7 +348,7 @@ def paired_rates(base: Path, plan: Plan) -> Rates:
                 seed = SeedDesignSaver(folder, Camera(plan.latency))
                 try:
                     overheads(seed.save, 20, seed.camera)
-                    rates.seed.append(throughput(seed.save, plan.seed_queued))
+                    rates.seed.append(throughput(seed.save, plan.seed_queued, rates.seed_cpu))
                 finally:
                     seed.close()
                 rates.seed_max_in_flight = max(rates.seed_max_in_flight, seed.camera.max)
@@ -395,6 +409,18 @@ def main(argv: list[str] | None = None) -> int:
         rate_name = f"saves/s (queued){f', {paired} pairs' if paired else ''}"
         rows: tuple[tuple[str, float, float | None, float | None], ...] = (
             (rate_name, mine.rate, theirs.rate, rate_ratio),
+            *(
+                [
+                    (
+                        "CPU us per save (queued)",
+                        mine.cpu_us,
+                        theirs.cpu_us,
+                        theirs.cpu_us / mine.cpu_us,
+                    )
+                ]
+                if mine.cpu_us and theirs.cpu_us
+                else []
+            ),
             ("overhead p50 ms", p50, s50, s50 / max(p50, 1e-6)),
             ("overhead p95 ms", p95, s95, s95 / max(p95, 1e-6)),
             ("overhead p50 ms, in loop", mine.service_p50 or 0.0, None, None),
