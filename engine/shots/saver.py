@@ -22,7 +22,7 @@ import concurrent.futures
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -228,10 +228,13 @@ class ShotSaver:
 
     def _admit(self, channel: Channel, **request: Any) -> ShotTask:
         """Decide a request here, queue it for the loop; wake the loop once per burst."""
-        with self._lock, self._explained():
+        with self._lock:
             if self._closed:
                 raise SaverClosed("shot saver is closed")
-            task = self._service.prepare(channel, **request)
+            try:
+                task = self._service.prepare(channel, **request)
+            except UnknownCamera as exc:
+                raise self._explain(exc) from None
             self._inbox.append(task)
             if self._wake_pending:
                 return task
@@ -249,15 +252,9 @@ class ShotSaver:
         if tasks:
             self._service.accept(tasks)
 
-    @contextlib.contextmanager
-    def _explained(self) -> Iterator[None]:
+    def _explain(self, exc: UnknownCamera) -> UnknownCamera:
         """An unknown camera says where cameras are configured (the service only lists them)."""
-        try:
-            yield
-        except UnknownCamera as exc:
-            if not self._unknown_hint:
-                raise
-            raise UnknownCamera(f"{exc}; {self._unknown_hint}") from None
+        return UnknownCamera(f"{exc}; {self._unknown_hint}") if self._unknown_hint else exc
 
     def grab(
         self,

@@ -520,12 +520,18 @@ class ShotService:
             else:
                 early = self._create_early(task)
                 data = await self._wait(camera, request, capture)
-            data = await self._check(camera, data)
+            if self.settings.verify == "pillow" or not isinstance(data, bytes):
+                data = await self._check(camera, data)
+            else:  # the markers check, here: no coroutine for what cannot wait
+                problem = jpeg_problem(data)
+                if problem is not None:
+                    raise CaptureError(f"camera {camera.name!r}: {problem}")
             if task.path is not None:
                 if early is not None:
                     early[1].cancel()  # not created yet: the write creates it
                 target = early[0] if early is not None else self._file(task)
-                await self._write(target, data)
+                if not self._write_here(target, data):
+                    await self._write(target, data)
         except CaptureError as exc:
             error, retryable, data = exc.reason, exc.retryable, None
         except asyncio.CancelledError:
@@ -614,22 +620,27 @@ class ShotService:
             raise CaptureError(f"camera {camera.name!r}: {problem}")
         return data
 
-    async def _write(self, target: ShotFile, data: bytes) -> None:
-        """Finish the file: in place when small and the disk is quick, else on a worker.
+    def _write_here(self, target: ShotFile, data: bytes) -> bool:
+        """Finish the file on the loop's thread if it is small and the disk quick (``InlineWrites``
+        says why); False: it goes to a worker (``_write``)."""
+        started = time.monotonic()
+        if not self.inline_writes.inline(len(data), started):
+            return False
+        try:
+            target.commit(data)
+        except OSError as exc:
+            raise _write_error(target.final, exc) from None
+        finally:
+            self._timed(started, target.final)
+        return True
 
-        ``InlineWrites`` says why. A shutdown mid-write in a worker thread waits
-        for it (it is quick), so a file is either complete or absent.
+    async def _write(self, target: ShotFile, data: bytes) -> None:
+        """Finish the file on a worker thread.
+
+        A shutdown mid-write waits for it (it is quick), so a file is either
+        complete or absent.
         """
         path = target.final
-        started = time.monotonic()
-        if self.inline_writes.inline(len(data), started):
-            try:
-                target.commit(data)
-            except OSError as exc:
-                raise _write_error(path, exc) from None
-            finally:
-                self._timed(started, path)
-            return
         if self._writer is None:
             self._writer = ShotWriter(asyncio.get_running_loop(), min(4, self.settings.pool_size))
         future = self._writer.write(target, data)
