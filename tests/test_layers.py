@@ -47,6 +47,8 @@ PURE = [
     "engine/recorder/decisions.py",
     "engine/recorder/detectors.py",
     "engine/recorder/preroll.py",
+    "engine/shots/desk.py",
+    "engine/shots/paths.py",
     "engine/shots/policy.py",
     "engine/shots/queue.py",
     "engine/shots/status.py",

@@ -399,3 +399,22 @@ async def test_the_frame_cache_holds_only_sources_a_stream_camera_reads(tmp_path
     await without.run(duration=5)
     assert without.cache.sources() == []
     assert without.stats.frames["sim"] > 100  # the frames flowed, only the cache was skipped
+
+
+async def test_a_rule_that_names_every_shot_alike_keeps_every_shot(tmp_path: Path) -> None:
+    body = """\
+    rules:
+      same-name:
+        when: {type: schedule, every: 5s}
+        do: {type: shot, cameras: bench, file_name: "bench.jpg"}
+      refuse-taken:
+        when: {type: schedule, every: 5s}
+        do: {type: shot, cameras: bench, file_name: "only.jpg", on_exists: error}
+    """
+    rules = load_rules([rule_file(tmp_path, body)], env={})
+    summary = await Engine(rules, clock=ManualClock(T0)).run(duration=16)
+    names = sorted(p.name for p in (tmp_path / "shots").iterdir())
+    assert names == ["bench (2).jpg", "bench (3).jpg", "bench.jpg", "only.jpg"]
+    assert len(summary.shots_ok) == 4 and len(summary.shots_failed) == 2
+    with pytest.raises(Exception, match="on_exists"):
+        load_rules([rule_file(tmp_path, body.replace("on_exists: error", "on_exists: x"))], env={})

@@ -1,8 +1,9 @@
-"""The pure core of the shot saver: queue, limits, retry policy, paths, JPEG checks."""
+"""The pure core of the shot saver: queue, limits, retry policy, paths, JPEG checks; files."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -10,12 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.core.templates import PathEscapeError, safe_join
+from engine.core.templates import PathEscapeError, TemplateError, safe_join
+from engine.shots.config import OnExists
+from engine.shots.files import ShotFile, write_atomic
 from engine.shots.jpeg import jpeg_problem, jpeg_problem_thorough
-from engine.shots.paths import TempFile, render_path, temp_path, unique_path, write_atomic
+from engine.shots.paths import MAX_CANDIDATES, PlannedPath, plan_path, render_path, temp_path
 from engine.shots.policy import CameraGate, InlineWrites, RetryPolicy, plan_time
 from engine.shots.queue import Outcome, ShotQueue, ShotTask
-from engine.shots.status import QueueFull, ShotStatus, StatusUpdate, Throttled, status
+from engine.shots.status import ShotStatus, StatusUpdate, status
 from engine.shots.testing import make_jpeg
 
 
@@ -33,10 +36,8 @@ def task(guid: str, camera: str = "cam", at: float = 0.0, tries: int = 2) -> Sho
     )
 
 
-def queue(pool: int = 2, size: int = 100, rand: float = 0.5) -> ShotQueue:
-    return ShotQueue(
-        pool_size=pool, queue_size=size, retry=RetryPolicy(1.0, 2.0, 10.0, 0.5), random=lambda: rand
-    )
+def queue(pool: int = 2, rand: float = 0.5) -> ShotQueue:
+    return ShotQueue(pool_size=pool, retry=RetryPolicy(1.0, 2.0, 10.0, 0.5), random=lambda: rand)
 
 
 # -- retry policy ------------------------------------------------------------
@@ -55,17 +56,8 @@ def test_backoff_grows_exponentially_up_to_the_cap_with_bounded_jitter() -> None
 # -- per-camera gates and time planning -------------------------------------
 
 
-def test_gate_skip_refuses_requests_inside_min_interval() -> None:
-    gate = CameraGate(min_interval=5.0, throttle="skip")
-    assert gate.admit(100.0)
-    assert not gate.admit(104.9)
-    assert gate.admit(105.0)
-    assert gate.start_at() is None
-
-
 def test_gate_delay_admits_everything_and_spaces_starts() -> None:
     gate = CameraGate(max_in_flight=1, min_interval=2.0, throttle="delay")
-    assert gate.admit(0.0) and gate.admit(0.1)
     assert gate.can_start(0.0)
     gate.started(0.0)
     assert not gate.can_start(0.5)  # in flight
@@ -84,22 +76,10 @@ def test_plan_time_live_future_and_archive() -> None:
 # -- the queue ---------------------------------------------------------------
 
 
-def test_queue_is_bounded_and_refuses_without_queueing() -> None:
-    q = queue(pool=1, size=2)
-    q.add(task("a"), 0.0)
-    q.add(task("b"), 0.0)
-    with pytest.raises(QueueFull, match="queue_size=2"):
-        q.add(task("c"), 0.0)
-    assert q.waiting == 2
-    assert [t.guid for t in q.take(0.0)] == ["a"]
-    q.add(task("c"), 0.0)  # a slot freed when "a" started
-    assert q.waiting == 2
-
-
 def test_queue_never_starts_more_than_pool_size_and_keeps_request_order() -> None:
     q = queue(pool=2)
     for i, cam in enumerate(["x", "y", "x", "z"]):
-        q.add(task(str(i), cam), 0.0)
+        q.add(task(str(i), cam))
     first = q.take(0.0)
     assert [t.guid for t in first] == ["0", "1"] and q.in_flight == 2
     assert q.take(0.0) == []
@@ -112,8 +92,8 @@ def test_a_busy_camera_does_not_block_the_others() -> None:
     q = queue(pool=3)
     q.gate("slow").max_in_flight = 1
     for i in range(3):
-        q.add(task(f"s{i}", "slow"), 0.0)
-    q.add(task("f", "fast"), 0.0)
+        q.add(task(f"s{i}", "slow"))
+    q.add(task("f", "fast"))
     started = [t.guid for t in q.take(0.0)]
     assert started == ["s0", "f"]
 
@@ -122,7 +102,7 @@ def test_buffered_tasks_wait_and_next_wake_says_when() -> None:
     q = queue()
     t = task("a")
     t.not_before = 5.0
-    q.add(t, 0.0)
+    q.add(t)
     assert q.take(4.999) == []
     assert q.next_wake(4.999) == 5.0
     assert [x.guid for x in q.take(5.0)] == ["a"]
@@ -130,7 +110,7 @@ def test_buffered_tasks_wait_and_next_wake_says_when() -> None:
 
 def test_failed_try_is_retried_after_backoff_then_fails_for_good() -> None:
     q = queue(rand=0.5)
-    q.add(task("a", tries=2), 0.0)
+    q.add(task("a", tries=2))
     (t,) = q.take(0.0)
     outcome, at = q.done(t, 1.0, "HTTP 500")
     assert outcome is Outcome.retry and at == pytest.approx(2.0)
@@ -144,27 +124,17 @@ def test_failed_try_is_retried_after_backoff_then_fails_for_good() -> None:
 
 def test_permanent_failures_are_not_retried() -> None:
     q = queue()
-    q.add(task("a", tries=5), 0.0)
+    q.add(task("a", tries=5))
     (t,) = q.take(0.0)
     assert q.done(t, 0.0, "HTTP 401", retryable=False)[0] is Outcome.error
-
-
-def test_throttle_skip_is_refused_at_submission() -> None:
-    q = queue()
-    gate = q.gate("gate")
-    gate.min_interval = 10.0
-    q.add(task("a", "gate"), 0.0)
-    with pytest.raises(Throttled, match="min_interval=10"):
-        q.add(task("b", "gate"), 3.0)
-    assert q.waiting == 1
 
 
 def test_throttle_delay_spaces_starts_and_wakes_for_them() -> None:
     q = queue(pool=5)
     gate = q.gate("gate")
     gate.min_interval, gate.throttle = 10.0, "delay"
-    q.add(task("a", "gate"), 0.0)
-    q.add(task("b", "gate"), 0.0)
+    q.add(task("a", "gate"))
+    q.add(task("b", "gate"))
     (a,) = q.take(0.0)
     q.done(a, 0.2, None)
     assert q.take(0.2) == []
@@ -175,7 +145,7 @@ def test_throttle_delay_spaces_starts_and_wakes_for_them() -> None:
 def test_remove_waiting_returns_every_unstarted_task_in_order() -> None:
     q = queue(pool=1)
     for name in "abc":
-        q.add(task(name), 0.0)
+        q.add(task(name))
     q.take(0.0)
     assert [t.guid for t in q.remove_waiting()] == ["b", "c"]
     assert q.waiting == 0 and q.take(1.0) == []
@@ -189,7 +159,7 @@ def test_remove_waiting_returns_every_unstarted_task_in_order() -> None:
     ),
 )
 def test_queue_invariants_under_any_sequence(pool: int, ops: list[tuple[str, int]]) -> None:
-    q = queue(pool=pool, size=10, rand=0.0)
+    q = queue(pool=pool, rand=0.0)
     q.gate("c1").max_in_flight = 1
     now = 0.0
     running: list[ShotTask] = []
@@ -198,10 +168,7 @@ def test_queue_invariants_under_any_sequence(pool: int, ops: list[tuple[str, int
     for op, arg in ops:
         if op == "add":
             made += 1
-            try:
-                q.add(task(f"t{made}", f"c{arg}", now, tries=2), now)
-            except QueueFull:
-                made -= 1
+            q.add(task(f"t{made}", f"c{arg}", now, tries=2))
         elif op in ("ok", "fail") and running:
             t = running.pop(arg % len(running))
             outcome, _ = q.done(t, now, None if op == "ok" else "boom")
@@ -270,10 +237,89 @@ def test_render_path_is_safe_join_of_folder_and_name(sub: str, name: str) -> Non
     assert got == expected
 
 
-def test_unique_path_suffixes_taken_names(tmp_path: Path) -> None:
-    p = tmp_path / "a.jpg"
-    assert unique_path(p, set()) == p
-    assert unique_path(p, {p, tmp_path / "a (2).jpg"}) == tmp_path / "a (3).jpg"
+ROOT = "/shots"
+STAMP = datetime(2026, 3, 4, 5, 6, 7, 890123).timestamp()  # local time
+NAME = "{camera} (%H-%M-%S.%f).jpg"
+
+
+@pytest.mark.parametrize(
+    ("file_name", "folder", "on_exists", "taken", "start", "expected"),
+    [
+        # free names are used as they are, whatever on_exists says
+        (NAME, "", OnExists.unique, set(), {}, ("cam (05-06-07.890123).jpg", 1, False)),
+        ("x.jpg", "{camera}/%Y", OnExists.error, set(), {}, ("cam/2026/x.jpg", 1, False)),
+        # a taken name: numbered before the extension, the first free number
+        ("x.jpg", "", OnExists.unique, {"x.jpg"}, {}, ("x (2).jpg", 2, False)),
+        ("x.jpg", "", OnExists.unique, {"x.jpg", "x (2).jpg"}, {}, ("x (3).jpg", 3, False)),
+        ("x", "", OnExists.unique, {"x"}, {}, ("x (2)", 2, False)),
+        ("a.tar.gz", "", OnExists.unique, {"a.tar.gz"}, {}, ("a.tar (2).gz", 2, False)),
+        ("{seq}.jpg", "d", OnExists.unique, {"d/7.jpg"}, {}, ("d/7 (2).jpg", 2, False)),
+        # numbering starts where the last shot of that name stopped
+        ("x.jpg", "", OnExists.unique, {"x.jpg"}, {"/shots/x.jpg": 9}, ("x (9).jpg", 9, False)),
+        ("x.jpg", "", OnExists.unique, set(), {"/shots/x.jpg": 9}, ("x.jpg", 1, False)),
+        # replace never asks; error refuses the taken name
+        ("x.jpg", "", OnExists.replace, {"x.jpg"}, {}, ("x.jpg", 1, False)),
+        ("x.jpg", "", OnExists.error, {"x.jpg"}, {}, ("x.jpg", 1, True)),
+    ],
+)
+def test_plan_path(
+    file_name: str,
+    folder: str,
+    on_exists: OnExists,
+    taken: set[str],
+    start: dict[str, int],
+    expected: tuple[str, int, bool],
+) -> None:
+    asked: list[str] = []
+
+    def is_taken(path: str) -> bool:
+        asked.append(path)
+        return path[len(ROOT) + 1 :] in taken
+
+    planned = plan_path(
+        root=ROOT,
+        folder=folder,
+        file_name=file_name,
+        values={"camera": "cam", "seq": 7},
+        when=STAMP,
+        tz=None,
+        on_exists=on_exists,
+        taken=is_taken,
+        start=start,
+    )
+    name, number, clash = expected
+    assert (planned.path, planned.number, planned.clash) == (Path(ROOT, name), number, clash)
+    assert planned.wanted == Path(ROOT, name) if number == 1 else planned.wanted != planned.path
+    assert asked == [] if on_exists is OnExists.replace else asked[-1] == str(planned.path)
+
+
+def test_plan_path_dates_follow_the_zone_and_bad_names_raise() -> None:
+    from zoneinfo import ZoneInfo
+
+    def plan(**kw: object) -> PlannedPath:
+        args: dict[str, object] = {
+            "root": ROOT,
+            "folder": "",
+            "file_name": "%Y-%m-%d %H.jpg",
+            "values": {},
+            "when": 0.0,
+            "tz": ZoneInfo("UTC"),
+            "on_exists": OnExists.unique,
+            "taken": lambda path: False,
+        }
+        return plan_path(**{**args, **kw})  # type: ignore[arg-type]
+
+    assert plan().path.name == "1970-01-01 00.jpg"
+    assert plan(tz=ZoneInfo("Asia/Tokyo")).path.name == "1970-01-01 09.jpg"
+    with pytest.raises(PathEscapeError):
+        plan(folder="../..")
+    with pytest.raises(TemplateError):
+        plan(file_name="{camera.__class__}.jpg")
+    everything = plan(file_name="x.jpg", taken=lambda path: True)
+    assert everything.clash and everything.path == Path(ROOT, "x.jpg")
+    tried: list[str] = []
+    plan(file_name="x.jpg", taken=lambda path: tried.append(path) or True)
+    assert len(tried) == 1 + MAX_CANDIDATES  # bounded: the name, then that many numbers
 
 
 def test_write_atomic_leaves_only_the_final_file(tmp_path: Path) -> None:
@@ -282,13 +328,20 @@ def test_write_atomic_leaves_only_the_final_file(tmp_path: Path) -> None:
     assert final.read_bytes() == b"data"
     assert sorted(p.name for p in final.parent.iterdir()) == ["shot.jpg"]
     assert temp_path(final, "abcdef").name == ".shot.jpg.abcdef.part"
+    write_atomic(final, b"more", "abcdef")  # replace (the default) writes over it
+    assert final.read_bytes() == b"more"
 
 
-def test_temp_file_created_early_then_committed_or_discarded(tmp_path: Path) -> None:
-    kept, dropped = TempFile(tmp_path / "new" / "a.jpg", "t1"), TempFile(tmp_path / "b.jpg", "t2")
+@pytest.mark.parametrize("replace", [False, True])
+def test_shot_file_created_early_then_committed_or_discarded(tmp_path: Path, replace: bool) -> None:
+    kept = ShotFile(tmp_path / "new" / "a.jpg", "t1", replace=replace)
+    dropped = ShotFile(tmp_path / "b.jpg", "t2", replace=replace)
     kept.create()  # the folder is made when missing
     dropped.create()
-    assert sorted(p.name for p in tmp_path.rglob("*.part")) == [".a.jpg.t1.part", ".b.jpg.t2.part"]
+    hidden = sorted(p.name for p in tmp_path.rglob("*.part"))
+    # replace: hidden temporaries beside the names; else anonymous files, no name at all
+    assert hidden == ([".a.jpg.t1.part", ".b.jpg.t2.part"] if replace else [])
+    assert kept.anonymous == dropped.anonymous == (not replace)
     kept.commit(b"data")
     dropped.discard()
     kept.discard()  # nothing once committed
@@ -298,11 +351,54 @@ def test_temp_file_created_early_then_committed_or_discarded(tmp_path: Path) -> 
     assert (tmp_path / "new" / "a.jpg").read_bytes() == b"data"
 
 
-def test_write_atomic_failure_leaves_nothing(tmp_path: Path) -> None:
+def test_a_shot_file_never_writes_over_another_unless_told(tmp_path: Path) -> None:
     final = tmp_path / "shot.jpg"
-    final.mkdir()  # rename onto a folder fails
+    final.write_bytes(b"first")
+    early = ShotFile(final, "t1", replace=False)
+    early.create()
+    with pytest.raises(FileExistsError):
+        early.commit(b"second")
+    with pytest.raises(FileExistsError):
+        write_atomic(final, b"third", "t2", replace=False)
+    assert final.read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shot.jpg"]
+    write_atomic(final, b"fourth", "t3", replace=True)
+    assert final.read_bytes() == b"fourth"
+
+
+def test_a_shot_file_falls_back_to_a_named_temporary_where_links_of_descriptors_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No /proc (or a file system without O_TMPFILE): hidden name, linked, then removed."""
+    import engine.shots.files as files
+
+    monkeypatch.setattr(files, "_anonymous", True)
+    monkeypatch.setattr(files, "_proc_fd", None)
+    monkeypatch.setattr(files.os, "open", _refusing_proc(files.os.open))
+    write_atomic(tmp_path / "a.jpg", b"data", "t1", replace=False)
+    assert not files._anonymous  # found out once, remembered
+    write_atomic(tmp_path / "b.jpg", b"data", "t2", replace=False)
+    with pytest.raises(FileExistsError):
+        write_atomic(tmp_path / "b.jpg", b"other", "t3", replace=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.jpg"]
+    assert (tmp_path / "b.jpg").read_bytes() == b"data"
+
+
+def _refusing_proc(real: Callable[..., int]) -> Callable[..., int]:
+    def fake(path: str, flags: int, *args: int, **kw: int) -> int:
+        if path == "/proc/self/fd":
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real(path, flags, *args, **kw)
+
+    return fake
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_write_atomic_failure_leaves_nothing(tmp_path: Path, replace: bool) -> None:
+    final = tmp_path / "shot.jpg"
+    final.mkdir()  # rename or link onto a folder fails
     with pytest.raises(OSError):
-        write_atomic(final, b"data", "abc")
+        write_atomic(final, b"data", "abc", replace=replace)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shot.jpg"]
     assert final.is_dir()
 

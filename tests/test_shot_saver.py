@@ -389,3 +389,58 @@ def test_closing_while_other_threads_save_gives_every_accepted_shot_a_final_stat
     assert all(len(f) == 1 for f in finals.values()), "a shot without exactly one final status"
     assert all(calls.of(g)[0] == "in_queue" for g in accepted)
     assert any(f == ["error"] for f in finals.values())  # most were still waiting
+
+
+def test_three_saves_to_one_file_name_leave_three_files(tmp_path: Path) -> None:
+    count = [0]
+    lock = threading.Lock()
+
+    def numbered(request: CaptureRequest) -> bytes:
+        with lock:
+            count[0] += 1
+            return make_jpeg(text=request.task[:6])
+
+    calls = Calls()
+    with ShotSaver(
+        cameras={"cam": PythonCamera("cam", numbered)}, screenshots_folder=tmp_path, callback=calls
+    ) as ss:
+        made = [ss.save("cam", file_name="snap.jpg") for _ in range(3)]
+        assert ss.wait(5)
+    assert [p.name for _, p in made] == ["snap.jpg", "snap (2).jpg", "snap (3).jpg"]
+    for guid, path in made:  # each path holds that very shot
+        assert calls.of(guid) == ["in_queue", "saving", "success"]
+        assert path.read_bytes() == make_jpeg(text=guid[:6])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for _, p in made)
+
+
+def test_saves_to_one_name_from_many_threads_each_get_their_own_file(tmp_path: Path) -> None:
+    def numbered(request: CaptureRequest) -> bytes:
+        return make_jpeg(text=request.task[:8])
+
+    made: list[tuple[str, Path]] = []
+    lock = threading.Lock()
+    calls = Calls()
+    with ShotSaver(
+        3,
+        cameras={"cam": PythonCamera("cam", numbered)},
+        screenshots_folder=tmp_path,
+        callback=calls,
+    ) as ss:
+
+        def burst() -> None:
+            for _ in range(40):
+                shot = ss.save("cam", file_name="same.jpg")
+                with lock:
+                    made.append(shot)
+
+        threads = [threading.Thread(target=burst) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert ss.wait(20)
+    names = {p.name for _, p in made}
+    assert len(made) == len(names) == 160 and "same.jpg" in names and "same (160).jpg" in names
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    for guid, path in made:
+        assert calls.of(guid)[-1] == "success" and path.read_bytes() == make_jpeg(text=guid[:8])

@@ -27,6 +27,8 @@ from engine.shots import (
     Throttled,
     UnknownCamera,
 )
+from engine.shots.config import OnExists
+from engine.shots.files import ShotFile
 from engine.shots.testing import FlakyCamera, make_jpeg
 
 JPEG = make_jpeg()
@@ -401,6 +403,18 @@ async def test_hard_close_gives_every_shot_a_final_error(tmp_path: Path) -> None
     assert files(tmp_path) == []
 
 
+async def test_a_hard_close_before_tries_ran_their_first_step_still_ends_each(
+    tmp_path: Path,
+) -> None:
+    rec = Recorder()
+    service = ShotService({"cam": camera(ok)}, settings(tmp_path))
+    await service.start()
+    guids = [service.submit("cam", callback=rec.callback)[0] for _ in range(3)]
+    await service.aclose(graceful=False)  # the tries were created, never stepped
+    assert {g: rec.statuses[g] for g in guids} == {g: ["in_queue", "error"] for g in guids}
+    assert service.snapshot().in_flight == 0 and files(tmp_path) == []
+
+
 async def test_graceful_close_finishes_queued_shots(tmp_path: Path) -> None:
     service = ShotService({"cam": camera(ok)}, settings(tmp_path, pool_size=1))
     await service.start()
@@ -456,16 +470,16 @@ async def test_done_when_10000_flaky_requests(tmp_path: Path) -> None:
 async def test_small_files_are_written_in_place_large_or_after_a_slow_write_on_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from engine.shots.paths import TempFile
+    from engine.shots.files import ShotFile
 
-    real = TempFile.commit
+    real = ShotFile.commit
     threads: list[str] = []
 
-    def recording(self: TempFile, data: bytes) -> None:
+    def recording(self: ShotFile, data: bytes) -> None:
         threads.append(threading.current_thread().name)
         real(self, data)
 
-    monkeypatch.setattr(TempFile, "commit", recording)
+    monkeypatch.setattr(ShotFile, "commit", recording)
     caplog.set_level("WARNING", logger="engine.shots.service")
     async with ShotService({"cam": camera(ok)}, settings(tmp_path)) as service:
         service.inline_writes.max_bytes = len(JPEG)
@@ -510,27 +524,6 @@ def test_task_ids_are_unique_even_when_the_random_module_is_reseeded() -> None:
     assert len(first) == 32 and int(first, 16) >= 0
 
 
-async def test_a_shot_given_a_slot_by_another_thread_but_not_started_ends_at_hard_close(
-    tmp_path: Path,
-) -> None:
-    """The loop has not woken for it yet when closing: error, never a try."""
-    rec = Recorder()
-    service = ShotService({"cam": camera(ok)}, settings(tmp_path))
-    await service.start()
-    out: list[Any] = []
-    caller = threading.Thread(
-        target=lambda: out.append(service.submit("cam", callback=rec.callback))
-    )
-    caller.start()
-    caller.join()  # the loop's thread is held here: the request waits for it
-    guid, path = out[0]
-    assert service.snapshot().in_flight == 1 and rec.statuses == {}
-    await service.aclose(graceful=False)
-    assert rec.statuses[guid] == ["in_queue", "error"]
-    assert rec.reasons[guid] == "saver closed before the shot started"
-    assert service.snapshot().in_flight == 0 and not path.exists()
-
-
 async def test_the_file_is_created_while_the_camera_works_and_never_left_behind(
     tmp_path: Path,
 ) -> None:
@@ -543,22 +536,186 @@ async def test_the_file_is_created_while_the_camera_works_and_never_left_behind(
         asked.set()
         return await answer
 
-    cfg = settings(tmp_path, max_tries=1, file_name="{seq}.jpg")
+    made: list[ShotFile] = []
+    real = ShotFile.create
+
+    def create(self: ShotFile) -> None:
+        made.append(self)
+        real(self)
+
+    cfg = settings(tmp_path, max_tries=1, file_name="{seq}.jpg", on_exists="replace")
     async with ShotService({"cam": camera(waiting)}, cfg) as service:
-        for outcome in (JPEG, CaptureError("no signal")):
-            asked.clear()
-            guid, path = service.submit("cam")
-            await asked.wait()
-            await asyncio.sleep(0)  # the camera waits: the file is being made meanwhile
-            assert path is not None
-            assert [p.name for p in files(tmp_path) if p.name.startswith(".")] == [
-                f".{path.name}.{guid[:12]}.part"
-            ]
-            assert answer is not None
-            if isinstance(outcome, bytes):
-                answer.set_result(outcome)
-            else:
-                answer.set_exception(outcome)
-            await service.drain()
-    assert [p.name for p in files(tmp_path)] == ["1.jpg"]
-    assert (tmp_path / "1.jpg").read_bytes() == JPEG
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ShotFile, "create", create)
+            for on_exists in (OnExists.replace, OnExists.unique):
+                for outcome in (JPEG, CaptureError("no signal")):
+                    asked.clear()
+                    made.clear()
+                    guid, path = service.submit("cam", on_exists=on_exists)
+                    await asked.wait()
+                    await asyncio.sleep(0)  # the camera waits: the file is being made meanwhile
+                    assert path is not None and len(made) == 1 and made[0].fd is not None
+                    hidden = [p.name for p in files(tmp_path) if p.name.startswith(".")]
+                    if on_exists is OnExists.replace:  # a hidden temporary, renamed at the end
+                        assert hidden == [f".{path.name}.{guid[:12]}.part"]
+                    else:  # an anonymous file (O_TMPFILE), linked to its name at the end
+                        assert hidden == [] and made[0].anonymous
+                    assert answer is not None
+                    if isinstance(outcome, bytes):
+                        answer.set_result(outcome)
+                    else:
+                        answer.set_exception(outcome)
+                    await service.drain()
+    assert [p.name for p in files(tmp_path)] == ["1.jpg", "3.jpg"]
+    assert (tmp_path / "1.jpg").read_bytes() == JPEG == (tmp_path / "3.jpg").read_bytes()
+
+
+class Numbered:
+    """A camera whose every shot is a different JPEG, so a file tells which shot it holds."""
+
+    def __init__(self) -> None:
+        self.shots: list[bytes] = []
+
+    async def __call__(self, request: CaptureRequest) -> bytes:
+        data = make_jpeg(text=str(len(self.shots)))
+        self.shots.append(data)
+        return data
+
+
+async def shots_to_one_name(
+    tmp_path: Path, configured: str, n: int = 3, **submit: Any
+) -> tuple[Recorder, list[tuple[str, Path]], Numbered]:
+    cam, rec = Numbered(), Recorder()
+    cfg = settings(tmp_path, file_name="same.jpg", on_exists=configured, max_tries=1)
+    async with ShotService({"cam": camera(cam)}, cfg, emit=rec.emit) as service:
+        made = [service.submit("cam", callback=rec.callback, **submit) for _ in range(n)]
+        await service.drain()
+    return rec, [(g, p) for g, p in made if p is not None], cam
+
+
+async def test_saves_to_one_name_never_overwrite_each_other(tmp_path: Path) -> None:
+    (tmp_path / "same.jpg").write_bytes(b"kept")  # from an earlier run
+    rec, made, cam = await shots_to_one_name(tmp_path, "unique")
+    names = ["same (2).jpg", "same (3).jpg", "same (4).jpg"]
+    assert [p for _, p in made] == [tmp_path / n for n in names]
+    assert (tmp_path / "same.jpg").read_bytes() == b"kept"
+    by_content = {p.read_bytes(): p for p in files(tmp_path)}
+    assert len(by_content) == 4 and all(shot in by_content for shot in cam.shots)
+    saved = {e.data["task"]: e.data["path"] for e in rec.events if e.kind is EventKind.SHOT_SUCCESS}
+    for guid, path in made:  # the path told is the file that holds that shot
+        assert rec.statuses[guid] == ["in_queue", "saving", "success"]
+        assert cam.shots.index(path.read_bytes()) == made.index((guid, path))
+        assert saved[guid] == str(path)
+
+
+async def test_on_exists_replace_writes_over_and_error_fails_the_shot(tmp_path: Path) -> None:
+    rec, made, cam = await shots_to_one_name(tmp_path / "r", "replace")
+    assert {p for _, p in made} == {tmp_path / "r" / "same.jpg"} and len(cam.shots) == 3
+    assert files(tmp_path / "r") == [tmp_path / "r" / "same.jpg"]
+    assert (tmp_path / "r" / "same.jpg").read_bytes() in cam.shots
+
+    rec, made, cam = await shots_to_one_name(tmp_path / "e", "error")
+    (first, path), *others = made
+    assert rec.statuses[first][-1] == "success" and len(cam.shots) == 1
+    assert path.read_bytes() == cam.shots[0] and files(tmp_path / "e") == [path]
+    for guid, other in others:  # the name was taken by the first, still in flight: no try
+        assert other == path and rec.statuses[guid] == ["in_queue", "error"]
+        assert rec.reasons[guid] == f"another shot is saving to {path} (on_exists: error)"
+    rec, made, cam = await shots_to_one_name(tmp_path / "e", "error", n=1)
+    assert rec.reasons[made[0][0]] == f"{path} exists (on_exists: error)" and cam.shots == []
+
+    rec, made, _ = await shots_to_one_name(tmp_path / "e", "error", n=1, on_exists=OnExists.unique)
+    assert made[0][1] == tmp_path / "e" / "same (2).jpg" and made[0][1].exists()
+
+
+async def test_a_file_made_by_another_program_after_planning_is_not_overwritten(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "same.jpg"
+
+    async def intruder(request: CaptureRequest) -> bytes:
+        target.write_bytes(b"someone else's")  # while the camera works
+        return JPEG
+
+    rec = Recorder()
+    cfg = settings(tmp_path, file_name="same.jpg", max_tries=2)
+    async with ShotService({"cam": camera(intruder)}, cfg) as service:
+        guid, path = service.submit("cam", callback=rec.callback)
+        await service.drain()
+    assert path == target and target.read_bytes() == b"someone else's"
+    assert rec.statuses[guid] == ["in_queue", "saving", "error"]  # not retried: it cannot help
+    assert (
+        "created by something else after the shot was planned; not overwritten"
+        in (rec.reasons[guid])
+    )
+    assert files(tmp_path) == [target]
+
+
+class AwaitableCamera:
+    """A camera object whose ``capture`` returns a plain future, not a coroutine."""
+
+    name = "future"
+    config = CameraCommon()
+
+    def capture(self, request: CaptureRequest) -> asyncio.Future[bytes]:
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.001, future.set_result, JPEG)
+        return future
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_cameras_that_answer_at_once_wait_a_little_or_are_not_coroutines(
+    tmp_path: Path,
+) -> None:
+    async def yields_twice(request: CaptureRequest) -> bytes:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+        return JPEG
+
+    async def raises_at_once(request: CaptureRequest) -> bytes:
+        raise CaptureError("lens cap on", retryable=False)
+
+    async def too_slow(request: CaptureRequest) -> bytes:
+        await asyncio.sleep(0)
+        await asyncio.sleep(30)
+        return JPEG
+
+    cams = {
+        "now": camera(ok, "now"),
+        "later": camera(yields_twice, "later"),
+        "broken": camera(raises_at_once, "broken"),
+        "slow": camera(too_slow, "slow", timeout=0.02, tries=1),
+    }
+    async with ShotService(cams, settings(tmp_path, file_name="{camera}.jpg")) as service:
+        results = {name: await service.shoot(name) for name in cams}
+        results["future"] = await service.shoot(AwaitableCamera())  # type: ignore[arg-type]
+    assert {n: str(r) for n, r in results.items()} == {
+        "now": "success",
+        "later": "success",
+        "broken": "error",
+        "slow": "error",
+        "future": "success",
+    }
+    assert results["broken"].reason == "lens cap on"
+    assert results["slow"].reason == "camera 'slow' gave no shot within 0.02 s"
+    assert sorted(p.name for p in files(tmp_path)) == ["future.jpg", "later.jpg", "now.jpg"]
+
+
+async def test_a_write_on_a_worker_that_fails_fails_the_shot_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    rec = Recorder()
+    cfg = settings(tmp_path, max_tries=1, file_name="{seq}.jpg")
+    async with ShotService({"cam": camera(ok)}, cfg) as service:
+        service.inline_writes.max_bytes = 0  # every file goes to a worker thread
+        good, good_path = service.submit("cam", callback=rec.callback)
+        bad, _ = service.submit("cam", callback=rec.callback, folder="blocked/sub")
+        await service.drain()
+    assert rec.statuses[good] == ["in_queue", "saving", "success"] and good_path is not None
+    assert good_path.read_bytes() == JPEG
+    assert rec.statuses[bad] == ["in_queue", "saving", "error"]
+    assert rec.reasons[bad].startswith("cannot write ") and "blocked/sub/2.jpg" in rec.reasons[bad]
+    assert files(tmp_path) == sorted([good_path, tmp_path / "blocked"])

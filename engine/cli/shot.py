@@ -90,8 +90,8 @@ async def _take(
     output: str | None,
     source: SourceConfig | None = None,
 ) -> int:
+    from engine.shots.files import write_atomic
     from engine.shots.frame_cache import FrameCache
-    from engine.shots.paths import write_atomic
     from engine.shots.service import ShotService
     from engine.shots.status import ShotFailed
 

@@ -45,7 +45,9 @@ from engine.recorder.config import KindName, RecorderConfig, schema_in
 from engine.rules.fields import Days, Offset, TimeOfDay, TimeZoneName, parse_time_of_day
 from engine.rules.schedule import MIN_EVERY, every_floor_message, parse_cron
 from engine.shots.config import (
+    ON_EXISTS_HELP,
     CameraConfig,
+    OnExists,
     ShotsConfig,
     check_format,
     check_template,
@@ -512,6 +514,9 @@ class ShotAction(_Model):
     )
     file_name: str | None = Field(None, description="File name template (default: the camera's).")
     folder: str | None = Field(None, description="Folder template (default: the camera's).")
+    on_exists: OnExists | None = Field(
+        None, description=ON_EXISTS_HELP + " Default: the camera's, else the shots settings'."
+    )
 
     @field_validator("file_name", "folder")
     @classmethod

@@ -217,6 +217,7 @@ class ActionRunner:
                     folder=action.folder,
                     fields=fields,
                     callback=track,
+                    on_exists=action.on_exists,
                 )
             except Exception as exc:  # QueueFull, Throttled, SaverClosed...
                 self.shot_refusals += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable
+from enum import Enum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +50,21 @@ REQUEST_FIELDS: frozenset[str] = frozenset({"time", "utc", "epoch", "epoch_ms", 
 COMMAND_FIELDS: frozenset[str] = REQUEST_FIELDS | {"output"}
 
 DEFAULT_FILE_NAME = "{camera} (%Y.%m.%d %H-%M-%S.%f).jpg"
+
+
+# A plain Enum: in a str subclass, the member "replace" would hide str.replace.
+class OnExists(Enum):
+    """What a shot does when its file name is taken: by a file, or by a shot still being saved."""
+
+    unique = "unique"  # the next free "name (2).jpg", "name (3).jpg"...
+    replace = "replace"  # write over the file
+    error = "error"  # fail the shot, saying which file is in the way
+
+
+ON_EXISTS_HELP = (
+    "When the file name is taken: 'unique' adds ' (2)', ' (3)'... before the extension, "
+    "'replace' writes over the file, 'error' fails the shot."
+)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 
@@ -137,6 +153,9 @@ class CameraCommon(_Model):
         description="Folder template under the screenshots folder (replaces subfolder).",
     )
     file_name: str | None = Field(default=None, description="File name template.")
+    on_exists: OnExists | None = Field(
+        default=None, description=ON_EXISTS_HELP + " Default: the saver's on_exists."
+    )
     server: str | None = Field(default=None, description="Value of {server} (default: host name).")
 
     @field_validator("folder", "file_name")
@@ -276,8 +295,14 @@ class ShotsConfig(_Model):
     folder: str = Field(default="shots", description="The screenshots folder.")
     subfolder: str = Field(default="", description="Folder template under folder.")
     file_name: str = Field(default=DEFAULT_FILE_NAME, description="File name template.")
+    on_exists: OnExists = Field(default=OnExists.unique, description=ON_EXISTS_HELP)
     pool_size: int = Field(default=10, ge=1, description="At most this many shots at once.")
-    queue_size: int = Field(default=1000, ge=1, description="Waiting shots; more are refused.")
+    queue_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Shots that may wait beyond pool_size; more are refused "
+        "(at most pool_size + queue_size unfinished at once).",
+    )
     timeout_sec: Duration = Field(default=10.0, gt=0, description="Seconds per try.")
     max_tries: int = Field(default=2, ge=1)
     buffer_ts: Duration = Field(

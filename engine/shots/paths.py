@@ -1,30 +1,35 @@
 """Where a shot goes: templates rendered to a path that cannot leave its folder.
 
-The path is decided when the shot is requested (``save`` returns it at once),
-from the requested moment, never from when the file happens to be written.
-Two waiting shots never share a path: the second gets `` (2)`` before its
-extension. A shot is written under a hidden temporary name beside its final
-name and renamed only once complete and checked, so a reader or a crash never
-sees half a JPEG under the final name.
+Pure: no file system access and no clock. The path is decided when the shot is
+requested (``save`` returns it at once), from the requested moment, never from
+when the file happens to be written. Whether a name is taken (a file is there,
+or another shot still being saved will put one there) is a question the caller
+answers (``taken``), so planning is tested from tables, without a disk.
+A taken name gets `` (2)``, `` (3)``... before its extension, unless the
+settings say ``on_exists: replace`` or ``error``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from engine.core.templates import Template, safe_component, safe_join
-from engine.shots.config import PATH_FIELDS
+from engine.shots.config import PATH_FIELDS, OnExists
 
 TEMP_SUFFIX = ".part"
+# Numbered names tried for one shot before it fails for want of a free name. The
+# caller passes where to start (the number it gave last time for that name), so
+# a rule that always writes "gate.jpg" checks one or two names per shot, not
+# thousands after weeks.
+MAX_CANDIDATES = 1000
 _DRIVE = re.compile(r"[A-Za-z]:")
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
 
 
 @lru_cache(maxsize=256)
@@ -38,13 +43,18 @@ def zone(name: str | None) -> tzinfo | None:
     return ZoneInfo(name) if name else None
 
 
-def moment(when: float, tz: tzinfo | None) -> datetime:
-    """Epoch seconds as an aware datetime in ``tz`` (local when None)."""
-    return (
-        datetime.fromtimestamp(when, tz)
-        if tz is not None
-        else datetime.fromtimestamp(when).astimezone()
-    )
+def moment(when: float, tz: tzinfo | None, aware: bool = True) -> datetime:
+    """Epoch seconds as a datetime in ``tz`` (local when None; naive unless ``aware``)."""
+    if tz is not None:
+        return datetime.fromtimestamp(when, tz)
+    local = datetime.fromtimestamp(when)
+    return local.astimezone() if aware else local
+
+
+@lru_cache(maxsize=256)
+def _zoned(text: str) -> bool:
+    """Whether a template prints the zone (``%z``, ``%Z``): only then must local time be aware."""
+    return "%z" in text or "%Z" in text
 
 
 def render_path(
@@ -69,94 +79,71 @@ def _folder_path(root: str, sub: str) -> Path:
     return safe_join(root, f"{sub}/_").parent if sub else Path(root)
 
 
-def unique_path(path: Path, taken: set[Path] | frozenset[Path]) -> Path:
-    """``path``, or ``stem (2).ext``, ``stem (3).ext``... the first not in ``taken``."""
-    if path not in taken:
+def numbered(path: Path, n: int) -> Path:
+    """``stem (n).ext`` beside ``path``; ``n`` 1 is ``path`` itself."""
+    if n <= 1:
         return path
-    n = 2
-    while True:
-        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
-        if candidate not in taken:
-            return candidate
-        n += 1
+    return path.with_name(f"{path.stem} ({n}){path.suffix}")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPath:
+    """Where a shot goes: ``path``, which is ``wanted`` numbered ``number`` (1: as is).
+
+    ``clash``: ``wanted`` is taken and ``on_exists`` is ``error``, or no free
+    number was found; the shot must fail.
+    """
+
+    path: Path
+    wanted: Path
+    number: int = 1
+    clash: bool = False
+
+
+def plan_path(
+    *,
+    root: str | os.PathLike[str],
+    folder: str,
+    file_name: str,
+    values: Mapping[str, object],
+    when: float,
+    tz: tzinfo | None,
+    on_exists: OnExists,
+    taken: Callable[[str], bool],
+    start: Mapping[str, int] | None = None,
+) -> PlannedPath:
+    """The path of a shot taken at ``when`` (epoch seconds), dates in zone ``tz``.
+
+    ``taken(path)`` says whether a name is in use (a file, or a shot in flight);
+    it is not asked at all with ``on_exists: replace``. With ``unique`` the
+    name itself or, if taken, ``stem (n).ext`` for the first free ``n`` from
+    ``start[name]`` (2 when absent: where the last shot of that name stopped),
+    at most ``MAX_CANDIDATES`` numbers. Raises ``TemplateError`` or
+    ``PathEscapeError`` for a name that cannot be made.
+    """
+    aware = _zoned(file_name) or _zoned(folder)
+    path = render_path(root, folder, file_name, values, moment(when, tz, aware))
+    text = os.fspath(path)
+    if on_exists is OnExists.replace or not taken(text):
+        return PlannedPath(path, path)
+    if on_exists is OnExists.error:
+        return PlannedPath(path, path, clash=True)
+    first = max(2, start.get(text, 2)) if start else 2
+    for n in range(first, first + MAX_CANDIDATES):
+        candidate = numbered(path, n)
+        if not taken(os.fspath(candidate)):
+            return PlannedPath(candidate, path, n)
+    return PlannedPath(path, path, clash=True)
 
 
 def temp_path(final: Path, task: str) -> Path:
-    """The hidden name a shot is written under before it is renamed to ``final``."""
-    return final.with_name(_temp_name(final.name, task))
+    """The hidden name a shot may be written under before it gets ``final``."""
+    return final.with_name(temp_name(final.name, task))
 
 
-def _temp_name(name: str, task: str) -> str:
+def temp_name(name: str, task: str) -> str:
     return f".{name}.{task[:12]}{TEMP_SUFFIX}"
 
 
 def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
-
-
-class TempFile:
-    """A shot's file while it is made: a hidden temporary, renamed once complete.
-
-    ``create`` may come early (the saver creates the file while the camera
-    works, so the costliest system call is off the path from the camera's
-    answer to ``success``); ``commit`` writes, closes and renames, creating
-    first if needed; ``discard`` removes what an unfinished shot left. Four
-    system calls for a folder that exists: the folder is created only when
-    creating the file says it is missing, so no stat or mkdir per shot. No
-    fsync: the rename protects readers and a crash of the program; surviving a
-    power cut would cost a disk flush (milliseconds) per shot. Plain strings,
-    not pathlib: its parsing costs more than the system calls. The caller
-    picks the thread (``InlineWrites``) and calls one method at a time.
-    """
-
-    __slots__ = ("done", "fd", "final", "tmp")
-
-    def __init__(self, final: str | os.PathLike[str], task: str) -> None:
-        self.final = os.fspath(final)
-        cut = max(self.final.rfind("/"), self.final.rfind(os.sep)) + 1
-        self.tmp = self.final[:cut] + _temp_name(self.final[cut:], task)
-        self.fd: int | None = None
-        self.done = False  # committed or discarded
-
-    def create(self) -> None:
-        """Create the temporary (and its folder when missing)."""
-        try:
-            self.fd = os.open(self.tmp, _CREATE, 0o666)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.tmp) or ".", exist_ok=True)
-            self.fd = os.open(self.tmp, _CREATE, 0o666)
-
-    def commit(self, data: bytes) -> None:
-        """``data`` under the final name, complete; on failure nothing is left."""
-        if self.fd is None:
-            self.create()
-        fd, self.fd = self.fd, None
-        assert fd is not None
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(self.tmp, self.final)
-        except BaseException:
-            self.discard()
-            raise
-        self.done = True
-
-    def discard(self) -> None:
-        """Close and remove the temporary; nothing once committed."""
-        if self.done:
-            return
-        self.done = True
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
-
-
-def write_atomic(final: str | os.PathLike[str], data: bytes, task: str) -> None:
-    """Write ``data`` to ``final`` through a temporary name; on failure nothing is left."""
-    TempFile(final, task).commit(data)

@@ -34,14 +34,13 @@ class RetryPolicy:
 class CameraGate:
     """One camera's limits: in-flight count, and a minimum interval between shots.
 
-    With ``throttle="skip"`` the interval applies to requests: ``admit`` refuses
-    one that comes too soon after the last admitted. With ``"delay"`` every
-    request is admitted and the interval spaces the starts of tries instead.
+    With ``throttle="skip"`` the interval applies to requests (``ShotDesk``
+    refuses one that comes too soon after the last admitted). With ``"delay"``
+    every request is admitted and the interval spaces the starts of tries, here.
     """
 
     __slots__ = (
         "in_flight",
-        "last_admit",
         "last_start",
         "max_in_flight",
         "min_interval",
@@ -58,20 +57,7 @@ class CameraGate:
         self.min_interval = min_interval
         self.throttle = throttle
         self.in_flight = 0
-        self.last_admit: float | None = None
         self.last_start: float | None = None
-
-    def admit(self, now: float) -> bool:
-        """Whether a new request is accepted at ``now``; an accepted one is remembered."""
-        if (
-            self.throttle == "skip"
-            and self.min_interval > 0
-            and self.last_admit is not None
-            and now - self.last_admit < self.min_interval
-        ):
-            return False
-        self.last_admit = now
-        return True
 
     def start_at(self) -> float | None:
         """Earliest time the next try may start by the interval (None: no interval wait)."""

@@ -2,11 +2,11 @@
 
 Every decision takes ``now``; the asyncio service asks ``take(now)`` whenever
 something changed (a request, a finished try, a timer) and arms one timer for
-``next_wake(now)``. The bounds the seed lacked live here: a bounded number of
-waiting tasks (``QueueFull`` beyond), at most ``pool_size`` tries running at
-once over all cameras, and each camera's own gate. Among the cameras free to
-start, the oldest request goes first, so one busy camera does not starve the
-others and a retry keeps its place.
+``next_wake(now)``. Requests come in admitted (``ShotDesk`` bounds how many
+are unfinished); here are the other bounds the seed lacked: at most
+``pool_size`` tries running at once over all cameras, and each camera's own
+gate. Among the cameras free to start, the oldest request goes first, so one
+busy camera does not starve the others and a retry keeps its place.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.shots.policy import CameraGate, RetryPolicy
-from engine.shots.status import QueueFull, ShotStatus, Throttled
+from engine.shots.status import ShotStatus
 
 
 @dataclass(eq=False, slots=True)
@@ -40,6 +40,8 @@ class ShotTask:
     tries: int = 0
     state: ShotStatus = ShotStatus.in_queue
     reason: str = ""
+    clash: bool = False  # its name is taken (on_exists: error): it fails without a try
+    replace: bool = False  # on_exists: replace (written over a file of that name)
     context: Any = None  # what the adapter needs back (callbacks, fields...)
     order: int = field(default=0)  # global submission order, set by the queue
 
@@ -57,12 +59,10 @@ class ShotQueue:
         self,
         *,
         pool_size: int,
-        queue_size: int,
         retry: RetryPolicy,
         random: Callable[[], float],
     ) -> None:
         self.pool_size = pool_size
-        self.queue_size = queue_size
         self.retry = retry
         self._random = random
         self.gates: dict[str, CameraGate] = {}
@@ -81,21 +81,9 @@ class ShotQueue:
 
     # -- requests ----------------------------------------------------------
 
-    def add(self, task: ShotTask, now: float) -> None:
-        """Queue a new task, or raise ``QueueFull`` / ``Throttled`` (nothing queued then)."""
-        if self.waiting >= self.queue_size:
-            raise QueueFull(
-                f"shot queue is full ({self.waiting} waiting, queue_size={self.queue_size}); "
-                f"refused a shot from camera {task.camera!r}"
-            )
-        gate = self.gate(task.camera)
-        if not gate.admit(now):
-            last = gate.last_admit
-            assert last is not None  # admit() refuses only after a shot it let through
-            raise Throttled(
-                f"camera {task.camera!r} took a shot {now - last:.3f} s ago "
-                f"(min_interval={gate.min_interval:g} s); request skipped"
-            )
+    def add(self, task: ShotTask) -> None:
+        """Queue an admitted task (``ShotDesk`` bounds and throttles requests)."""
+        self.gate(task.camera)
         self._order += 1
         task.order = self._order
         self._push(task)

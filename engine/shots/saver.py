@@ -2,10 +2,13 @@
 
 Plain scripts call ``save``/``get`` from their own thread; the saver runs its
 event loop in a background thread, as the seed's ``EventRecorder`` does.
-``save`` decides in the caller's thread (the service's ``submit`` is
-thread-safe) and returns ``(task_guid, path)`` without waiting for the loop:
-a refusal is raised at once, and the loop is woken once for a whole burst of
-requests instead of a round trip per request. Status callbacks run on that background
+This is the hand-off between those threads and the loop-only service:
+``save`` decides the request in the caller's thread (the service's desk, one
+caller at a time under the saver's lock) and returns ``(task_guid, path)``
+without waiting for the loop: a refusal is raised at once. The task goes to
+an inbox, and the loop is woken once for a whole burst of requests
+(``call_soon_threadsafe``), not once per request; it then tells each
+``in_queue`` before any try starts. Status callbacks run on that background
 thread, in order per task; keep them quick (hand slow work to a thread).
 A callback may itself call ``save``. At interpreter exit, shots still queued
 are finished (bounded by their timeouts) so a short script does not lose them.
@@ -19,7 +22,7 @@ import concurrent.futures
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +31,7 @@ from engine.events import Emit, discard
 from engine.shots.backends.base import Camera
 from engine.shots.config import ShotsConfig
 from engine.shots.frame_cache import FrameCache
+from engine.shots.queue import ShotTask
 from engine.shots.service import ShotService, ShotStats, StatusCallback, When, new_guid
 from engine.shots.status import NoCallback, SaverClosed, ShotFailed, UnknownCamera
 
@@ -80,6 +84,11 @@ class ShotSaver:
             specs, settings, emit=emit, clock=clock, frame_cache=frame_cache, random=random
         )
         self._service.default_callback = callback
+        # The hand-off: requests decided in callers' threads wait here for the loop.
+        self._lock = threading.Lock()
+        self._inbox: list[ShotTask] = []
+        self._wake_pending = False
+        self._closed = False
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._start_error: BaseException | None = None
@@ -90,7 +99,6 @@ class ShotSaver:
             self._thread.join()
             self._loop.close()
             raise self._start_error
-        self._closed = False
         _finish_at_exit(self)
 
     # -- the seed's public attributes ----------------------------------------
@@ -170,20 +178,17 @@ class ShotSaver:
         ``file_name`` a template (strftime and ``{camera}``, ``{server}``...).
         Raises ``QueueFull`` when too many shots wait, ``UnknownCamera``...
         """
-        if self._closed:
-            raise SaverClosed("shot saver is closed")
-        with self._explained():
-            guid, path = self._service.submit(
-                channel_full_guid,
-                dt=dt,
-                figures=figures,
-                file_name=file_name,
-                root=file_path,
-                callback=callback,
-                task_guid=task_guid,
-            )
-        assert path is not None
-        return guid, path
+        task = self._admit(
+            channel_full_guid,
+            dt=dt,
+            figures=figures,
+            file_name=file_name,
+            root=file_path,
+            callback=callback,
+            task_guid=task_guid,
+        )
+        assert task.path is not None
+        return task.guid, task.path
 
     def get(
         self,
@@ -217,27 +222,39 @@ class ShotSaver:
             def deliver(result: bytes | ShotFailed) -> None:
                 status_callback(guid_now, result)  # type: ignore[arg-type]  # as the original
 
-        if self._closed:
-            raise SaverClosed("shot saver is closed")
-        with self._explained():
-            guid, _ = self._service.submit(
-                channel_full_guid,
-                dt=dt,
-                figures=figures,
-                deliver=deliver,
-                task_guid=task_guid,
-            )
-        return guid
+        return self._admit(
+            channel_full_guid, dt=dt, figures=figures, deliver=deliver, task_guid=task_guid
+        ).guid
 
-    @contextlib.contextmanager
-    def _explained(self) -> Iterator[None]:
+    def _admit(self, channel: Channel, **request: Any) -> ShotTask:
+        """Decide a request here, queue it for the loop; wake the loop once per burst."""
+        with self._lock:
+            if self._closed:
+                raise SaverClosed("shot saver is closed")
+            try:
+                task = self._service.prepare(channel, **request)
+            except UnknownCamera as exc:
+                raise self._explain(exc) from None
+            self._inbox.append(task)
+            if self._wake_pending:
+                return task
+            self._wake_pending = True
+        # Closed meanwhile: closing handed this task over already.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._hand_over)
+        return task
+
+    def _hand_over(self) -> None:
+        """On the loop: give the service every task decided since the last wake."""
+        with self._lock:
+            tasks, self._inbox = self._inbox, []
+            self._wake_pending = False
+        if tasks:
+            self._service.accept(tasks)
+
+    def _explain(self, exc: UnknownCamera) -> UnknownCamera:
         """An unknown camera says where cameras are configured (the service only lists them)."""
-        try:
-            yield
-        except UnknownCamera as exc:
-            if not self._unknown_hint:
-                raise
-            raise UnknownCamera(f"{exc}; {self._unknown_hint}") from None
+        return UnknownCamera(f"{exc}; {self._unknown_hint}") if self._unknown_hint else exc
 
     def grab(
         self,
@@ -264,13 +281,17 @@ class ShotSaver:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every accepted shot is final; False if ``timeout`` passed first."""
-        future = asyncio.run_coroutine_threadsafe(self._service.drain(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
         try:
             future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             return False
         return True
+
+    async def _drain(self) -> None:
+        self._hand_over()
+        await self._service.drain()
 
     @property
     def stats(self) -> ShotStats:
@@ -280,16 +301,19 @@ class ShotSaver:
 
     def close(self, graceful: bool = True, timeout: float | None = None) -> None:
         """Finish (or abandon) queued shots, then stop the background thread."""
-        if self._closed:
-            return
-        self._closed = True
-        future = asyncio.run_coroutine_threadsafe(
-            self._service.aclose(graceful=graceful, timeout=timeout), self._loop
-        )
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True  # no more requests: the inbox only empties from here on
+        future = asyncio.run_coroutine_threadsafe(self._close(graceful, timeout), self._loop)
         future.result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+
+    async def _close(self, graceful: bool, timeout: float | None) -> None:
+        self._hand_over()  # requests accepted before closing get their statuses too
+        await self._service.aclose(graceful=graceful, timeout=timeout)
 
     def __enter__(self) -> ShotSaver:
         return self

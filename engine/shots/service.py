@@ -1,57 +1,55 @@
 """The shot saver inside an asyncio loop: bounded queue, workers, retries, events.
 
-``ShotService`` is the adapter around the pure ``ShotQueue``: it asks the queue
-what to start whenever something changes (a request, a finished try, one
-timer for the next retry or delayed start), runs each try as a task, and turns
-outcomes into status callbacks and engine events. There is no polling: a shot
-is reported the moment its backend returns and its file is renamed into place.
+``ShotService`` is the adapter around the pure ``ShotDesk`` (which answers a
+request at once: its id and path, or a refusal) and ``ShotQueue`` (which says
+what starts when): it asks the queue what to start whenever something changes
+(a request, a finished try, one timer for the next retry or delayed start),
+runs each try as a task, and turns outcomes into status callbacks and engine
+events. There is no polling: a shot is reported the moment its backend returns
+and its file has its name.
 
-All methods except the coroutines and ``submit`` are called on the loop's
-thread. ``submit`` may also be called from other threads (the synchronous
-``ShotSaver`` does): it decides at once, under a lock, what the seed's callers
-need back (the task id and path, or a refusal), and even claims a free slot;
-the loop is then woken once for every request that arrived since its last
-wake, not once per request, and announces them (``in_queue``) before it starts
-any of them.
+Everything here runs on the loop's thread (or before ``start``): there is no
+lock. Other threads go through ``ShotSaver``, which decides their requests
+with ``prepare`` (desk only, one caller at a time under its lock) and hands
+the tasks to ``accept`` on the loop, one wake for a whole burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
-import os
 import random as _random
 import socket
-import threading
 import time
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.events import Emit, ShotErrored, ShotQueued, ShotSaved, ShotSaving, discard
 from engine.shots.backends import build_camera
 from engine.shots.backends.base import Camera, CaptureError, CaptureRequest
 from engine.shots.backends.python import PythonCamera
-from engine.shots.config import PATH_FIELDS, ShotsConfig
+from engine.shots.config import CameraConfig, OnExists, ShotsConfig
+from engine.shots.desk import ShotDesk, ShotRequest, new_guid
+from engine.shots.files import ShotFile
 from engine.shots.frame_cache import FrameCache
 from engine.shots.jpeg import jpeg_problem, jpeg_problem_thorough
-from engine.shots.paths import TempFile, moment, render_path, unique_path, zone
-from engine.shots.policy import InlineWrites, RetryPolicy, plan_time
+from engine.shots.policy import InlineWrites, RetryPolicy
 from engine.shots.queue import Outcome, ShotQueue, ShotTask
 from engine.shots.status import (
     SaverClosed,
     ShotFailed,
     ShotStatus,
     StatusUpdate,
-    UnknownCamera,
 )
+from engine.shots.writer import ShotWriter
 
 logger = logging.getLogger(__name__)
 
@@ -59,36 +57,8 @@ StatusCallback = Callable[[str, str], Any]
 Deliver = Callable[[Any], Any]
 When = datetime | float | int | None
 _MAX_THREADS = 64
-
-
-@functools.lru_cache(maxsize=64)
-def _folder(folder: str) -> Path:
-    return Path(folder).expanduser()
-
-
-def _root(folder: str) -> Path:
-    """The screenshots folder as an absolute path.
-
-    A relative folder follows the working directory at each request; an absolute
-    one costs no system call (``getcwd`` lets other threads take the GIL).
-    """
-    path = _folder(folder)
-    return path if path.is_absolute() else Path(os.getcwd(), path)
-
-
-_GUIDS = _random.Random()  # its own generator: seeding the random module does not repeat ids
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_GUIDS.seed)
-
-
-def new_guid() -> str:
-    """A random task id (32 hex digits, as ``uuid4().hex``).
-
-    A generator seeded from the OS (again after ``fork``) rather than
-    ``os.urandom`` on each request: a task id must be unique, not secret, and
-    that system call lets other threads take the GIL mid-request.
-    """
-    return f"{_GUIDS.getrandbits(128):032x}"
+T = TypeVar("T")
+__all__ = ["ShotService", "ShotStats", "StatusCallback", "When", "new_guid", "to_epoch"]
 
 
 def to_epoch(dt: When) -> float | None:
@@ -100,6 +70,42 @@ def to_epoch(dt: When) -> float | None:
     if isinstance(dt, int | float) and not isinstance(dt, bool):
         return float(dt)
     raise TypeError(f"dt must be a datetime or epoch seconds, not {type(dt).__name__}")
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, T], value: Any) -> Generator[Any, Any, T]:
+    """Go on with ``coro`` after its first step yielded ``value``, as ``await coro`` would.
+
+    What the camera yields goes to the awaiting task unchanged (so it waits
+    for the camera's future as usual), and what the task sends or throws
+    (a result, a cancellation from the timeout or from closing) goes back in.
+    """
+    while True:
+        try:
+            sent = yield value
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                value = coro.throw(exc)
+            except StopIteration as done:
+                return cast(T, done.value)
+        else:
+            try:
+                value = coro.send(sent)
+            except StopIteration as done:
+                return cast(T, done.value)
+
+
+def _write_error(path: str, exc: OSError) -> CaptureError:
+    if isinstance(exc, FileExistsError):
+        return CaptureError(
+            f"{path} was created by something else after the shot was planned; "
+            "not overwritten (on_exists: replace would)",
+            retryable=False,
+        )
+    return CaptureError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 @dataclass(slots=True)
@@ -150,9 +156,9 @@ class ShotService:
         self.server = server if server is not None else socket.gethostname()
         self.default_callback: StatusCallback | None = None
         s = self.settings
+        self.desk = ShotDesk(s, server=self.server)
         self._queue = ShotQueue(
             pool_size=s.pool_size,
-            queue_size=s.queue_size,
             retry=self._retry_policy(),
             random=random if random is not None else _random.random,
         )
@@ -162,29 +168,23 @@ class ShotService:
         self._workers = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-camera")
         self._io = ThreadPoolExecutor(threads, thread_name_prefix="cuecap-shot-io")
         self.inline_writes = InlineWrites()  # where files are written; tunable
-        # Guards what ``submit`` touches from other threads: cameras, the queue,
-        # the tasks, reserved paths, counters and the hand-over lists below.
-        # Reentrant: ``submit`` registers a camera object it is given.
-        self._lock = threading.RLock()
-        self._cameras: dict[str, Camera] = {}
+        self._writer: ShotWriter | None = None  # files not written on the loop
+        self._gated: set[str] = set()  # cameras whose limits the queue knows
         for name, camera in (cameras or {}).items():
             self.add_camera(name, camera)
-        self._announce: list[ShotTask] = []  # accepted, in_queue not told yet
-        self._starting: list[ShotTask] = []  # given a slot off the loop, not started yet
-        self._wake_pending = False
-        self._loop_thread: int | None = None
         self._tasks: dict[str, ShotTask] = {}
-        self._reserved: set[Path] = set()
-        self._seq: dict[str, int] = {}
-        self._running: set[asyncio.Task[None]] = set()
+        # Tries running, by task guid; each removes itself when it ends (no done callback:
+        # that would cost a loop turn per shot). One cancelled before its first step
+        # never runs its ending; closing finds it here.
+        self._running: dict[str, asyncio.Task[None]] = {}
         # Coroutine callbacks in progress: held here, since the loop keeps only weak references.
         self._callbacks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._wake_pending = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._closing = False
         self._abandon = False  # closing hard: no more retries
         self._closed = False
         self._retention: asyncio.Task[None] | None = None
@@ -199,39 +199,28 @@ class ShotService:
     def add_camera(self, name: str, camera: Camera | Any) -> Camera:
         """Register a camera object, or build one from its config (model or mapping)."""
         if not hasattr(camera, "capture"):
+            config = cast("CameraConfig | dict[str, object]", camera)
             camera = build_camera(
-                name, camera, frame_cache=self.frame_cache, executor=self._workers, clock=self.clock
+                name, config, frame_cache=self.frame_cache, executor=self._workers, clock=self.clock
             )
-        elif isinstance(camera, PythonCamera) and camera.executor is None:
-            camera.executor = self._workers
-        with self._lock:
-            existing = self._cameras.get(name)
-            if existing is not None and existing is not camera:
-                raise ValueError(f"a different camera named {name!r} is already registered")
-            self._cameras[name] = camera
-            cfg = camera.config
-            gate = self._queue.gate(name)
-            gate.max_in_flight = cfg.max_in_flight
-            gate.min_interval = cfg.min_interval
-            gate.throttle = cfg.throttle
+        self.desk.register(name, camera)
+        self._configure(camera)
         return camera
+
+    def _configure(self, camera: Camera) -> None:
+        """Give the queue the camera's limits, and sync camera functions the worker threads."""
+        if isinstance(camera, PythonCamera) and camera.executor is None:
+            camera.executor = self._workers
+        cfg = camera.config
+        gate = self._queue.gate(camera.name)
+        gate.max_in_flight = cfg.max_in_flight
+        gate.min_interval = cfg.min_interval
+        gate.throttle = cfg.throttle
+        self._gated.add(camera.name)
 
     @property
     def cameras(self) -> Mapping[str, Camera]:
-        return self._cameras
-
-    def _camera(self, camera: str | Camera) -> Camera:
-        if isinstance(camera, str):
-            found = self._cameras.get(camera)
-            if found is None:
-                known = ", ".join(sorted(self._cameras)) or "none configured"
-                raise UnknownCamera(f"no camera named {camera!r} (known: {known})")
-            return found
-        if hasattr(camera, "capture") and hasattr(camera, "name"):
-            return self._cameras.get(camera.name) or self.add_camera(camera.name, camera)
-        raise TypeError(
-            f"camera must be a camera name or a camera object, not {type(camera).__name__}"
-        )
+        return self.desk.cameras
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -240,7 +229,6 @@ class ShotService:
         if self._closed:
             raise SaverClosed("shot saver is closed")
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         retention = self.settings.retention
         if retention is not None and self._retention is None:
             self._retention = self._loop.create_task(self._retention_loop())
@@ -266,8 +254,7 @@ class ShotService:
         """
         if self._closed:
             return
-        with self._lock:
-            self._closing = True
+        self.desk.closed = True
         if graceful and self._loop is not None:
             try:
                 async with asyncio.timeout(timeout):
@@ -280,26 +267,20 @@ class ShotService:
                 )
         self._abandon = True
         now = self.clock.time()
-        reason = "saver closed before the shot started"
-        with self._lock:
-            announce, self._announce = self._announce, []
-            # Given a slot by another thread but not started: they never ran.
-            unstarted, self._starting = self._starting, []
-            for task in unstarted:
-                self._queue.done(task, now, reason, retryable=False)
-                task.tries -= 1
-            unstarted.extend(self._queue.remove_waiting())
-        for task in announce:
-            self._status(task, ShotStatus.in_queue, task.created)
-        for task in sorted(unstarted, key=lambda t: t.order):
-            task.reason = reason
+        for task in list(self._queue.remove_waiting()):
+            task.reason = "saver closed before the shot started"
             task.state = ShotStatus.error
             self._final(task, None, now)
-        running = list(self._running)
+        running = list(self._running.values())
         for t in running:
             t.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        self._running.clear()
+        # A try cancelled before its first step never ran its own ending.
+        for task in [t for t in self._tasks.values() if t.state is ShotStatus.saving]:
+            self._queue.done(task, now, "saver closed before the shot started", retryable=False)
+            self._final(task, None, now)
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
@@ -310,17 +291,19 @@ class ShotService:
                 await self._retention
             self._retention = None
         await self._finish_callbacks(graceful, timeout)
-        for camera in self._cameras.values():
+        for camera in self.desk.cameras.values():
             try:
                 await camera.aclose()
             except Exception:
                 logger.exception("camera %r did not close cleanly", camera.name)
         self._workers.shutdown(wait=False, cancel_futures=True)
+        if self._writer is not None:
+            self._writer.close()
         self._io.shutdown(wait=True)
 
     @property
     def closed(self) -> bool:
-        return self._closing
+        return self.desk.closed
 
     # -- requests ----------------------------------------------------------
 
@@ -337,6 +320,7 @@ class ShotService:
         task_guid: str | None = None,
         figures: bool = False,
         deliver: Deliver | None = None,
+        on_exists: OnExists | None = None,
     ) -> tuple[str, Path | None]:
         """Queue a shot; returns ``(task_guid, path)`` at once (path None with ``deliver``).
 
@@ -344,113 +328,87 @@ class ShotService:
         screenshots folder by default). ``fields`` fill ``{rule}``, ``{source}``,
         ``{event}`` and travel with the emitted events. With ``deliver``, the
         bytes go to ``deliver(bytes)`` instead of a file, or a ``ShotFailed``.
-        Raises ``QueueFull``, ``Throttled``, ``UnknownCamera``, ``SaverClosed``,
-        or ``TemplateError``/``PathEscapeError`` for a bad name; nothing is queued then.
+        ``on_exists`` (default: the camera's, else the settings') says what a
+        taken name leads to. Raises ``QueueFull``, ``Throttled``,
+        ``UnknownCamera``, ``SaverClosed``, or ``TemplateError``/``PathEscapeError``
+        for a bad name; nothing is queued then.
 
-        On the loop's thread (or before ``start``) the ``in_queue`` status is
-        told before this returns. From another thread it is told on the loop,
-        still before the shot's first ``saving``.
+        On the loop's thread (or before ``start``); the ``in_queue`` status is
+        told before this returns.
         """
-        loop = self._loop
-        off_loop = loop is not None and threading.get_ident() != self._loop_thread
-        with self._lock:
-            if self._closing:
-                raise SaverClosed("shot saver is closing; no new shots")
-            queue = self._queue
-            queue.pool_size = self.settings.pool_size
-            queue.queue_size = self.settings.queue_size
-            try:
-                cam = self._camera(camera)
-                task = self._new_task(
-                    cam, dt, file_name, folder, root, fields, figures, deliver, task_guid
-                )
-                task.context = _Context(
-                    callback or self.default_callback,
-                    deliver,
-                    dict(fields) if fields else {},
-                    to_epoch(dt),
-                )
-                queue.add(task, task.created)
-            except Exception:
-                self.stats.rejected += 1
-                raise
-            self._seq[cam.name] = task.seq
-            if task.path is not None:
-                self._reserved.add(task.path)
-            self._tasks[task.guid] = task
-            self._idle.clear()
-            self.stats.submitted += 1
-            self._announce.append(task)
-            wake = False
-            if off_loop and not self._closed:
-                # Claim a free slot now, so a full queue is refused as it would be on
-                # the loop; the loop starts the task when it wakes.
-                self._starting.extend(queue.take(task.created))
-                wake = not self._wake_pending
-                self._wake_pending = True
-        if not off_loop:
-            self._pump()
-        elif wake:
-            assert loop is not None
-            # Closed meanwhile: closing already gave this task its final status.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._on_wake)
+        task = self.prepare(
+            camera,
+            dt=dt,
+            file_name=file_name,
+            folder=folder,
+            root=root,
+            fields=fields,
+            callback=callback,
+            task_guid=task_guid,
+            figures=figures,
+            deliver=deliver,
+            on_exists=on_exists,
+        )
+        self.accept((task,))
         return task.guid, task.path
 
-    def _new_task(
+    def prepare(
         self,
-        cam: Camera,
-        dt: When,
-        file_name: str | None,
-        folder: str | None,
-        root: str | Path | None,
-        fields: Mapping[str, Any] | None,
-        figures: bool,
-        deliver: Deliver | None,
-        task_guid: str | None,
+        camera: str | Camera,
+        *,
+        dt: When = None,
+        file_name: str | None = None,
+        folder: str | None = None,
+        root: str | Path | None = None,
+        fields: Mapping[str, Any] | None = None,
+        callback: StatusCallback | None = None,
+        task_guid: str | None = None,
+        figures: bool = False,
+        deliver: Deliver | None = None,
+        on_exists: OnExists | None = None,
     ) -> ShotTask:
-        s, cfg = self.settings, cam.config
-        now = self.clock.time()
-        shot_time, live, not_before = plan_time(to_epoch(dt), now, s.buffer_ts, cfg.live_window)
-        guid = task_guid or new_guid()
-        if guid in self._tasks:
-            raise ValueError(f"task guid {guid!r} is already in use")
-        seq = self._seq.get(cam.name, 0) + 1
-        path: Path | None = None
-        if deliver is None:
-            values: dict[str, object] = {
-                k: v for k, v in (fields or {}).items() if k in PATH_FIELDS
-            }
-            values.update(
-                camera=cam.name,
-                channel=cam.name,
-                server=cfg.server or self.server,
-                seq=seq,
-                task=guid,
-                figures="figures" if figures else "",
-            )
-            base = _root(str(root if root is not None else s.folder))
-            sub = (
-                folder
-                if folder is not None
-                else (cfg.folder if cfg.folder is not None else s.subfolder)
-            )
-            name = file_name or cfg.file_name or s.file_name
-            when = moment(shot_time, zone(s.timezone))
-            path = unique_path(render_path(base, sub, name, values, when), self._reserved)
-        return ShotTask(
-            guid=guid,
-            camera=cam.name,
-            created=now,
-            not_before=not_before,
-            shot_time=shot_time,
-            live=live,
-            path=path,
-            max_tries=cfg.tries or s.max_tries,
-            timeout=cfg.timeout or s.timeout_sec,
+        """Decide a request (``submit``'s arguments) without queuing it: the desk's part.
+
+        It reads and changes only the desk (and the clock), nothing the loop
+        owns; ``ShotSaver`` calls it from its callers' threads, one at a time,
+        and gives the tasks to ``accept`` on the loop.
+        """
+        request = ShotRequest(
+            dt=to_epoch(dt),
+            file_name=file_name,
+            folder=folder,
+            root=root,
+            fields=fields,
             figures=figures,
-            seq=seq,
+            to_file=deliver is None,
+            task_guid=task_guid,
+            on_exists=on_exists,
         )
+        context = _Context(
+            callback or self.default_callback,
+            deliver,
+            dict(fields) if fields else {},
+            request.dt,
+        )
+        return self.desk.decide(camera, request, self.clock.time(), context)
+
+    def accept(self, tasks: Iterable[ShotTask]) -> None:
+        """Queue prepared tasks: tell each ``in_queue``, then start what may start (loop only)."""
+        now: float | None = None
+        for task in tasks:
+            self._tasks[task.guid] = task
+            self._idle.clear()
+            if task.camera not in self._gated:
+                self._configure(self.desk.cameras[task.camera])
+            self._status(task, ShotStatus.in_queue, task.created)
+            if task.clash:  # its name is taken (on_exists: error): no try
+                task.state = ShotStatus.error
+                if now is None:
+                    now = self.clock.time()
+                self._final(task, None, now)
+            else:
+                self._queue.add(task)
+        self._pump()
 
     async def shoot(self, camera: str | Camera, **kwargs: Any) -> StatusUpdate:
         """Submit and wait for the final status (``success`` or ``error``, with reason)."""
@@ -497,43 +455,28 @@ class ShotService:
         Nothing waiting, nothing to start: no pump (the loop goes idle sooner, and
         a caller woken by the final status gets the GIL sooner).
         """
-        with self._lock:
-            if self._wake_pending or not self._queue.waiting:
-                return
-            self._wake_pending = True
+        if self._wake_pending or not self._queue.waiting:
+            return
+        self._wake_pending = True
         assert self._loop is not None
         self._loop.call_soon(self._on_wake)
 
     def _on_wake(self) -> None:
-        """Requests arrived from other threads, or tries ended (one pump for all of them)."""
-        with self._lock:
-            self._wake_pending = False
+        self._wake_pending = False
         self._pump()
 
     def _pump(self) -> None:
-        """Tell ``in_queue`` for new requests, then start what may start, then arm the timer."""
+        """Start what may start, then arm the timer for what waits."""
         loop = self._loop
-        with self._lock:
-            announce, self._announce = self._announce, []
-            if loop is None or self._closed:
-                starts: list[ShotTask] = []
-                wake = None
-            else:
-                queue = self._queue
-                queue.pool_size = self.settings.pool_size
-                queue.queue_size = self.settings.queue_size
-                now = self.clock.time()
-                starts, self._starting = self._starting, []
-                starts.extend(queue.take(now))
-                wake = queue.next_wake(now)
-        for task in announce:
-            self._status(task, ShotStatus.in_queue, task.created)
-        if loop is None or not (starts or wake is not None):
+        if loop is None or self._closed:
             return
+        queue = self._queue
+        queue.pool_size = self.settings.pool_size
+        now = self.clock.time()
+        starts = queue.take(now)
+        wake = queue.next_wake(now)
         for task in starts:
-            runner = loop.create_task(self._attempt(task))
-            self._running.add(runner)
-            runner.add_done_callback(self._running.discard)
+            self._running[task.guid] = loop.create_task(self._attempt(task))
         if wake is not None:
             if self._timer is not None and self._timer_at <= wake and not self._timer.cancelled():
                 return
@@ -547,7 +490,7 @@ class ShotService:
         self._pump()
 
     async def _attempt(self, task: ShotTask) -> None:
-        camera = self._cameras[task.camera]
+        camera = self.desk.cameras[task.camera]
         self._status(task, ShotStatus.saving, self.clock.time())
         ctx: _Context = task.context
         request = CaptureRequest(
@@ -561,14 +504,34 @@ class ShotService:
         error: str | None = None
         retryable = True
         data: bytes | None = None
-        early = self._create_early(task)
+        early: tuple[ShotFile, asyncio.Handle] | None = None
         try:
-            data = await self._capture(camera, request)
+            capture = camera.capture(request)
+            if type(capture) is types.CoroutineType:
+                # The camera's first step runs here: a camera that answers at once
+                # (a frame from memory) needs no timer, no early file, no loop turn.
+                try:
+                    waiting = capture.send(None)
+                except StopIteration as answered:
+                    data = answered.value
+                else:
+                    early = self._create_early(task)
+                    data = await self._wait(camera, request, _resume(capture, waiting))
+            else:
+                early = self._create_early(task)
+                data = await self._wait(camera, request, capture)
+            if self.settings.verify == "pillow" or not isinstance(data, bytes):
+                data = await self._check(camera, data)
+            else:  # the markers check, here: no coroutine for what cannot wait
+                problem = jpeg_problem(data)
+                if problem is not None:
+                    raise CaptureError(f"camera {camera.name!r}: {problem}")
             if task.path is not None:
                 if early is not None:
                     early[1].cancel()  # not created yet: the write creates it
-                target = early[0] if early is not None else TempFile(task.path, task.guid)
-                await self._write(target, data)
+                target = early[0] if early is not None else self._file(task)
+                if not self._write_here(target, data):
+                    await self._write(target, data)
         except CaptureError as exc:
             error, retryable, data = exc.reason, exc.retryable, None
         except asyncio.CancelledError:
@@ -580,25 +543,31 @@ class ShotService:
             if early is not None:
                 early[1].cancel()
                 self._quietly(early[0].discard)  # nothing once written
+            self._running.pop(task.guid, None)
         self._finish(task, error, retryable, data)
 
-    def _create_early(self, task: ShotTask) -> tuple[TempFile, asyncio.Handle] | None:
-        """Create the shot's temporary file while the camera works, if the disk is quick.
+    @staticmethod
+    def _file(task: ShotTask) -> ShotFile:
+        assert task.path is not None
+        return ShotFile(task.path, task.guid, replace=task.replace)
+
+    def _create_early(self, task: ShotTask) -> tuple[ShotFile, asyncio.Handle] | None:
+        """Create the shot's file (not named yet) while the camera works, if the disk is quick.
 
         Creating the file is the costliest of its four system calls, and costs
         more still on a thread that has slept while the camera worked (measured:
-        100-170 us after 50 ms asleep, against 15-40 us). Scheduled with ``call_soon``, it runs once the
-        capture waits for its camera, so it is on neither side of the camera's
-        time; with a camera that answers at once, the write cancels it and
-        creates the file itself.
+        100-170 us after 50 ms asleep, against 15-40 us). Called only once the
+        camera's first step has waited, and scheduled with ``call_soon``, it is
+        on neither side of the camera's time; a camera that answers at once
+        never gets here, and its write creates the file.
         """
         loop = self._loop
         if task.path is None or loop is None or not self.inline_writes.quick(time.monotonic()):
             return None
-        target = TempFile(task.path, task.guid)
+        target = self._file(task)
         return target, loop.call_soon(self._create_now, target)
 
-    def _create_now(self, target: TempFile) -> None:
+    def _create_now(self, target: ShotFile) -> None:
         started = time.monotonic()
         try:
             target.create()
@@ -626,14 +595,19 @@ class ShotService:
         except OSError as exc:
             logger.warning("cannot remove a temporary shot file: %s", exc)
 
-    async def _capture(self, camera: Camera, request: CaptureRequest) -> bytes:
+    @staticmethod
+    async def _wait(camera: Camera, request: CaptureRequest, capture: Awaitable[Any]) -> Any:
+        """The rest of a capture, within the try's timeout."""
         try:
             async with asyncio.timeout(request.timeout):
-                data = await camera.capture(request)
+                return await capture
         except TimeoutError:
             raise CaptureError(
                 f"camera {camera.name!r} gave no shot within {request.timeout:g} s"
             ) from None
+
+    async def _check(self, camera: Camera, data: Any) -> bytes:
+        """The camera's answer if it is a complete JPEG; else why not, as a ``CaptureError``."""
         if not isinstance(data, bytes):
             raise CaptureError(f"camera {camera.name!r} returned {type(data).__name__}, not bytes")
         if self.settings.verify == "pillow":
@@ -646,23 +620,30 @@ class ShotService:
             raise CaptureError(f"camera {camera.name!r}: {problem}")
         return data
 
-    async def _write(self, target: TempFile, data: bytes) -> None:
-        """Finish the file: in place when small and the disk is quick, else on a worker.
+    def _write_here(self, target: ShotFile, data: bytes) -> bool:
+        """Finish the file on the loop's thread if it is small and the disk quick (``InlineWrites``
+        says why); False: it goes to a worker (``_write``)."""
+        started = time.monotonic()
+        if not self.inline_writes.inline(len(data), started):
+            return False
+        try:
+            target.commit(data)
+        except OSError as exc:
+            raise _write_error(target.final, exc) from None
+        finally:
+            self._timed(started, target.final)
+        return True
 
-        ``InlineWrites`` says why. A shutdown mid-write in a worker thread waits
-        for it (it is quick), so a file is either complete or absent.
+    async def _write(self, target: ShotFile, data: bytes) -> None:
+        """Finish the file on a worker thread.
+
+        A shutdown mid-write waits for it (it is quick), so a file is either
+        complete or absent.
         """
         path = target.final
-        started = time.monotonic()
-        if self.inline_writes.inline(len(data), started):
-            try:
-                target.commit(data)
-            except OSError as exc:
-                raise CaptureError(f"cannot write {path}: {exc.strerror or exc}") from None
-            finally:
-                self._timed(started, path)
-            return
-        future = asyncio.get_running_loop().run_in_executor(self._io, target.commit, data)
+        if self._writer is None:
+            self._writer = ShotWriter(asyncio.get_running_loop(), min(4, self.settings.pool_size))
+        future = self._writer.write(target, data)
         try:
             await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -671,14 +652,13 @@ class ShotService:
             if not future.done() or future.exception() is not None:
                 raise
         except OSError as exc:
-            raise CaptureError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise _write_error(path, exc) from None
 
     def _finish(
         self, task: ShotTask, error: str | None, retryable: bool, data: bytes | None
     ) -> None:
         now = self.clock.time()
-        with self._lock:
-            outcome, at = self._queue.done(task, now, error, retryable and not self._abandon)
+        outcome, at = self._queue.done(task, now, error, retryable and not self._abandon)
         if outcome is Outcome.retry:
             self.stats.retries += 1
             logger.info(
@@ -697,12 +677,10 @@ class ShotService:
 
     def _final(self, task: ShotTask, data: bytes | None, now: float) -> None:
         ctx: _Context = task.context
-        with self._lock:
-            self._tasks.pop(task.guid, None)
-            if task.path is not None:
-                self._reserved.discard(task.path)
-            if not self._tasks:
-                self._idle.set()
+        self._tasks.pop(task.guid, None)
+        self.desk.release(task)
+        if not self._tasks:
+            self._idle.set()
         ok = task.state is ShotStatus.success
         if ok:
             self.stats.succeeded += 1
@@ -826,7 +804,9 @@ class ShotService:
             await asyncio.sleep(config.interval)
 
     def snapshot(self) -> ShotStats:
-        """Counters, with the queue's live numbers filled in."""
+        """Counters, with the desk's and the queue's live numbers filled in."""
+        self.stats.submitted = self.desk.admitted
+        self.stats.rejected = self.desk.rejected
         self.stats.in_flight = self._queue.in_flight
         self.stats.waiting = self._queue.waiting
         self.stats.max_in_flight = self._queue.max_in_flight
