@@ -11,6 +11,13 @@ to handle a cuecap failure.
 The tree (module of each class in brackets)::
 
     CuecapError
+     ├── InvalidArgument(ValueError)        a value a cuecap function or class was given
+     │                                      that it cannot use (the message says which)
+     ├── UnsupportedType(TypeError)         an object of a type the call does not take
+     ├── InvalidState(RuntimeError)         asked of an object what its state does not
+     │                                      allow now (a stopped recorder thread...)
+     ├── UnknownName(KeyError)              a name nothing is configured under
+     ├── ListenError(OSError)               a server that cannot listen on its address
      ├── RuleFileError(ValueError)          rule files that cannot be used, each
      │                                      problem at file:line:column [rules.errors]
      ├── ScheduleError(ValueError)          a schedule that cannot fire [rules.schedule]
@@ -62,3 +69,26 @@ from __future__ import annotations
 
 class CuecapError(Exception):
     """The root of every exception cuecap raises on purpose."""
+
+
+class InvalidArgument(CuecapError, ValueError):
+    """A value a cuecap function or class was given that it cannot use."""
+
+
+class UnsupportedType(CuecapError, TypeError):
+    """An object of a type the call does not take."""
+
+
+class InvalidState(CuecapError, RuntimeError):
+    """Asked of an object what its state does not allow now."""
+
+
+class UnknownName(CuecapError, KeyError):
+    """A name nothing is configured under (the message says which names there are)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown name"
+
+
+class ListenError(CuecapError, OSError):
+    """A server that cannot listen on its address (``errno`` says why)."""

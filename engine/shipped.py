@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import CuecapError
+from engine.errors import CuecapError, InvalidArgument
 
 PACKAGE = Path(__file__).resolve().parent
 NAMES = ("rules", "examples")
@@ -23,7 +23,7 @@ class NotShipped(CuecapError, FileNotFoundError):
 def shipped(name: str) -> Path:
     """The folder ``rules`` or ``examples`` as installed with this copy of cuecap."""
     if name not in NAMES:
-        raise ValueError(f"{name!r} is not shipped (shipped: {', '.join(NAMES)})")
+        raise InvalidArgument(f"{name!r} is not shipped (shipped: {', '.join(NAMES)})")
     for candidate in (PACKAGE / "_shipped" / name, PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import inspect
 import pkgutil
@@ -56,3 +57,59 @@ def test_builtin_bases_kept_where_callers_expect_them() -> None:
         raise RecordingError(28, "No space left on device")
     except OSError as exc:
         assert exc.errno == 28 and isinstance(exc, CuecapError)
+
+
+BUILTIN_ERRORS = {
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+}
+# Modules of pydantic models and their field parsers: pydantic wants ValueError from a
+# validator and turns it into a ValidationError, which the rule loader reports at
+# file:line:column (a RuleFileError): those never reach a caller as they are.
+VALIDATORS = {
+    "engine/core/units.py",
+    "engine/rules/fields.py",
+    "engine/rules/model.py",
+    "engine/recorder/config.py",
+    "engine/shots/config.py",
+    "engine/mqtt/config.py",
+    "engine/notify/config.py",
+    "engine/cluster/config.py",
+    "engine/core/secrets.py",
+}
+# Hooks whose caller wants a built-in: json's ``default`` raises TypeError; the
+# hard-link fallback raises what ``os.link`` itself raises for a taken name.
+HOOKS = {("engine/recording/writer.py", "_jsonable"), ("engine/shots/files.py", "_link_named")}
+
+
+def builtin_raises() -> list[str]:
+    import ast
+    from pathlib import Path
+
+    root = Path(engine.__file__).resolve().parent.parent
+    found = []
+    for path in sorted((root / "engine").rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        if relative.endswith("_pb2.py") or relative in VALIDATORS:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if (relative, function.name) in HOOKS or function.name == "__getattr__":
+                continue  # a module's __getattr__ must raise AttributeError
+            decorators = {ast.unparse(d).split("(")[0] for d in function.decorator_list}
+            if decorators & {"field_validator", "model_validator"}:
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                    name = ast.unparse(node.exc.func)
+                    if name in BUILTIN_ERRORS and name != "NotImplementedError":
+                        found.append(f"{relative}:{node.lineno} {function.name}: {name}")
+    return found
+
+
+def test_the_package_raises_its_own_errors_not_bare_builtins() -> None:
+    """What cuecap raises on purpose is a CuecapError (which is also the built-in)."""
+    assert builtin_raises() == []

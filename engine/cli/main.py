@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from engine.errors import UnsupportedType
+
 # command name -> "module:attribute" of its click command or group
 COMMANDS: dict[str, str] = {
     "run": "engine.cli.run:run",
@@ -60,7 +62,7 @@ class LazyGroup(click.Group):
             module_name, attr = self.lazy[cmd_name].split(":")
             command = getattr(importlib.import_module(module_name), attr)
             if not isinstance(command, click.Command):
-                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+                raise UnsupportedType(f"{self.lazy[cmd_name]} is not a click command")
             return command
         return super().get_command(ctx, cmd_name)
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from engine.core.clock import SYSTEM_CLOCK
+from engine.errors import InvalidState
 from engine.events import Event, RecordingErrored
 from engine.recorder.config import RecorderConfig
 from engine.recorder.decisions import ERROR
@@ -100,7 +101,7 @@ class EventRecorder:
         )
         self.thread.start()
         if not ready.wait(start_timeout) or self.loop is None:
-            raise RuntimeError(f"EventRecorder thread did not start within {start_timeout} s")
+            raise InvalidState(f"EventRecorder thread did not start within {start_timeout} s")
         self._exit_hook: Callable[[], None] = _close_at_exit(self)
 
     def __repr__(self) -> str:
@@ -121,7 +122,7 @@ class EventRecorder:
         with self._lock:
             self._check_thread()
             if self.recording:
-                raise RuntimeError("Already recording. Call stop() first.")
+                raise InvalidState("Already recording. Call stop() first.")
             self._reap()
             self._replace(filepath)
             opening = self._on_loop(
@@ -275,7 +276,7 @@ class EventRecorder:
             return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         except RuntimeError:  # the loop is closed
             coroutine.close()
-            raise RuntimeError(_TERMINATED) from None
+            raise InvalidState(_TERMINATED) from None
 
     def _wait(self, future: concurrent.futures.Future[_T], what: str) -> _T:
         """The result of work sent to the loop, or ``RuntimeError`` if the thread ends first.
@@ -288,11 +289,11 @@ class EventRecorder:
         concurrent.futures.wait(either, self.stop_timeout, concurrent.futures.FIRST_COMPLETED)
         if future.done():
             if future.cancelled():
-                raise RuntimeError(_TERMINATED)
+                raise InvalidState(_TERMINATED)
             return future.result()
         if self._ended.done():
-            raise RuntimeError(_TERMINATED)
-        raise RuntimeError(f"EventRecorder: {what} did not finish within {self.stop_timeout} s")
+            raise InvalidState(_TERMINATED)
+        raise InvalidState(f"EventRecorder: {what} did not finish within {self.stop_timeout} s")
 
     def _signal_stop(self) -> None:
         assert self.loop is not None and self._stop is not None
@@ -301,7 +302,7 @@ class EventRecorder:
 
     def _check_thread(self) -> None:
         if not self.thread.is_alive():
-            raise RuntimeError(_TERMINATED)
+            raise InvalidState(_TERMINATED)
 
     def _reap(self) -> None:
         """Forget a finished session; its summary becomes ``last_summary``."""

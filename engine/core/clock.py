@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from engine.errors import InvalidArgument
+
 
 class Clock(Protocol):
     """Source of the current time, in seconds since the epoch (UTC)."""
@@ -40,12 +42,12 @@ class ManualClock:
 
     def set(self, now: float) -> None:
         if now < self._now:
-            raise ValueError(f"ManualClock cannot go back in time ({now} < {self._now})")
+            raise InvalidArgument(f"ManualClock cannot go back in time ({now} < {self._now})")
         self._now = float(now)
 
     def advance(self, seconds: float) -> float:
         if seconds < 0:
-            raise ValueError(f"ManualClock cannot go back in time (advance by {seconds})")
+            raise InvalidArgument(f"ManualClock cannot go back in time (advance by {seconds})")
         self._now += seconds
         return self._now
 

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 
 from engine.core.frame import Frame
 from engine.core.schema import PURPLEDROP, Schema
-from engine.errors import CuecapError
+from engine.errors import CuecapError, UnknownName, UnsupportedType
 
 _NUMERIC_CPP = frozenset(
     {
@@ -91,7 +91,7 @@ def descriptor_of(message: type[Message]) -> Descriptor:
     """
     descriptor = message.DESCRIPTOR
     if not isinstance(descriptor, Descriptor):
-        raise TypeError(f"{message.__name__}.DESCRIPTOR is a {type(descriptor).__name__}")
+        raise UnsupportedType(f"{message.__name__}.DESCRIPTOR is a {type(descriptor).__name__}")
     return descriptor
 
 
@@ -99,7 +99,7 @@ def message_descriptor(field: FieldDescriptor) -> Descriptor:
     """The descriptor of a message field's type; ``TypeError`` for a scalar field."""
     descriptor = field.message_type
     if descriptor is None:
-        raise TypeError(f"field {field.name!r} is a scalar, not a message")
+        raise UnsupportedType(f"field {field.name!r} is a scalar, not a message")
     return descriptor
 
 
@@ -107,7 +107,7 @@ def kind_descriptor(kind: str, schema: Schema = PURPLEDROP) -> Descriptor:
     """The message descriptor a kind's fields start at (``"active_capacitance"``...)."""
     descriptor = schema.kinds[kind]
     if descriptor is None:
-        raise KeyError(f"{kind} is a plain value of {schema.name}, not a message")
+        raise UnknownName(f"{kind} is a plain value of {schema.name}, not a message")
     return descriptor
 
 

@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from engine.core.frame import Frame
 from engine.core.schema import PURPLEDROP
+from engine.errors import InvalidArgument
 from engine.proto.purpledrop_pb2 import (
     ActiveCapacitance,
     GroupCapacitance,
@@ -122,7 +123,7 @@ class Timeline:
 
     def __init__(self, width: float = 0.01, max_bins: int = 2000) -> None:
         if max_bins < 2:
-            raise ValueError("max_bins must be at least 2")
+            raise InvalidArgument("max_bins must be at least 2")
         self.start: float | None = None
         self.end: float | None = None
         self.width = width

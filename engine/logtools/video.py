@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.errors import InvalidArgument
 from engine.logtools.errors import LogToolError, MissingDependency
 from engine.logtools.inputs import LogInput, Progress
 from engine.logtools.timerange import EVERYTHING, TimeRange
@@ -135,7 +136,7 @@ class _Painter:
         if self.size is None:
             w, h = img.size
             if w < 2 or h < 2:
-                raise ValueError(f"a {w}x{h} image is too small for a video")
+                raise InvalidArgument(f"a {w}x{h} image is too small for a video")
             self.size = (w - w % 2, h - h % 2)  # H.264 4:2:0 needs even sides
             if label is not None:
                 self._font = self._load_font(*self.size, label)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from engine.errors import UnknownName
 from engine.events import Event, ReloadApplied, SendErrored, SendSucceeded
 from engine.notify.config import EmailTarget, TelegramTarget, WebhookTarget
 from engine.notify.message import Notification
@@ -170,7 +171,7 @@ class Notifier:
         """Queue ``note`` for ``target``; False when a spam period or a full queue refused it."""
         worker = self._workers.get(target) if target in self._active else None
         if worker is None:
-            raise KeyError(f"unknown target {target!r}")
+            raise UnknownName(f"unknown target {target!r}")
         now = self._clock() if self._clock is not None else note.time
         if not worker.spam.accepts(now, note.camera):
             self.refused += 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from engine.errors import InvalidState
+
 HERE = Path(__file__).resolve().parent
 PROTO = "purpledrop.proto"
 
@@ -22,7 +24,7 @@ def generate(out_dir: Path) -> list[Path]:
         ["protoc", f"-I{HERE}", f"--python_out={out_dir}", f"--pyi_out={out_dir}", PROTO]
     )
     if code != 0:
-        raise RuntimeError(f"protoc failed with exit code {code}")
+        raise InvalidState(f"protoc failed with exit code {code}")
     return [out_dir / "purpledrop_pb2.py", out_dir / "purpledrop_pb2.pyi"]
 
 

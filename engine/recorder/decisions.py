@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from engine.core.frame import Frame
-from engine.errors import CuecapError
+from engine.errors import CuecapError, InvalidArgument
 from engine.recorder.preroll import PreRoll
 
 
@@ -149,11 +149,11 @@ class RecordingPolicy:
         retry_after: float | None = 30.0,
     ) -> None:
         if pre_roll < 0 or post_roll < 0:
-            raise ValueError(
+            raise InvalidArgument(
                 f"pre_roll and post_roll must not be negative ({pre_roll}, {post_roll})"
             )
         if min_activity < 1 or not activity_window > 0:
-            raise ValueError(
+            raise InvalidArgument(
                 f"min_activity must be >= 1 and activity_window > 0 ({min_activity}, {activity_window})"
             )
         self.pre_roll = pre_roll

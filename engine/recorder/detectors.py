@@ -27,6 +27,7 @@ from engine.core.condition import Condition
 from engine.core.fieldpath import MISSING, FieldPath, FieldValue, comparable
 from engine.core.frame import Frame, FrameDecodeError
 from engine.core.schema import PURPLEDROP, Schema
+from engine.errors import InvalidArgument, UnsupportedType
 from engine.recorder.config import (
     ChangedDetectorConfig,
     DetectorConfig,
@@ -186,9 +187,9 @@ class ThresholdDetector(_FieldDetector):
         elif below is not None and above is None:
             self._sign, limit = -1.0, -below
         else:
-            raise ValueError("a threshold needs exactly one of above or below")
+            raise InvalidArgument("a threshold needs exactly one of above or below")
         if hysteresis < 0:
-            raise ValueError(f"hysteresis must not be negative, got {hysteresis}")
+            raise InvalidArgument(f"hysteresis must not be negative, got {hysteresis}")
         self._limit = float(limit)
         self._rearm = self._limit - hysteresis
         self.continuous = continuous
@@ -219,9 +220,9 @@ class StepDetector(_FieldDetector):
     ) -> None:
         super().__init__(path, label)
         if not delta > 0:
-            raise ValueError(f"a step delta must be greater than 0, got {delta}")
+            raise InvalidArgument(f"a step delta must be greater than 0, got {delta}")
         if direction not in ("any", "up", "down"):
-            raise ValueError(f"direction must be any, up or down, got {direction!r}")
+            raise InvalidArgument(f"direction must be any, up or down, got {direction!r}")
         self.delta = delta
         self.direction = direction
         self._previous: float | None = None
@@ -263,7 +264,7 @@ class RateDetector(_LabelOnHit):
         label: str = "rate",
     ) -> None:
         if not per_second > 0 or not window > 0:
-            raise ValueError(
+            raise InvalidArgument(
                 f"rate needs per_second > 0 and window > 0 (got {per_second}, {window})"
             )
         self.per_second = per_second
@@ -416,7 +417,7 @@ def build_detector(config: DetectorConfig) -> Detector:
         return RateDetector(config.per_second, config.window, config.types, label)
     if isinstance(config, WhereDetectorConfig):
         return ConditionDetector(config.condition(), config.types, label)
-    raise TypeError(f"unknown detector configuration {config!r}")
+    raise UnsupportedType(f"unknown detector configuration {config!r}")
 
 
 def build_detectors(

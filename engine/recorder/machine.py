@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # names only the stubs of transitions have
         AsyncTransitionConfigDict,
     )
 
+from engine.errors import InvalidState
 from engine.events import EventKind
 from engine.recorder.decisions import RecorderState
 
@@ -87,7 +88,7 @@ def run_now(coroutine: Coroutine[object, None, _T]) -> _T:
         result: _T = done.value  # what the coroutine returned
         return result
     coroutine.close()
-    raise RuntimeError(
+    raise InvalidState(
         "a recorder state-machine callback tried to wait; callbacks must be synchronous"
     )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 
 from engine.core.frame import Frame
+from engine.errors import InvalidArgument
 
 
 class PreRoll:
@@ -27,7 +28,7 @@ class PreRoll:
 
     def __init__(self, seconds: float, max_bytes: int) -> None:
         if seconds < 0 or max_bytes < 0:
-            raise ValueError(
+            raise InvalidArgument(
                 f"pre-roll bounds must not be negative (seconds={seconds}, max_bytes={max_bytes})"
             )
         self.seconds = seconds

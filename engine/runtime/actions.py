@@ -23,6 +23,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from engine.core.templates import render
+from engine.errors import UnsupportedType
 from engine.notify.message import Notification, default_text
 from engine.processes import kill_tree, spawn_options
 from engine.rules.model import (
@@ -174,7 +175,7 @@ class ActionRunner:
             self.note(firing, f"log: {line}")
             log.log(_LEVELS[action.level], "%s", line)
         else:  # pragma: no cover - the model admits no other kind
-            raise TypeError(f"unknown action {action!r}")
+            raise UnsupportedType(f"unknown action {action!r}")
 
     # -- shots -------------------------------------------------------------
 

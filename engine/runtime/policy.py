@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from engine.errors import InvalidArgument
 from engine.rules.model import RuleMode
 
 
@@ -45,10 +46,10 @@ class FiringPolicy:
 
     def __post_init__(self) -> None:
         if self.mode not in RuleMode.__members__.values():
-            raise ValueError(f"unknown mode {self.mode!r}")
+            raise InvalidArgument(f"unknown mode {self.mode!r}")
         self.mode = RuleMode(self.mode)
         if self.limit < 1:
-            raise ValueError(f"limit must be at least 1, got {self.limit}")
+            raise InvalidArgument(f"limit must be at least 1, got {self.limit}")
 
     def accepts(self, time: float) -> bool:
         """Whether a trigger at ``time`` is a firing (not inside the cooldown); counts it."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.core.clock import Clock
 from engine.core.schema import PURPLEDROP
+from engine.errors import UnsupportedType
 from engine.rules.model import ReplaySourceConfig, WebSocketSourceConfig
 from engine.sources.base import Source
 
@@ -53,4 +54,6 @@ def build_source(name: str, config: Any, clock: Clock, *, virtual: bool = False)
         world = SimWorld(config.seed, **config.world_options())
         speed = config.speed or math.inf
         return SimulatorSource(world, name=name, clock=clock, paced=not virtual, speed=speed)
-    raise TypeError(f"source {name!r}: unknown source type {getattr(config, 'type', config)!r}")
+    raise UnsupportedType(
+        f"source {name!r}: unknown source type {getattr(config, 'type', config)!r}"
+    )

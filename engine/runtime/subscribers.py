@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
+from engine.errors import InvalidArgument
 from engine.events import Event
 
 log = logging.getLogger("engine")
@@ -62,7 +63,7 @@ class EventStream:
 
     def __init__(self, maxsize: int = 1000) -> None:
         if maxsize < 1:
-            raise ValueError("an event stream holds at least one event")
+            raise InvalidArgument("an event stream holds at least one event")
         self._queue: deque[Event] = deque(maxlen=maxsize)
         self._wakeup: asyncio.Event = asyncio.Event()
         self._closed = False

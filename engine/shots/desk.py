@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.errors import InvalidArgument, UnsupportedType
 from engine.shots.backends.base import Camera
 from engine.shots.config import PATH_FIELDS, OnExists, ShotsConfig
 from engine.shots.paths import MAX_CANDIDATES, plan_path, zone
@@ -103,7 +104,7 @@ class ShotDesk:
     def register(self, name: str, camera: Camera) -> Camera:
         existing = self.cameras.get(name)
         if existing is not None and existing is not camera:
-            raise ValueError(f"a different camera named {name!r} is already registered")
+            raise InvalidArgument(f"a different camera named {name!r} is already registered")
         self.cameras[name] = camera
         return camera
 
@@ -117,7 +118,7 @@ class ShotDesk:
             return found
         if hasattr(camera, "capture") and hasattr(camera, "name"):
             return self.cameras.get(camera.name) or self.register(camera.name, camera)
-        raise TypeError(
+        raise UnsupportedType(
             f"camera must be a camera name or a camera object, not {type(camera).__name__}"
         )
 
@@ -158,7 +159,7 @@ class ShotDesk:
         s, cfg = self.settings, cam.config
         guid = request.task_guid or self._guid()
         if guid in self._guids:
-            raise ValueError(f"task guid {guid!r} is already in use")
+            raise InvalidArgument(f"task guid {guid!r} is already in use")
         # Refusals that cost nothing come first: a flood of requests is refused
         # without rendering a name or asking the disk about it.
         unfinished = self.admitted - self.finished

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 
+from engine.errors import UnsupportedType
+
 SOI = b"\xff\xd8\xff"
 EOI = b"\xff\xd9"
 _PADDING = b"\x00\r\n\t "
@@ -62,7 +64,7 @@ def to_jpeg(image: object, quality: int = 90) -> bytes:
     from PIL import Image
 
     if not isinstance(image, Image.Image):
-        raise TypeError(f"expected JPEG bytes or a Pillow image, got {type(image).__name__}")
+        raise UnsupportedType(f"expected JPEG bytes or a Pillow image, got {type(image).__name__}")
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     out = io.BytesIO()

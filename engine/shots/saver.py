@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.errors import InvalidState
 from engine.events import Emit, discard
 from engine.shots.backends.base import Camera
 from engine.shots.config import ShotsConfig
@@ -265,7 +266,7 @@ class ShotSaver:
     ) -> bytes:
         """The image bytes of one shot, waiting for them; raises ``ShotFailed``."""
         if threading.get_ident() == self._thread.ident:
-            raise RuntimeError(
+            raise InvalidState(
                 "grab() would block the saver's own thread; use get() with a callback"
             )
         done: concurrent.futures.Future[bytes] = concurrent.futures.Future()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.errors import UnsupportedType
 from engine.events import Emit, ShotErrored, ShotQueued, ShotSaved, ShotSaving, discard
 from engine.shots.backends import build_camera
 from engine.shots.backends.base import Camera, CaptureError, CaptureRequest
@@ -69,7 +70,7 @@ def to_epoch(dt: When) -> float | None:
         return dt.timestamp()
     if isinstance(dt, int | float) and not isinstance(dt, bool):
         return float(dt)
-    raise TypeError(f"dt must be a datetime or epoch seconds, not {type(dt).__name__}")
+    raise UnsupportedType(f"dt must be a datetime or epoch seconds, not {type(dt).__name__}")
 
 
 @types.coroutine

@@ -30,6 +30,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.errors import InvalidArgument, InvalidState, ListenError
 from engine.recording.reader import RecordingReader
 from engine.sim.pump import batches
 from engine.sim.world import SimWorld
@@ -276,7 +277,7 @@ class SimServer:
     def shutdown(self, *, abrupt: bool = False, timeout: float = 10.0) -> None:
         """``close()`` from another thread (the server runs in its own loop)."""
         if _on_loop(self.loop):
-            raise RuntimeError(
+            raise InvalidState(
                 "shutdown() is for other threads; on the server's loop, await close()"
             )
         if self.loop.is_closed():
@@ -332,16 +333,16 @@ async def start_sim_server(
     connected: 0 (at once, like a real server) by default, 1 for a replay.
     """
     if world is not None and replay is not None:
-        raise ValueError("pass either world= or replay=, not both")
+        raise InvalidArgument("pass either world= or replay=, not both")
     if world_options and (world is not None or replay is not None):
-        raise ValueError(
+        raise InvalidArgument(
             f"world options ({', '.join(sorted(world_options))}) apply only when the server builds its "
             "own world (no world=, no replay=)"
         )
     if not speed > 0:
-        raise ValueError(f"speed={speed}: must be above 0 (math.inf: as fast as clients read)")
+        raise InvalidArgument(f"speed={speed}: must be above 0 (math.inf: as fast as clients read)")
     if duration is not None and not duration > 0:
-        raise ValueError(f"duration={duration}: must be above 0 seconds")
+        raise InvalidArgument(f"duration={duration}: must be above 0 seconds")
     reader = RecordingReader(replay) if replay is not None else None
     if reader is None and world is None:
         world = SimWorld(**world_options)
@@ -361,7 +362,9 @@ async def start_sim_server(
         # A client that stops reading must not hold up a shutdown for long.
         ws_server = await serve(server._handle, host, port, compression=None, close_timeout=2.0)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ListenError(
+            exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
     server._server = ws_server
     server.port = ws_server.sockets[0].getsockname()[1]
     server._pump = asyncio.create_task(server._run(), name=f"sim-pump-{server.port}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.errors import InvalidArgument
+
 # Defaults for a server on the LAN (stated in docs/recording.md and docs/rules.md): a
 # restarted pdserver is reached within about a second of being back, for messages
 # lost meanwhile are lost for good; jitter keeps a fleet of clients out of lockstep.
@@ -34,20 +36,20 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if self.initial < 0:
-            raise ValueError(f"backoff initial delay must be >= 0, got {self.initial}")
+            raise InvalidArgument(f"backoff initial delay must be >= 0, got {self.initial}")
         if self.maximum < self.initial:
-            raise ValueError(
+            raise InvalidArgument(
                 f"backoff maximum ({self.maximum}) must be >= initial delay ({self.initial})"
             )
         if self.factor < 1:
-            raise ValueError(f"backoff factor must be >= 1, got {self.factor}")
+            raise InvalidArgument(f"backoff factor must be >= 1, got {self.factor}")
         if not 0 <= self.jitter <= 1:
-            raise ValueError(f"backoff jitter must be between 0 and 1, got {self.jitter}")
+            raise InvalidArgument(f"backoff jitter must be between 0 and 1, got {self.jitter}")
 
     def delay(self, attempt: int, draw: float = 0.0) -> float:
         """Seconds to wait before retry ``attempt``; ``draw`` is uniform in [0, 1)."""
         if attempt < 0:
-            raise ValueError(f"attempt must be >= 0, got {attempt}")
+            raise InvalidArgument(f"attempt must be >= 0, got {attempt}")
         base = self.maximum
         # Stop multiplying once past the cap: factor**attempt overflows for long outages.
         if attempt < 64:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
 from engine.core.frame import Frame, Gap
+from engine.errors import InvalidArgument
 from engine.events import Emit, SourceConnected, discard
 from engine.recording.mcap import McapRecordingReader
 from engine.recording.open import open_reader
@@ -64,7 +65,7 @@ class LogSource:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if speed is not None and not speed > 0:
-            raise ValueError(f"replay speed must be > 0, got {speed}")
+            raise InvalidArgument(f"replay speed must be > 0, got {speed}")
         self.path = Path(path)
         self.name = name if name is not None else self.path.name
         self.reader = open_reader(self.path, source=self.name)

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.core.frame import Frame, Gap
 from engine.core.humanize import format_bytes
+from engine.errors import InvalidArgument
 from engine.recording.format import RecordingError
 from engine.recording.writer import Manifest, RecordingWriter
 from engine.sources.base import Source, SourceStats
@@ -235,9 +236,9 @@ async def record_stream(
     writer's ``flush_interval``) and flushes once that interval has passed.
     """
     if max_records is not None and max_records < 1:
-        raise ValueError(f"max_records must be >= 1, got {max_records}")
+        raise InvalidArgument(f"max_records must be >= 1, got {max_records}")
     if duration is not None and duration < 0:
-        raise ValueError(f"duration must be >= 0, got {duration}")
+        raise InvalidArgument(f"duration must be >= 0, got {duration}")
     started_at = clock.time()
     period = flush_period if flush_period is not None else max(writer.flush_interval / 2, 0.01)
     reason: str = STOP_CANCELLED

@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator
 
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
 from engine.core.frame import Frame, Gap
+from engine.errors import InvalidArgument
 from engine.events import Emit, SourceConnected, discard
 from engine.sim.pump import Item, batches
 from engine.sim.world import SimWorld
@@ -46,11 +47,11 @@ class SimulatorSource:
         duration: float | None = None,
     ) -> None:
         if not speed > 0:
-            raise ValueError(f"speed={speed}: must be above 0")
+            raise InvalidArgument(f"speed={speed}: must be above 0")
         if until is not None and duration is not None:
-            raise ValueError("pass until= or duration=, not both")
+            raise InvalidArgument("pass until= or duration=, not both")
         if duration is not None and not duration >= 0:
-            raise ValueError(f"duration={duration}: must be 0 or more seconds")
+            raise InvalidArgument(f"duration={duration}: must be 0 or more seconds")
         self.world = world
         self.name = name
         self.clock = clock

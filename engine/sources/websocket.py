@@ -30,7 +30,7 @@ from websockets.uri import parse_uri
 from engine.core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from engine.core.frame import Frame, Gap, frame_class, peek_kind
 from engine.core.schema import PURPLEDROP, Schema
-from engine.errors import CuecapError
+from engine.errors import CuecapError, InvalidArgument
 from engine.events import Emit, SourceConnected, discard
 from engine.sources.backoff import Backoff
 from engine.sources.base import SourceStats
@@ -58,7 +58,7 @@ def normalize_uri(uri: str) -> str:
     try:
         parse_uri(text)
     except InvalidURI as exc:
-        raise ValueError(f"{uri!r} is not a websocket URI (ws://host:port): {exc}") from None
+        raise InvalidArgument(f"{uri!r} is not a websocket URI (ws://host:port): {exc}") from None
     return text
 
 

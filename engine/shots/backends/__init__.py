@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 from pydantic import TypeAdapter
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.errors import InvalidArgument, UnsupportedType
 from engine.shots.backends.base import BaseCamera, Camera, CaptureError, CaptureRequest
 from engine.shots.config import (
     CameraConfig,
@@ -48,7 +49,7 @@ def build_camera(
         from engine.shots.backends.stream import StreamCamera
 
         if frame_cache is None:
-            raise ValueError(
+            raise InvalidArgument(
                 f"camera {name!r} reads frames of source {config.source!r}, but no frame cache "
                 "was given (the engine passes its own)"
             )
@@ -57,7 +58,7 @@ def build_camera(
         from engine.shots.backends.python import PythonCamera
 
         return PythonCamera(name, config=config, executor=executor, clock=clock)
-    raise TypeError(f"camera {name!r}: {type(config).__name__} is not a camera configuration")
+    raise UnsupportedType(f"camera {name!r}: {type(config).__name__} is not a camera configuration")
 
 
 __all__ = [

@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.errors import InvalidArgument
 from engine.shots.backends.base import BaseCamera, CaptureError, CaptureRequest
 from engine.shots.config import CameraCommon, PythonCameraConfig
 from engine.shots.jpeg import to_jpeg
@@ -32,18 +33,18 @@ def import_callable(spec: str) -> CameraFunction:
     try:
         obj: object = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(
+        raise InvalidArgument(
             f"cannot import {module_name!r} for camera function {spec!r}: {exc}"
         ) from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ValueError(
+            raise InvalidArgument(
                 f"{module_name!r} has no {attr!r} (camera function {spec!r})"
             ) from None
     if not callable(obj):
-        raise ValueError(f"camera function {spec!r} is not callable")
+        raise InvalidArgument(f"camera function {spec!r} is not callable")
     return obj
 
 
@@ -63,7 +64,7 @@ class PythonCamera(BaseCamera):
         super().__init__(name, config, clock=clock)
         if function is None:
             if not isinstance(config, PythonCameraConfig):
-                raise ValueError(f"camera {name!r}: a python camera needs a function")
+                raise InvalidArgument(f"camera {name!r}: a python camera needs a function")
             function = import_callable(config.function)
         self.function = function
         self.options: dict[str, Any] = dict(getattr(config, "options", {}))
