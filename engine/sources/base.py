@@ -8,9 +8,9 @@ receive times from the clock it was given.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from engine.core.frame import Frame, Gap
 from engine.events import Emit
@@ -38,3 +38,25 @@ class Source(Protocol):
     def __aiter__(self) -> AsyncIterator[Frame | Gap]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Pourable(Protocol):
+    """A source that can also hand its items to callbacks: no generator hop per message.
+
+    At ~100k messages a second, resuming an async generator per message is a cost
+    of its own; a source that owns its receive loop calls straight into the
+    consumer instead. The items, their order and the counters are what iterating
+    gives.
+    """
+
+    async def pour(
+        self, on_frame: Callable[[Frame], object], on_gap: Callable[[Gap], object]
+    ) -> None: ...
+
+    async def pour_raw(
+        self,
+        write: Callable[[bytes, float], object],
+        on_gap: Callable[[Gap], object],
+        limit: int | None = None,
+    ) -> bool: ...

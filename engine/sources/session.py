@@ -25,7 +25,7 @@ from engine.core.humanize import format_bytes
 from engine.errors import InvalidArgument
 from engine.recording.format import RecordingError
 from engine.recording.writer import Manifest, RecordingWriter
-from engine.sources.base import Source, SourceStats
+from engine.sources.base import Pourable, Source, SourceStats
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,9 @@ class RecordingSummary:
 
 async def _pour(source: Source, writer: RecordingWriter, max_records: int | None) -> str:
     """The hot loop: frames to the writer. Returns why it ended."""
+    if isinstance(source, Pourable):
+        done = await source.pour_raw(writer.write, writer.note_gap, max_records)
+        return STOP_COUNT if done else STOP_SOURCE_ENDED
     write = writer.write
     left = max_records if max_records is not None else -1
     async for item in source:

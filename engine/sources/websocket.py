@@ -165,6 +165,24 @@ class WebSocketSource:
     async def __anext__(self) -> Frame | Gap:
         return await self.__aiter__().__anext__()
 
+    async def _connections(self) -> AsyncGenerator[tuple[ClientConnection, Gap | None]]:
+        """Each connection as it opens (with the gap before it, after a drop), until closed.
+
+        The loops that read a connection (the iterator, ``pour``, ``pour_raw``) catch
+        ``ConnectionClosed`` and hand it to ``_lost``; this generator reconnects.
+        """
+        try:
+            while not self._closing.is_set():
+                gap = await self._connect()
+                ws = self._ws
+                if ws is None:  # closed while connecting
+                    return
+                yield ws, gap
+        finally:
+            ws, self._ws = self._ws, None
+            if ws is not None:
+                await _close(ws)
+
     async def _run(self) -> AsyncGenerator[Frame | Gap]:
         # An async generator: resuming it costs less than a fresh __anext__ coroutine
         # per message, and the names the loop needs are locals.
@@ -172,12 +190,8 @@ class WebSocketSource:
         now = self._now
         name = self.name
         kinds = _KIND_OF_PREFIX.get
-        try:
-            while not self._closing.is_set():
-                gap = await self._connect()
-                ws = self._ws
-                if ws is None:  # closed while connecting
-                    return
+        async with contextlib.aclosing(self._connections()) as connections:
+            async for ws, gap in connections:
                 if gap is not None:
                     yield gap
                 recv = ws.recv
@@ -197,10 +211,106 @@ class WebSocketSource:
                                 yield frame
                 except ConnectionClosed as exc:
                     self._lost(exc)
-        finally:
-            ws, self._ws = self._ws, None
-            if ws is not None:
-                await _close(ws)
+
+    async def pour(
+        self, on_frame: Callable[[Frame], object], on_gap: Callable[[Gap], object]
+    ) -> None:
+        """Hand every frame and gap to the callbacks, as iterating would, until closed.
+
+        The fast way to consume a source: no generator to resume per message. It yields
+        to the loop every ``YIELD_EVERY`` messages, so a flood cannot starve timers. An
+        exception from a callback ends the pour (the connection is closed).
+        """
+        if self.schema is not PURPLEDROP:
+            async for item in self:
+                (on_frame if isinstance(item, Frame) else on_gap)(item)  # type: ignore[arg-type]
+            return
+        stats = self.stats
+        now = self._now
+        name = self.name
+        kinds = _KIND_OF_PREFIX.get
+        budget = YIELD_EVERY
+        async with contextlib.aclosing(self._connections()) as connections:
+            async for ws, gap in connections:
+                if gap is not None:
+                    on_gap(gap)
+                recv = ws.recv
+                try:
+                    while True:
+                        msg = await recv()
+                        kind = kinds(msg[:1])
+                        if kind is not None:
+                            seq = stats.frames
+                            stats.frames = seq + 1
+                            stats.bytes += len(msg)
+                            on_frame(Frame(msg, now(), seq, name, kind))  # type: ignore[arg-type]
+                        else:
+                            frame = self._odd(msg)
+                            if frame is not None:
+                                on_frame(frame)
+                        budget -= 1
+                        if budget == 0:
+                            budget = YIELD_EVERY
+                            await asyncio.sleep(0)
+                except ConnectionClosed as exc:
+                    self._lost(exc)
+
+    async def pour_raw(
+        self,
+        write: Callable[[bytes, float], object],
+        on_gap: Callable[[Gap], object],
+        limit: int | None = None,
+    ) -> bool:
+        """``write(raw, receive_time)`` for every binary message, until closed or ``limit``.
+
+        What recording a stream as it comes needs, and no more: no ``Frame`` per
+        message. Binary messages that are not events are written too (and counted
+        as invalid), text frames are skipped, as iterating would. Returns True when
+        ``limit`` messages were written.
+        """
+        if self.schema is not PURPLEDROP:  # its kinds are not read off the first byte
+            left = limit
+            async for item in self:
+                if isinstance(item, Frame):
+                    write(item.raw, item.time)
+                    if left is not None:
+                        left -= 1
+                        if left == 0:
+                            return True
+                else:
+                    on_gap(item)
+            return False
+        stats = self.stats
+        now = self._now
+        is_event = _IS_EVENT_TAG
+        left = -1 if limit is None else limit
+        budget = YIELD_EVERY
+        async with contextlib.aclosing(self._connections()) as connections:
+            async for ws, gap in connections:
+                if gap is not None:
+                    on_gap(gap)
+                recv = ws.recv
+                try:
+                    while True:
+                        msg = await recv()
+                        if type(msg) is bytes and msg and is_event[msg[0]]:
+                            stats.frames += 1
+                            stats.bytes += len(msg)
+                            write(msg, now())
+                        elif self._odd(msg) is not None:
+                            write(msg, now())  # type: ignore[arg-type]  # binary: bytes
+                        else:
+                            continue
+                        left -= 1
+                        if left == 0:
+                            return True
+                        budget -= 1
+                        if budget == 0:
+                            budget = YIELD_EVERY
+                            await asyncio.sleep(0)
+                except ConnectionClosed as exc:
+                    self._lost(exc)
+        return False
 
     async def _run_schema(self) -> AsyncGenerator[Frame | Gap]:
         """The loop above for another schema: each frame's kind comes from its schema."""
@@ -208,12 +318,8 @@ class WebSocketSource:
         now = self._now
         name = self.name
         make = frame_class(self.schema)
-        try:
-            while not self._closing.is_set():
-                gap = await self._connect()
-                ws = self._ws
-                if ws is None:
-                    return
+        async with contextlib.aclosing(self._connections()) as connections:
+            async for ws, gap in connections:
                 if gap is not None:
                     yield gap
                 try:
@@ -236,10 +342,6 @@ class WebSocketSource:
                         yield frame
                 except ConnectionClosed as exc:
                     self._lost(exc)
-        finally:
-            ws, self._ws = self._ws, None
-            if ws is not None:
-                await _close(ws)
 
     # -- the unusual paths, kept out of the loop above -------------------------------
 
@@ -401,3 +503,6 @@ async def _close(ws: ClientConnection) -> None:
 _KIND_OF_PREFIX: dict[bytes | str, str] = {
     bytes((tag,)): kind for tag in range(256) if (kind := peek_kind(bytes((tag,)))) is not None
 }
+# 1 at the first bytes that start an event: an index instead of a slice and a lookup.
+_IS_EVENT_TAG = bytes(1 if bytes((tag,)) in _KIND_OF_PREFIX else 0 for tag in range(256))
+YIELD_EVERY = 256  # messages a pour handles before it lets the loop run timers and tasks
