@@ -33,7 +33,7 @@ class Firing:
 
     rule: str
     time: float
-    trigger: str  # "schedule", "message", "event" or "mqtt"
+    trigger: str  # "schedule", "message", "event", "mqtt", or "manual" (Engine.control)
     index: int
     event: str  # the message type, the engine event's name, "schedule", or the MQTT topic
     source: str = ""
@@ -48,6 +48,8 @@ class Firing:
             return f"{self.event} {subject}".rstrip()
         if self.trigger == "mqtt":
             return f"mqtt {self.event}"
+        if self.trigger == "manual":
+            return str(self.facts.get("by") or "fired by hand")
         return "schedule"
 
 
