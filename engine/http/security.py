@@ -9,7 +9,7 @@ The rules, in the order ``check`` applies them:
   does every control request from anywhere (``Authorization: Bearer TOKEN``,
   or the ``cuecap_token`` cookie the page's sign-in sets). Tokens are compared
   in constant time.
-- Control requests (``POST /api/...``) come from the page itself or from a
+- Control requests (every ``POST``) come from the page itself or from a
   script: a browser's cross-site request (``Sec-Fetch-Site: cross-site``, or an
   ``Origin`` naming another host) is refused, so a page on another site cannot
   press the buttons with the user's cookie.
@@ -88,6 +88,14 @@ def token_matches(given: str | None, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
+class Kind(enum.Enum):
+    """What a request does: reads, steers, or signs in (presents the token for a cookie)."""
+
+    READ = "read"
+    CONTROL = "control"
+    SIGN_IN = "sign_in"
+
+
 @dataclass(frozen=True, slots=True)
 class AccessPolicy:
     """The rules for one server: where it listens and the token (None: loopback only)."""
@@ -102,8 +110,7 @@ class AccessPolicy:
     def check(
         self,
         *,
-        method: str,
-        control: bool,
+        kind: Kind,
         client: str | None,
         headers: Mapping[str, str],
         cookies: Mapping[str, str],
@@ -112,17 +119,19 @@ class AccessPolicy:
         host_header = headers.get("host", "")
         if self.loopback_only and not is_loopback(_host_name(host_header)):
             return Verdict.FORBIDDEN
-        remote = client is None or not is_loopback(client)
-        if control:
-            if method != "POST":
-                return Verdict.FORBIDDEN  # the server routes control as POST only anyway
+        if kind is not Kind.READ:
             if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
                 return Verdict.FORBIDDEN
             origin = headers.get("origin")
             if origin is not None and not _same_origin(origin, host_header):
                 return Verdict.FORBIDDEN
+        remote = client is None or not is_loopback(client)
         if self.token is None:
             return Verdict.NEEDS_TOKEN if remote else Verdict.ALLOW
-        if (control or remote) and not token_matches(presented_token(headers, cookies), self.token):
+        if kind is Kind.SIGN_IN:
+            return Verdict.ALLOW  # the sign-in itself checks the token it is given
+        if (kind is Kind.CONTROL or remote) and not token_matches(
+            presented_token(headers, cookies), self.token
+        ):
             return Verdict.NEEDS_TOKEN
         return Verdict.ALLOW

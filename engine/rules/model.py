@@ -38,6 +38,7 @@ from engine.core.condition import Condition, DataCondition
 from engine.core.schema import Schema, SchemaSpec
 from engine.core.units import ByteSize, Duration
 from engine.events import TRIGGER_KINDS, EventKind
+from engine.http.config import HttpSettings
 from engine.mqtt.config import MqttSettings
 from engine.mqtt.topics import filter_problem, topic_problem
 from engine.notify.config import TargetConfig
@@ -739,6 +740,9 @@ class Settings(_Model):
         10.0, ge=0, description="On stop, how long running actions may take to finish."
     )
     mqtt: MqttSettings | None = Field(None, description="An MQTT broker for events and triggers.")
+    http: HttpSettings = Field(
+        default_factory=HttpSettings, description="The status page, JSON API and /metrics."
+    )
 
 
 class RuleFile(_Model):

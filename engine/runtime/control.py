@@ -108,7 +108,9 @@ class Control:
         except RecorderStateError as exc:
             raise ControlRefused(f"recorder {name}: {exc}") from None
         if path is None:
-            raise ControlRefused(f"recorder {name}: {recorder.last_error or 'could not open a file'}")
+            raise ControlRefused(
+                f"recorder {name}: {recorder.last_error or 'could not open a file'}"
+            )
         return ControlResult(Action.START_RECORDER, name, f"recording to {path.name}", str(path))
 
     async def stop_recorder(self, name: str) -> ControlResult:

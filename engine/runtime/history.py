@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 from engine.events import (
     Event,
-    ReloadApplied,
-    ReloadRefused,
     RecordingErrored,
     RecordingStarted,
+    RecordingStopped,
+    ReloadApplied,
+    ReloadRefused,
     RuleFired,
     ShotErrored,
-    ShotQueued,
     ShotSaved,
     SourceClosed,
     SourceConnected,
@@ -36,7 +36,6 @@ FIRINGS_PER_RULE = 10
 ERRORS_KEPT = 100
 RELOADS_KEPT = 20
 SHOTS_KEPT = 50
-PENDING_SHOTS = 10_000  # queue times kept for the latency histogram; the shot queue is smaller
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +75,10 @@ class RunHistory:
         self.reloads: deque[Note] = deque(maxlen=RELOADS_KEPT)
         self.error_count = 0
         self.reload_count = 0
-        self._queued: dict[str, float] = {}  # shot task -> when it was asked for
-        # Called with (camera, seconds from request to saved image) per successful shot.
-        self.on_latency: Callable[[str, float], None] | None = None
+        self.written: dict[str, int] = {}  # bytes of closed segments, per recorder
         self._handlers: dict[type[Event], Callable[[Event], None]] = {
             RuleFired: self._fired,  # type: ignore[dict-item]
-            ShotQueued: self._queued_shot,  # type: ignore[dict-item]
+            RecordingStopped: self._stopped,  # type: ignore[dict-item]
             ShotSaved: self._saved,  # type: ignore[dict-item]
             ShotErrored: self._shot_error,  # type: ignore[dict-item]
             RecordingStarted: self._recording,  # type: ignore[dict-item]
@@ -116,30 +113,25 @@ class RunHistory:
             found = self.cameras[name] = CameraHistory()
         return found
 
-    def _queued_shot(self, event: ShotQueued) -> None:
-        if len(self._queued) < PENDING_SHOTS:
-            self._queued[event.task] = event.time
-
     def _saved(self, event: ShotSaved) -> None:
         camera = self.camera(event.camera)
         camera.ok += 1
         camera.retries += max(0, event.tries - 1)
         camera.last_shot = event
         self.shots.append(event)
-        asked = self._queued.pop(event.task, None)
-        if asked is not None and self.on_latency is not None:
-            self.on_latency(event.camera, max(0.0, event.time - asked))
 
     def _shot_error(self, event: ShotErrored) -> None:
         camera = self.camera(event.camera)
         camera.failed += 1
         camera.retries += max(0, event.tries - 1)
         camera.last_error = event
-        self._queued.pop(event.task, None)
         self.error(event.time, f"camera {event.camera}: {event.reason}")
 
     def _recording(self, event: RecordingStarted) -> None:
         self.started[event.recorder] = event
+
+    def _stopped(self, event: RecordingStopped) -> None:
+        self.written[event.recorder] = self.written.get(event.recorder, 0) + event.bytes
 
     def _recording_error(self, event: RecordingErrored) -> None:
         self.error(event.time, f"recorder {event.recorder}: {event.error}")

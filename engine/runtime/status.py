@@ -66,6 +66,7 @@ class SourceStatus:
 class SegmentStatus:
     """One segment file; ``path`` is its download name under the recordings folder."""
 
+    recorder: str
     path: str | None
     file: str
     start_reason: str
@@ -120,6 +121,7 @@ class CameraStatus:
 class FiringStatus:
     """One firing and its trace: what triggered it, from where, and why (``detail``)."""
 
+    rule: str
     time: float
     trigger: str
     event: str
@@ -232,8 +234,9 @@ def _download(root: Path, path: str | Path | None) -> str | None:
     return relative_to(root, path) if path is not None else None
 
 
-def _segment(root: Path, m: Manifest) -> SegmentStatus:
+def _segment(root: Path, name: str, m: Manifest) -> SegmentStatus:
     return SegmentStatus(
+        recorder=name,
         path=_download(root, m.path),
         file=Path(m.path).name,
         start_reason=m.start_reason,
@@ -261,6 +264,7 @@ def _shot(root: Path, event: ShotSaved | ShotErrored) -> ShotStatusInfo:
 
 def _firing(event: RuleFired) -> FiringStatus:
     return FiringStatus(
+        rule=event.rule,
         time=event.time,
         trigger=event.trigger,
         event=event.event,
@@ -334,6 +338,7 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
         if recorder.path is not None:
             started: RecordingStarted | None = history.started.get(name)
             current = SegmentStatus(
+                recorder=name,
                 path=_download(recordings, recorder.path),
                 file=recorder.path.name,
                 start_reason=started.reason if started is not None else "",
@@ -351,7 +356,7 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
                 source=recorder.config.source or "",
                 state=_state(recorder.state),
                 current=current,
-                segments=tuple(_segment(recordings, m) for m in closed),
+                segments=tuple(_segment(recordings, name, m) for m in closed),
                 recordings=recorder.recordings,
                 segment_count=recorder.seq,
                 errors=recorder.errors,
