@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.http")
 
-GRACE = 1.0  # seconds open requests get to finish at shutdown
+GRACE = 1  # seconds open requests get to finish at shutdown
 LAG_PROBE = 0.25  # seconds between event-loop lag measurements
 MAX_CONNECTIONS = 64  # at once; more get 503 from uvicorn
 BACKLOG = 64

@@ -92,7 +92,7 @@ class Control:
             raise ControlRefused("the engine is not running")
 
     def _recorder(self, name: str) -> Recorder:
-        recorder = self._engine.recorders.get(name)
+        recorder: Recorder | None = self._engine.recorders.get(name)
         if recorder is None:
             raise _unknown("recorder", name, self._engine.recorders)
         return recorder

@@ -367,20 +367,22 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
     cameras = []
     load: Mapping[str, tuple[int, int]] = engine.shots.load() if engine.shots is not None else {}
     for name, config in rules.cameras.items():
-        seen = history.camera(name)
+        shot_history = history.camera(name)
         waiting, in_flight = load.get(name, (0, 0))
         root = shots_root or Path(rules.settings.shots.folder)
         cameras.append(
             CameraStatus(
                 name=name,
                 type=str(getattr(config, "type", "")),
-                ok=seen.ok,
-                failed=seen.failed,
-                retries=seen.retries,
+                ok=shot_history.ok,
+                failed=shot_history.failed,
+                retries=shot_history.retries,
                 waiting=waiting,
                 in_flight=in_flight,
-                last_shot=_shot(root, seen.last_shot) if seen.last_shot else None,
-                last_error=_shot(root, seen.last_error) if seen.last_error else None,
+                last_shot=_shot(root, shot_history.last_shot) if shot_history.last_shot else None,
+                last_error=_shot(root, shot_history.last_error)
+                if shot_history.last_error
+                else None,
             )
         )
 
