@@ -94,6 +94,11 @@ class HttpServer:
         self.metrics: Metrics | None = None
         self.url = options.url
 
+    @property
+    def serving(self) -> bool:
+        """True once requests are answered, until the server stops."""
+        return self._server is not None and self._server.started and not self._server.should_exit
+
     async def start(self, engine: Engine) -> None:
         from engine.http.app import build_app
         from engine.http.metrics import Metrics
