@@ -42,7 +42,7 @@ recorders:
     source: sim
     activity: [{type: message, types: [electrode_state], name: electrodes}]
     pre_roll: 0.5s
-    post_roll: 1s
+    post_roll: 5s
 rules:
   hourly:
     description: A frame every hour.
@@ -69,6 +69,7 @@ def serving(
     root: Path, *, token: str | None = None, first_burst: float = 1.0, rules: str | None = None
 ) -> Iterator[Served]:
     """The engine of ``RULES`` in ``root``, serving HTTP until the block ends."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "rules.yaml").write_text(
         rules if rules is not None else RULES.replace("{first_burst}", str(first_burst)),
         encoding="utf-8",

@@ -53,7 +53,7 @@ def test_status_names_every_source_recorder_camera_and_rule(client: httpx.Client
     assert [r["name"] for r in status["rules"]] == ["hourly", "noted"]
     assert status["running"] is True
     hourly = client.get("/api/rules/hourly").json()
-    assert hourly["triggers"] == ["schedule every 3600.0"]
+    assert hourly["triggers"] == ["every 1h"] and hourly["actions"] == ["shot from bench"]
     (next_time,) = hourly["next_times"]
     assert status["time"] < next_time <= status["time"] + 3600
     sim = until(lambda: client.get("/api/sources").json()[0]["frames"] > 0 and client.get(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.events import RecordingStarted, RuleFired, ShotErrored, ShotSaved
+from engine.rules.describe import action_text, trigger_text
 from engine.runtime.history import Note, RunHistory
 
 if TYPE_CHECKING:
@@ -135,7 +136,8 @@ class RuleStatus:
     name: str
     description: str
     enabled: bool
-    triggers: tuple[str, ...]
+    triggers: tuple[str, ...]  # as ``cuecap check`` writes them
+    actions: tuple[str, ...]
     next_times: tuple[float, ...]  # the next fire time of each schedule trigger
     firings: int
     last_firings: tuple[FiringStatus, ...]  # newest first
@@ -285,21 +287,6 @@ def _state(value: Any) -> RecorderState:
         return RecorderState.ERROR
 
 
-def _triggers(rule: Any) -> tuple[str, ...]:
-    out = []
-    for trigger in rule.when:
-        kind = trigger.type
-        if kind == "schedule":
-            spec = trigger.model_dump(exclude_defaults=True, exclude={"type"})
-            out.append("schedule " + ", ".join(f"{k} {v}" for k, v in spec.items()))
-        elif kind == "event":
-            out.append(f"event {trigger.event}")
-        else:
-            kinds = getattr(trigger, "kinds", None)
-            out.append("message " + (", ".join(sorted(kinds)) if kinds else "any"))
-    return tuple(out)
-
-
 def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineStatus:
     """The snapshot of ``engine`` now (``Engine.status()`` calls this)."""
     now = engine.clock.time()
@@ -397,7 +384,8 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
                 name=name,
                 description=redact(rule.description),
                 enabled=rule.enabled,
-                triggers=tuple(redact(t) for t in _triggers(rule)),
+                triggers=tuple(redact(trigger_text(t)) for t in rule.when),
+                actions=tuple(redact(action_text(a)) for a in rule.do),
                 next_times=tuple(times),
                 firings=engine.firing_counts[name],
                 last_firings=tuple(_firing(f) for f in reversed(history.firings.get(name, ()))),

@@ -189,6 +189,7 @@ function rules(list) {
     const rows = [];
     if (rule.description) rows.push(["", rule.description]);
     rows.push(["when", rule.triggers.join("; ")]);
+    rows.push(["do", rule.actions.join("; ")]);
     if (rule.next_times.length) rows.push(["next", rule.next_times.map(time).join(", ")]);
     setRows(c, rows);
     c.parts.firings.replaceChildren(...rule.last_firings.map((f) =>
