@@ -105,9 +105,11 @@ def test_a_post_takes_a_shot_and_the_image_downloads(client: httpx.Client) -> No
     assert answer.status_code == 200, answer.text
     task = answer.json()["task"]
     camera = until(
-        lambda: (c := client.get("/api/cameras/bench").json())["last_shot"]
-        and c["last_shot"]["task"] == task
-        and c,
+        lambda: (
+            (c := client.get("/api/cameras/bench").json())["last_shot"]
+            and c["last_shot"]["task"] == task
+            and c
+        ),
         "the shot",
     )
     assert camera["ok"] >= 1
@@ -172,7 +174,14 @@ def test_the_openapi_description_lists_the_api(client: httpx.Client) -> None:
     assert "post" in paths["/api/recorders/{name}/start"]
     assert "get" not in paths["/api/recorders/{name}/start"]
     state = spec["components"]["schemas"]["RecorderState"]
-    assert set(state["enum"]) == {"idle", "recording", "cooling_down", "error", "disabled", "closed"}
+    assert set(state["enum"]) == {
+        "idle",
+        "recording",
+        "cooling_down",
+        "error",
+        "disabled",
+        "closed",
+    }
 
 
 def test_the_page_is_served_with_its_own_files_only(client: httpx.Client) -> None:
@@ -224,7 +233,9 @@ def test_a_download_cannot_leave_its_folder(client: httpx.Client, path: str) -> 
         assert answer.status_code in (403, 404), (base + path, answer.status_code)
 
 
-def test_a_link_planted_inside_pointing_out_is_refused(served: Served, client: httpx.Client) -> None:
+def test_a_link_planted_inside_pointing_out_is_refused(
+    served: Served, client: httpx.Client
+) -> None:
     (served.root / "shots").mkdir(exist_ok=True)
     link = served.root / "shots" / "out.jpg"
     link.symlink_to(served.root / "rules.yaml")
@@ -232,9 +243,10 @@ def test_a_link_planted_inside_pointing_out_is_refused(served: Served, client: h
 
 
 def test_with_a_token_control_needs_it_and_reads_from_loopback_do_not(tmp_path: Path) -> None:
-    with serving(tmp_path, token=TOKEN, first_burst=30.0) as running, httpx.Client(
-        base_url=running.url, timeout=10
-    ) as c:
+    with (
+        serving(tmp_path, token=TOKEN, first_burst=30.0) as running,
+        httpx.Client(base_url=running.url, timeout=10) as c,
+    ):
         assert c.get("/api/status").status_code == 200
         refused = c.post("/api/rules/hourly/fire")
         assert refused.status_code == 401

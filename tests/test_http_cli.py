@@ -60,7 +60,10 @@ def test_a_non_loopback_address_without_a_token_refuses_to_start(
     monkeypatch.delenv("CUECAP_HTTP_TOKEN", raising=False)
     code, out, err = run(tmp_path, "--http", f"0.0.0.0:{free_port()}")
     assert code == 2 and out == ""
-    assert "cuecap: error: http: serving HTTP on 0.0.0.0 reaches other machines and needs a token" in err
+    assert (
+        "cuecap: error: http: serving HTTP on 0.0.0.0 reaches other machines and needs a token"
+        in err
+    )
     assert not (tmp_path / "rec").exists()  # nothing started
 
 

@@ -69,7 +69,9 @@ def test_each_cuecap_run_line_runs(line: str, tmp_path: Path) -> None:
 
 def test_the_documented_start_up_line_is_the_real_one() -> None:
     (line,) = [b for lang, b in BLOCKS if lang == "text" and "engine.http" in b]
-    assert line.strip() == "INFO engine.http: status page, API and metrics at http://127.0.0.1:7080/"
+    assert (
+        line.strip() == "INFO engine.http: status page, API and metrics at http://127.0.0.1:7080/"
+    )
     assert "status page, API and metrics at %s" in (REPO / "engine/http/server.py").read_text()
 
 

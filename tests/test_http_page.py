@@ -88,9 +88,13 @@ def test_the_page_shows_a_recording_then_a_shot_taken_with_its_button(
         driver.find_element(By.CSS_SELECTOR, "button[data-action=shot][data-target=bench]").click()
         wait.until(lambda d: "shot queued" in d.find_element(By.ID, "notice").text)
         wait.until(
-            lambda d: thumb.is_displayed()
-            and thumb.get_attribute("data-task") not in (None, before)
-            and d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", thumb)
+            lambda d: (
+                thumb.is_displayed()
+                and thumb.get_attribute("data-task") not in (None, before)
+                and d.execute_script(
+                    "return arguments[0].complete && arguments[0].naturalWidth", thumb
+                )
+            )
         )
         width = driver.execute_script("return arguments[0].naturalWidth", thumb)
         assert width == 160  # the simulator's frame, as saved

@@ -31,7 +31,7 @@ def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize("text", ["7080", "127.0.0.1", "::1:7080", "host:99999", "h st:1", ":80"])
 def test_bad_listen_addresses_say_what_is_wrong(text: str) -> None:
-    with pytest.raises(HttpConfigError, match="HOST:PORT|port|host name"):
+    with pytest.raises(HttpConfigError, match=r"HOST:PORT|port|host name"):
         parse_listen(text)
 
 
@@ -123,7 +123,9 @@ def test_with_a_token_every_control_and_every_remote_request_carries_it() -> Non
     assert check(policy, Kind.CONTROL, authorization=f"Basic {TOKEN}") is Verdict.NEEDS_TOKEN
     assert check(policy, Kind.READ, "192.168.1.20", **lan) is Verdict.NEEDS_TOKEN
     assert check(policy, Kind.READ, "192.168.1.20", **lan, cookie=TOKEN) is Verdict.ALLOW
-    assert check(policy, Kind.READ, "192.168.1.20", **lan, cookie=TOKEN + "x") is Verdict.NEEDS_TOKEN
+    assert (
+        check(policy, Kind.READ, "192.168.1.20", **lan, cookie=TOKEN + "x") is Verdict.NEEDS_TOKEN
+    )
     assert check(policy, Kind.SIGN_IN, "192.168.1.20", **lan) is Verdict.ALLOW
     assert (
         check(policy, Kind.SIGN_IN, "192.168.1.20", **lan, origin="http://evil.example")
