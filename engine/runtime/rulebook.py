@@ -24,7 +24,8 @@ from engine.mqtt.topics import matches
 from engine.rules.model import EventTrigger, MessageTrigger, MqttTrigger, Rule, ScheduleTrigger
 from engine.runtime.policy import FiringPolicy
 
-TriggerKey = tuple[str, int]  # (rule name, index of the trigger in its ``when``)
+TriggerKey = tuple[str, int]
+TRACE_CHARS = 300  # of a condition's inputs in a firing's description  # (rule name, index of the trigger in its ``when``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,14 @@ class Firing:
 
     def describe(self) -> str:
         if self.trigger == "message":
-            return f"{self.event} from {self.source} (seq {self.facts.get('seq', '?')})"
+            text = f"{self.event} from {self.source} (seq {self.facts.get('seq', '?')})"
+            inputs = self.facts.get("inputs")
+            if inputs:
+                shown = json.dumps(inputs, separators=(", ", ": "), default=str)
+                text += " where " + (
+                    shown if len(shown) <= TRACE_CHARS else shown[:TRACE_CHARS] + "…"
+                )
+            return text
         if self.trigger == "event":
             subject = self.facts.get("recorder") or self.facts.get("camera") or self.source
             return f"{self.event} {subject}".rstrip()
@@ -137,7 +145,9 @@ class Rulebook:
             condition = trigger.condition
             if condition is not None and not condition.evaluate(frame):
                 continue
-            facts = {"seq": frame.seq, "source": frame.source}
+            facts: dict[str, Any] = {"seq": frame.seq, "source": frame.source}
+            if condition is not None:
+                facts["inputs"] = condition.inputs(frame)  # the trace: what made it true
             firing = self._accept(name, index, frame.time, "message", kind, frame.source, facts)
             fired.add(name)
             if firing is not None:
