@@ -101,7 +101,7 @@ async def _ingest_once(port: int, n: int, http_port: int | None, folder: Path) -
     first = last = 0.0
     try:
         while True:
-            done = engine.dispatched["blast"]
+            done = engine.stats.frames["blast"]
             now = time.perf_counter()
             if done and not first:
                 first = now

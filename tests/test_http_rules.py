@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.core.address import AddressError, parse_listen
 from engine.core.templates import PathEscapeError
-from engine.http.config import HttpConfigError, HttpSettings, parse_listen, resolve
+from engine.http.config import HttpConfigError, HttpSettings, resolve
 from engine.http.files import inside
 from engine.http.security import COOKIE, AccessPolicy, Kind, Verdict, is_loopback
 
@@ -31,7 +32,7 @@ def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize("text", ["7080", "127.0.0.1", "::1:7080", "host:99999", "h st:1", ":80"])
 def test_bad_listen_addresses_say_what_is_wrong(text: str) -> None:
-    with pytest.raises(HttpConfigError, match=r"HOST:PORT|port|host name"):
+    with pytest.raises(AddressError, match=r"HOST:PORT|port|host name"):
         parse_listen(text)
 
 

@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.core.templates import PathEscapeError
-from engine.http.files import inside, relative_to
+from engine.http.files import inside
 from engine.http.security import COOKIE, AccessPolicy, Kind, Verdict, token_matches
 from engine.runtime.control import ControlRefused, ControlResult, UnknownTarget
 from engine.runtime.status import (
@@ -52,6 +52,7 @@ from engine.runtime.status import (
     SegmentStatus,
     ShotStatusInfo,
     SourceStatus,
+    relative_to,
 )
 
 if TYPE_CHECKING:

@@ -27,11 +27,3 @@ def inside(root: Path, relative: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(relative)
     return path
-
-
-def relative_to(root: Path, path: str | Path) -> str | None:
-    """``path`` as a download name under ``root``, or None when it lies elsewhere."""
-    try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return None

@@ -34,11 +34,11 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from engine.core.address import parse_listen
 from engine.core.condition import Condition, DataCondition
 from engine.core.schema import Schema, SchemaSpec
 from engine.core.units import ByteSize, Duration
 from engine.events import TRIGGER_KINDS, EventKind
-from engine.http.config import HttpSettings
 from engine.mqtt.config import MqttSettings
 from engine.mqtt.topics import filter_problem, topic_problem
 from engine.notify.config import TargetConfig
@@ -720,6 +720,43 @@ class Rule(_Model):
 
 
 # -- settings and files ----------------------------------------------------------
+
+
+DEFAULT_LISTEN = "127.0.0.1:7080"
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class HttpSettings(_Model):
+    """``settings: http:`` in a rule file: the status page, JSON API and metrics."""
+
+    enabled: bool = Field(True, description="Serve the status page, API and /metrics.")
+    listen: str | None = Field(
+        None,
+        description=f"HOST:PORT to listen on (default {DEFAULT_LISTEN}); "
+        "any address but loopback needs a token.",
+    )
+    token_env: str | None = Field(
+        None,
+        description="Name of the environment variable holding the access token "
+        "(never the token itself).",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)  # an AddressError is a ValueError: pydantic places it
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_VAR.match(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name; put the token in an "
+                "environment variable and name it here"
+            )
+        return value
 
 
 class Settings(_Model):

@@ -135,7 +135,7 @@ class Control:
             raise _unknown("rule", name, engine.rules.rules)
         if name not in engine.rulebook.rules:
             raise ControlRefused(f"rule {name} is disabled")
-        count = engine.firing_counts[name] + 1
+        count = engine.stats.firing_counts[name] + 1
         facts = {"by": "fired by hand", "source": ""}
         firing = Firing(name, engine.clock.time(), MANUAL, -1, MANUAL, "", count, facts)
         engine.fire(firing)

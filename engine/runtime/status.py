@@ -230,9 +230,15 @@ class Rates:
         return (frames - first[1]) / span, (size - first[2]) / span
 
 
-def _download(root: Path, path: str | Path | None) -> str | None:
-    from engine.http.files import relative_to
+def relative_to(root: Path, path: str | Path) -> str | None:
+    """``path`` as a download name under ``root``, or None when it lies elsewhere."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
 
+
+def _download(root: Path, path: str | Path | None) -> str | None:
     return relative_to(root, path) if path is not None else None
 
 
@@ -373,7 +379,7 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
             )
         )
 
-    next_times = engine.next_fire_times()
+    next_times = engine.scheduler.next_times()
     rule_states = []
     for name, rule in rules.rules.items():
         times = sorted(
@@ -387,7 +393,7 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
                 triggers=tuple(redact(trigger_text(t)) for t in rule.when),
                 actions=tuple(redact(action_text(a)) for a in rule.do),
                 next_times=tuple(times),
-                firings=engine.firing_counts[name],
+                firings=engine.stats.firing_counts[name],
                 last_firings=tuple(_firing(f) for f in reversed(history.firings.get(name, ()))),
             )
         )
@@ -398,7 +404,7 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
         started=engine.started_at,
         running=engine.running,
         stop_reason=engine.stop_reason,
-        virtual=engine.virtual,
+        virtual=not engine.time.moves_by_itself,
         dry_run=engine.dry_run,
         sources=tuple(sources),
         recorders=tuple(recorders),
