@@ -54,6 +54,8 @@ RUNS = [command(line) for line in CONSOLE if "cuecap run" in line]
 def test_each_cuecap_run_line_runs(line: str, tmp_path: Path) -> None:
     port = free_port()
     shown = line.replace(":7080", f":{port}").replace(":8000", f":{port}")
+    if "--http" not in line and "--no-http" not in line:
+        shown += f" --http 127.0.0.1:{port}"  # the default's twin: tests never take 7080
     extra = f" --fast --for 1s --no-watch --recordings {tmp_path}/rec --shots {tmp_path}/shots"
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
     env.pop("CUECAP_HTTP_TOKEN", None)
@@ -62,7 +64,7 @@ def test_each_cuecap_run_line_runs(line: str, tmp_path: Path) -> None:
     assert done.stdout.startswith("ran 1.0 s")
     if "--no-http" in line:
         assert "status page" not in done.stderr
-    elif "--http" in line:
+    else:
         host = "0.0.0.0" if "0.0.0.0" in line else "127.0.0.1"
         assert f"status page, API and metrics at http://{host}:{port}/" in done.stderr
 

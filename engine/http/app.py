@@ -254,12 +254,10 @@ def build_app(
     @app.get("/api/segments", response_model=list[SegmentStatus], tags=["recorders"])
     async def get_segments() -> list[SegmentStatus]:
         """The last segments of every recorder (open ones first), newest first."""
-        out: list[SegmentStatus] = []
-        for r in status().recorders:
-            out.extend(r.segments)
-        out.sort(key=lambda s: s.last_time or 0.0, reverse=True)
-        opened = [r.current for r in status().recorders if r.current is not None]
-        return opened + out
+        recorders = status().recorders
+        closed = [s for r in recorders for s in r.segments]
+        closed.sort(key=lambda s: s.last_time or 0.0, reverse=True)
+        return [r.current for r in recorders if r.current is not None] + closed
 
     @app.get("/api/segments/file/{path:path}", tags=["recorders"], response_class=FileResponse)
     async def download_segment(path: str) -> FileResponse:

@@ -20,6 +20,7 @@ own mode (a ``single`` rule still running drops the firing).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,8 +77,8 @@ class ControlResult:
         }
 
 
-def _unknown(kind: str, name: str, known: object) -> UnknownTarget:
-    names = ", ".join(sorted(known)) or "none"  # type: ignore[call-overload]
+def _unknown(kind: str, name: str, known: Iterable[str]) -> UnknownTarget:
+    names = ", ".join(sorted(known)) or "none"
     return UnknownTarget(f"no {kind} named {name!r} (known: {names})")
 
 
