@@ -7,6 +7,7 @@ the tests talk to it with httpx as any client would.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -262,3 +263,52 @@ def test_with_a_token_control_needs_it_and_reads_from_loopback_do_not(tmp_path: 
         assert c.post("/api/rules/hourly/fire").status_code == 200  # the cookie now
         for answer in (c.get("/api/status"), c.get("/metrics"), c.get("/")):
             assert TOKEN not in answer.text
+
+
+def test_a_request_body_past_its_bound_is_refused(client: httpx.Client) -> None:
+    answer = client.post("/api/session", content=b"{" + b" " * 10_000 + b"}",
+                         headers={"content-type": "application/json"})  # fmt: skip
+    assert answer.status_code == 413
+
+
+CAMERA_WITH_A_PASSWORD = """\
+settings:
+  recordings: rec
+  shots: {folder: shots}
+sources:
+  sim: {type: simulator, seed: 3, fps: 0, first_burst_delay: 60}
+cameras:
+  gate:
+    type: http
+    url: http://127.0.0.1:PORT/snapshot.jpg
+    auth: {type: basic, username: admin, password_env: GATE_PASSWORD}
+    timeout: 1
+    tries: 1
+"""
+
+
+def test_a_camera_password_never_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = "hunter2-but-longer-pw"
+    monkeypatch.setenv("GATE_PASSWORD", password)
+    with socket.socket() as closed:  # nothing listens there: every shot fails
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    rules = CAMERA_WITH_A_PASSWORD.replace("PORT", str(port))
+    with (
+        serving(tmp_path, rules=rules) as running,
+        httpx.Client(base_url=running.url, timeout=10) as c,
+    ):
+        events: list[str] = []
+        with c.stream("GET", "/api/events") as stream:
+            assert c.post("/api/cameras/gate/shot").status_code == 200
+            for line in stream.iter_lines():
+                events.append(line)
+                if line.startswith("data: ") and '"shot.error"' in line:
+                    break
+        gate = c.get("/api/cameras/gate").json()
+        assert gate["failed"] == 1 and gate["last_error"]["reason"]
+        seen = [c.get(p).text for p in ("/api/status", "/api/cameras", "/metrics", "/")]
+    assert all(password not in text for text in [*seen, *events])
+    assert password not in caplog.text

@@ -146,11 +146,11 @@ class Rulebook:
             if condition is not None and not condition.evaluate(frame):
                 continue
             facts: dict[str, Any] = {"seq": frame.seq, "source": frame.source}
-            if condition is not None:
-                facts["inputs"] = condition.inputs(frame)  # the trace: what made it true
             firing = self._accept(name, index, frame.time, "message", kind, frame.source, facts)
             fired.add(name)
             if firing is not None:
+                if condition is not None:  # the trace, for firings only: what made it true
+                    facts["inputs"] = condition.inputs(frame)
                 out.append(firing)
         return out
 
