@@ -191,6 +191,7 @@ def test_the_page_is_served_with_its_own_files_only(client: httpx.Client) -> Non
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["cross-origin-resource-policy"] == "same-origin"
     assert client.get("/page/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/page/../engine.py").status_code == 404
 

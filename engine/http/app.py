@@ -72,6 +72,7 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),  # no embedding shots in other sites
     (
         b"content-security-policy",
         b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
