@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -258,6 +258,7 @@ def _segment(root: Path, name: str, m: Manifest) -> SegmentStatus:
 
 
 def _shot(root: Path, event: ShotSaved | ShotErrored) -> ShotStatusInfo:
+    """A shot as shown; its reason may quote a camera's answer, never its password."""
     ok = isinstance(event, ShotSaved)
     return ShotStatusInfo(
         camera=event.camera,
@@ -270,7 +271,7 @@ def _shot(root: Path, event: ShotSaved | ShotErrored) -> ShotStatusInfo:
     )
 
 
-def _firing(event: RuleFired) -> FiringStatus:
+def _firing(event: RuleFired, redact: Callable[[str], str]) -> FiringStatus:
     return FiringStatus(
         rule=event.rule,
         time=event.time,
@@ -278,11 +279,11 @@ def _firing(event: RuleFired) -> FiringStatus:
         event=event.event,
         source=event.source,
         count=event.count,
-        detail=event.detail,
+        detail=redact(event.detail),
     )
 
 
-def _notes(notes: Iterable[Note], redact: Any) -> tuple[NoteStatus, ...]:
+def _notes(notes: Iterable[Note], redact: Callable[[str], str]) -> tuple[NoteStatus, ...]:
     return tuple(NoteStatus(n.time, redact(n.text)) for n in reversed(list(notes)))
 
 
@@ -299,7 +300,8 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
     rules = engine.rules
     redact = rules.redact
     recordings = engine.recordings_root
-    shots_root = Path(engine.shots.settings.folder) if engine.shots is not None else None
+    shots = engine.shots
+    shots_root = Path(shots.settings.folder if shots is not None else rules.settings.shots.folder)
 
     sources = []
     for name, source in engine.known_sources().items():
@@ -358,11 +360,10 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
         )
 
     cameras = []
-    load: Mapping[str, tuple[int, int]] = engine.shots.load() if engine.shots is not None else {}
+    load: Mapping[str, tuple[int, int]] = shots.load() if shots is not None else {}
     for name, config in rules.cameras.items():
         shot_history = history.camera(name)
         waiting, in_flight = load.get(name, (0, 0))
-        root = shots_root or Path(rules.settings.shots.folder)
         cameras.append(
             CameraStatus(
                 name=name,
@@ -372,8 +373,10 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
                 retries=shot_history.retries,
                 waiting=waiting,
                 in_flight=in_flight,
-                last_shot=_shot(root, shot_history.last_shot) if shot_history.last_shot else None,
-                last_error=_shot(root, shot_history.last_error)
+                last_shot=_shot(shots_root, shot_history.last_shot)
+                if shot_history.last_shot
+                else None,
+                last_error=_shot(shots_root, shot_history.last_error)
                 if shot_history.last_error
                 else None,
             )
@@ -394,11 +397,12 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
                 actions=tuple(redact(action_text(a)) for a in rule.do),
                 next_times=tuple(times),
                 firings=engine.stats.firing_counts[name],
-                last_firings=tuple(_firing(f) for f in reversed(history.firings.get(name, ()))),
+                last_firings=tuple(
+                    _firing(f, redact) for f in reversed(history.firings.get(name, ()))
+                ),
             )
         )
 
-    shots_root_any = shots_root or Path(rules.settings.shots.folder)
     return EngineStatus(
         time=now,
         started=engine.started_at,
@@ -413,5 +417,5 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
         errors=_notes(history.errors, redact),
         error_count=history.error_count,
         reloads=_notes(history.reloads, redact),
-        shots=tuple(_shot(shots_root_any, s) for s in reversed(history.shots)),
+        shots=tuple(_shot(shots_root, s) for s in reversed(history.shots)),
     )
