@@ -729,14 +729,14 @@ _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class HttpSettings(_Model):
     """``settings: http:`` in a rule file: the status page, JSON API and metrics."""
 
-    enabled: bool = Field(True, description="Serve the status page, API and /metrics.")
+    enabled: bool = Field(default=True, description="Serve the status page, API and /metrics.")
     listen: str | None = Field(
-        None,
+        default=None,
         description=f"HOST:PORT to listen on (default {DEFAULT_LISTEN}); "
         "any address but loopback needs a token.",
     )
     token_env: str | None = Field(
-        None,
+        default=None,
         description="Name of the environment variable holding the access token "
         "(never the token itself).",
     )
