@@ -114,3 +114,32 @@ def test_the_page_shows_a_recording_then_a_shot_taken_with_its_button(
         assert image.format == "PNG" and image.size[0] >= 1000
     if os.environ.get("CUECAP_DOCS_SCREENSHOT") == "1":
         shutil.copyfile(shot, DOCS / "http-page.png")
+
+
+def test_with_a_token_the_buttons_ask_for_it_once(tmp_path: Path, browser: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver: WebDriver = browser  # type: ignore[assignment]
+    wait = WebDriverWait(driver, 20, poll_frequency=0.05)
+    token = "a-long-enough-token-for-the-page"
+    with serving(tmp_path / "run", token=token, first_burst=60.0) as served:
+        driver.get(served.url)  # reading from this machine needs no token
+        fire = wait.until(
+            lambda d: d.find_element(
+                By.CSS_SELECTOR, "button[data-action=fire][data-target=hourly]"
+            )
+        )
+        fire.click()
+        wait.until(lambda d: d.find_element(By.ID, "signin").is_displayed())
+        assert "needs the access token" in driver.find_element(By.ID, "notice").text
+        assert served.engine.status().rule("hourly").firings == 0
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.CSS_SELECTOR, "#signin button").click()
+        wait.until(lambda d: "Signed in." in d.find_element(By.ID, "notice").text)
+        assert token not in driver.page_source
+        fire.click()
+        wait.until(lambda d: "fired (firing 1)" in d.find_element(By.ID, "notice").text)
+        rule = driver.find_element(By.ID, "rules-hourly")
+        wait.until(lambda d: "manual: fired by hand" in rule.text)

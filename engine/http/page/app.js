@@ -262,6 +262,7 @@ $("signin").addEventListener("submit", async (e) => {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ token: $("token").value }),
   });
+  $("token").value = "";
   if (r.ok) { $("signin").hidden = true; notice("Signed in."); } else notice("That is not the token.");
 });
 
