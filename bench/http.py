@@ -122,26 +122,17 @@ async def _ingest_once(
 
 
 def ingest(n: int, rounds: int) -> dict[str, Any]:
-    import multiprocessing
+    from harness import blaster, free_port
 
-    from ingest import _blaster
-
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    blaster = ctx.Process(target=_blaster, args=(child, {"small": n}), daemon=True)
-    blaster.start()
     times: dict[bool, list[float]] = {False: [], True: []}
     cpu: dict[bool, list[float]] = {False: [], True: []}
-    from engine.http.server import bind
-
-    with bind("127.0.0.1", 0) as probe:
-        http_port = probe.getsockname()[1]
+    http_port = free_port()
     scraping = Client(scraper, f"http://127.0.0.1:{http_port}")
     try:
-        if not parent.poll(120):
-            raise RuntimeError("the blaster server did not start")
-        port, _ = parent.recv()
-        with tempfile.TemporaryDirectory(prefix="cuecap-bench-http-") as tmp:
+        with (
+            blaster({"small": n}) as port,
+            tempfile.TemporaryDirectory(prefix="cuecap-bench-http-") as tmp,
+        ):
             for http in (False, True):  # warm-up: imports, caches, the blaster's first stream
                 folder = Path(tmp, f"warm-{http}")
                 folder.mkdir()
@@ -158,10 +149,6 @@ def ingest(n: int, rounds: int) -> dict[str, Any]:
                     cpu[http].append(used)
     finally:
         scrapes = scraping.close()
-        parent.send("stop")
-        blaster.join(10)
-        if blaster.is_alive():
-            blaster.terminate()
     best = {k: n / min(v) for k, v in times.items()}
     per_round = [a / b for a, b in zip(times[False], times[True], strict=True)]
     cpu_rounds = [b / a for a, b in zip(cpu[False], cpu[True], strict=True)]
@@ -294,6 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    difference (median)          {100 * b['measured']:+5.2f} % of a core")
     print(f"    one status snapshot + JSON   {1e3 * b['snapshot']:.3f} ms "
           f"= {100 * b['snapshot']:.3f} % of a core at one a second")  # fmt: skip
+    from results import report
+
+    report("http", "ingest rate with HTTP and scrapes / without", a["ratio_median"], target=0.9)
+    report("http", "ingest CPU per message with / without", a["cpu_ratio"], target=1.1,
+           better="lower")  # fmt: skip
+    report("http", "live stream: snapshot each second", 100 * b["snapshot"], "% of a core",
+           target=1.0, better="lower")  # fmt: skip
+    report("http", "live stream: engine CPU difference", 100 * b["measured"], "% of a core")
     ok = b["snapshot"] < 0.01 and a["cpu_ratio"] < 1.1
     if not ok:
         print("target not met: the stream under 1 % of a core, ingest within noise")
