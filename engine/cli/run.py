@@ -29,6 +29,7 @@ from engine.cli.common import (
 if TYPE_CHECKING:  # the engine loads when a command runs: `cuecap --help` stays fast
     from engine.core.clock import Clock
     from engine.rules.loader import RuleSet
+    from engine.runtime.engine import Adapter
     from engine.runtime.summary import Summary
 
 # httpx's INFO line is each request's URL, and a Telegram bot's token is part of its URL.
@@ -148,7 +149,9 @@ def run(
     click.echo(summary.render(ruleset.tz, verbose=firings))
 
 
-def _http_server(ruleset: Any, listen: str | None, off: bool, token: str | None) -> list[Any]:
+def _http_server(
+    ruleset: RuleSet, listen: str | None, off: bool, token: str | None
+) -> list[Adapter]:
     """The HTTP server adapter for ``cuecap run``, its socket bound before anything starts.
 
     Bad options exit 2. The default address taken (another engine on this

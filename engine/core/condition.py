@@ -586,7 +586,7 @@ class Condition:
             return False
         return result
 
-    def inputs(self, frame: Frame) -> dict[str, Any]:
+    def inputs(self, frame: Frame) -> CelMessage:
         """What the condition read of ``frame``: the trace of why it matched.
 
         Only the messages and fields the expression names (and ``time``,

@@ -361,13 +361,13 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
 
     cameras = []
     load: Mapping[str, tuple[int, int]] = shots.load() if shots is not None else {}
-    for name, config in rules.cameras.items():
+    for name, camera_config in rules.cameras.items():
         shot_history = history.camera(name)
         waiting, in_flight = load.get(name, (0, 0))
         cameras.append(
             CameraStatus(
                 name=name,
-                type=str(getattr(config, "type", "")),
+                type=str(camera_config.type),
                 ok=shot_history.ok,
                 failed=shot_history.failed,
                 retries=shot_history.retries,
