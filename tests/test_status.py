@@ -104,7 +104,7 @@ async def test_a_virtual_run_seen_through_status(tmp_path: Path) -> None:
 async def test_control_while_running_and_its_refusals(tmp_path: Path) -> None:
     engine = engine_of(tmp_path)
     run = asyncio.create_task(engine.run())
-    while not engine.running:
+    while engine.stats.frames["sim"] < 1000:  # virtual seconds pass: camera frames to shoot
         await asyncio.sleep(0)
     control = engine.control
     with pytest.raises(UnknownTarget, match=r"no recorder named 'nope' \(known: moves\)"):
