@@ -28,8 +28,8 @@ from engine.cli.common import (
 
 if TYPE_CHECKING:  # the engine loads when a command runs: `cuecap --help` stays fast
     from engine.core.clock import Clock
+    from engine.http.server import HttpServer
     from engine.rules.loader import RuleSet
-    from engine.runtime.engine import Adapter
     from engine.runtime.summary import Summary
 
 # httpx's INFO line is each request's URL, and a Telegram bot's token is part of its URL.
@@ -122,18 +122,20 @@ def run(
     from engine.rules.loader import default_rule_paths
 
     watched = tuple(rules or default_rule_paths()) if watch and not fast else None
+    http_servers = _http_server(ruleset, http, no_http, http_token)
     engine = Engine(
         ruleset,
         clock=clock,
         recordings=recordings,
         shots_folder=shots,
         watch=watched,
-        adapters=[*rule_adapters(ruleset), *_http_server(ruleset, http, no_http, http_token)],
+        adapters=[*rule_adapters(ruleset), *http_servers],
     )
     if not click.get_current_context().find_root().params.get("quiet"):  # cuecap -q run
         from engine.cli.startup import RunOptions, startup_lines
 
-        options = RunOptions(recordings, shots, duration, fast, watched or ())
+        url = http_servers[0].url if http_servers else None
+        options = RunOptions(recordings, shots, duration, fast, watched or (), url)
         for line in startup_lines(ruleset, clock.time(), options, Path.cwd()):
             click.echo(line, err=True)
         print_warnings(ruleset)
@@ -151,7 +153,7 @@ def run(
 
 def _http_server(
     ruleset: RuleSet, listen: str | None, off: bool, token: str | None
-) -> list[Adapter]:
+) -> list[HttpServer]:
     """The HTTP server adapter for ``cuecap run``, its socket bound before anything starts.
 
     Bad options exit 2. The default address taken (another engine on this

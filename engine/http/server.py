@@ -92,7 +92,8 @@ class HttpServer:
         self._probe: asyncio.Task[None] | None = None
         self._streams: set[EventStream] = set()
         self.metrics: Metrics | None = None
-        self.url = options.url
+        port = sock.getsockname()[1] if sock is not None else options.port
+        self.url = HttpOptions(options.host, port, None, explicit=True).url
 
     @property
     def serving(self) -> bool:
@@ -131,7 +132,7 @@ class HttpServer:
                 raise HttpConfigError(f"the HTTP server on {self.url} did not start")
             await asyncio.sleep(0.01)
         self._probe = asyncio.get_running_loop().create_task(self._lag(), name="loop lag probe")
-        log.info("status page, API and metrics at %s", self.url)
+        log.debug("status page, API and metrics at %s", self.url)  # cuecap run says it at start
 
     async def _lag(self) -> None:
         """How late the loop wakes for a timer: what every other task waits on top of its work."""
