@@ -72,7 +72,7 @@ def test_unknown_names_are_404(client: httpx.Client) -> None:
 
 def test_health_and_readiness(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    ready = until(lambda: client.get("/readyz"), "readiness")
+    ready = until(lambda: (r := client.get("/readyz")).status_code == 200 and r, "readiness")
     assert ready.status_code == 200 and ready.json() == {"ready": True, "reasons": []}
 
 
