@@ -173,3 +173,32 @@ def test_rates_over_the_last_seconds() -> None:
         frames, size = rates.sample("s", 100.0 + second, 50 * second, 5000 * second)
     assert (frames, size) == (50.0, 5000.0)
     assert rates.sample("s", 129.5, 50 * 29, 5000 * 29)[0] < 50.0  # a pause lowers it
+
+
+async def test_reloads_and_their_errors_show_newest_first(tmp_path: Path) -> None:
+    from test_runtime_reload import wait_for, write
+
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    write(folder, tmp_path)
+    engine = Engine(load_rules([folder], env={}), watch=[folder], env={}, reload_debounce=0.05)
+    run = asyncio.create_task(engine.run())
+    await wait_for(lambda: engine.recorders and engine.sources)
+    await asyncio.sleep(0.2)  # the watcher is up
+    extra = "  hello:\n    when: {type: event, event: recording.started}\n    do: {type: log, message: hi}\n"
+    write(folder, tmp_path, every="2h", extra=extra)
+    await wait_for(lambda: len(engine.reloads) == 1)
+    status = engine.status()
+    assert [r.name for r in status.rules] == ["timelapse", "hello"]
+    assert status.rule("timelapse").triggers == ("every 2h",)
+    assert [n.text for n in status.reloads] == ["applied (rules: hello, timelapse)"]
+    (folder / "rules.yaml").write_text("rules:\n  broken: {when: {type: schedule, cron: nope}}\n")
+    await wait_for(lambda: len(engine.reloads) == 2)
+    status = engine.status()
+    assert status.reloads[0].text.startswith("refused: ")
+    assert "rules.yaml:2:" in status.reloads[0].text
+    assert status.reloads[1].text == "applied (rules: hello, timelapse)"
+    assert status.errors[0].text.startswith("reload refused: ") and status.error_count == 1
+    assert [r.name for r in status.rules] == ["timelapse", "hello"]  # the old rules run on
+    engine.request_stop("test over")
+    await run
