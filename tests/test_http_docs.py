@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.rules.errors import RuleFileError
 from engine.rules.loader import load_rules
 from tests.http_engine import serving
 
@@ -105,8 +106,12 @@ def test_the_documented_yaml_loads(tmp_path: Path) -> None:
     (block,) = [b for lang, b in BLOCKS if lang == "yaml"]
     path = tmp_path / "settings.yaml"
     path.write_text(block, encoding="utf-8")
-    http = load_rules([path], env={}).settings.http
+    http = load_rules([path], env={"LAB_HTTP_TOKEN": "0123456789abcdef"}).settings.http
     assert (http.listen, http.token_env, http.enabled) == ("0.0.0.0:7080", "LAB_HTTP_TOKEN", True)
+    with pytest.raises(
+        RuleFileError, match=r"http\.token_env: environment variable LAB_HTTP_TOKEN"
+    ):
+        load_rules([path], env={})
 
 
 CURLS = [command(line) for line in CONSOLE if line.startswith("curl")]

@@ -37,6 +37,7 @@ from pydantic.json_schema import SkipJsonSchema
 from engine.core.address import parse_listen
 from engine.core.condition import Condition, DataCondition
 from engine.core.schema import Schema, SchemaSpec
+from engine.core.secrets import EnvName
 from engine.core.units import ByteSize, Duration
 from engine.events import TRIGGER_KINDS, EventKind
 from engine.mqtt.config import MqttSettings
@@ -723,7 +724,6 @@ class Rule(_Model):
 
 
 DEFAULT_LISTEN = "127.0.0.1:7080"
-_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class HttpSettings(_Model):
@@ -735,7 +735,7 @@ class HttpSettings(_Model):
         description=f"HOST:PORT to listen on (default {DEFAULT_LISTEN}); "
         "any address but loopback needs a token.",
     )
-    token_env: str | None = Field(
+    token_env: EnvName | None = Field(
         default=None,
         description="Name of the environment variable holding the access token "
         "(never the token itself).",
@@ -746,16 +746,6 @@ class HttpSettings(_Model):
     def _listen(cls, value: str | None) -> str | None:
         if value is not None:
             parse_listen(value)  # an AddressError is a ValueError: pydantic places it
-        return value
-
-    @field_validator("token_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_VAR.match(value):
-            raise ValueError(
-                f"{value!r} is not an environment variable name; put the token in an "
-                "environment variable and name it here"
-            )
         return value
 
 

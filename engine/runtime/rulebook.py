@@ -24,8 +24,8 @@ from engine.mqtt.topics import matches
 from engine.rules.model import EventTrigger, MessageTrigger, MqttTrigger, Rule, ScheduleTrigger
 from engine.runtime.policy import FiringPolicy
 
-TriggerKey = tuple[str, int]
-TRACE_CHARS = 300  # of a condition's inputs in a firing's description  # (rule name, index of the trigger in its ``when``)
+TriggerKey = tuple[str, int]  # (rule name, index of the trigger in its ``when``)
+TRACE_CHARS = 300  # of a condition's inputs in a firing's description
 
 
 @dataclass(frozen=True, slots=True)
