@@ -806,14 +806,13 @@ class ShotService:
     def load(self) -> dict[str, tuple[int, int]]:
         """Per camera with unfinished shots: (waiting, in flight), for status and metrics."""
         out: dict[str, tuple[int, int]] = {}
-        with self._lock:
-            for task in self._tasks.values():
-                waiting, in_flight = out.get(task.camera, (0, 0))
-                if task.state is ShotStatus.saving:
-                    in_flight += 1
-                else:
-                    waiting += 1
-                out[task.camera] = (waiting, in_flight)
+        for task in self._tasks.values():  # loop-only: the loop's thread reads it
+            waiting, in_flight = out.get(task.camera, (0, 0))
+            if task.state is ShotStatus.saving:
+                in_flight += 1
+            else:
+                waiting += 1
+            out[task.camera] = (waiting, in_flight)
         return out
 
     def snapshot(self) -> ShotStats:
