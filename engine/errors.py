@@ -49,6 +49,12 @@ The tree (module of each class in brackets)::
      ├── LogToolError                       a log tool that cannot do what was asked
      │    └── MissingDependency              ... because an optional package is missing
      │                                      [logtools.errors]
+     ├── AddressError(ValueError)           text that is not HOST:PORT [core.address]
+     ├── HttpConfigError(ValueError)        an address or token the HTTP server cannot
+     │                                      use; nothing started [http.config]
+     ├── ControlError                       a control action not carried out [runtime.control]
+     │    ├── UnknownTarget(KeyError)       ... because nothing has that name
+     │    └── ControlRefused(RuntimeError)  ... because the target's state forbids it
      ├── CaptureError                       a camera that gave no image (``retryable``
      │                                      says if another try may help) [shots.backends.base]
      ├── ShotFailed                         a shot that ended in error, delivered to

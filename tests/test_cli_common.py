@@ -50,8 +50,9 @@ def test_every_command_that_stops_by_itself_takes_for_and_duration(command: str)
 def test_run_for_a_duration_written_with_a_unit(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
     result = invoke(
-        "run", str(tmp_path), "--fast", "--for", "1min", "--recordings", str(tmp_path / "rec")
-    )
+        "run", str(tmp_path), "--fast", "--for", "1min", "--recordings", str(tmp_path / "rec"),
+        "--no-http",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "ran 60.0 s (ran for 60 s)" in result.stdout
 

@@ -84,7 +84,7 @@ def test_the_published_schema_is_the_current_one() -> None:
 
 def test_run_fast_on_the_default_rules_prints_a_summary(tmp_path: Path) -> None:
     code, out, _ = cli(
-        "run", str(REPO / "rules"), "--fast", "--for", "30",
+        "run", str(REPO / "rules"), "--fast", "--for", "30", "--no-http",
         "--recordings", str(tmp_path / "rec"), "--shots", str(tmp_path / "shots"),
     )  # fmt: skip
     assert code == 0
@@ -115,7 +115,7 @@ def run_until_recording(tmp_path: Path) -> subprocess.Popen[str]:
     """``cuecap run`` in ``tmp_path`` as a real process, returned once a recording is open."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", "--no-watch"],
+        [sys.executable, "-m", "engine", "run", "--no-watch", "--no-http"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 20

@@ -73,7 +73,7 @@ def test_options_override_the_folders_and_say_virtual_time(tmp_path: Path) -> No
 
 def test_cuecap_run_prints_them_on_stderr_and_the_summary_on_stdout(tmp_path: Path) -> None:
     shutil.copytree(REPO / "rules", tmp_path / "rules")
-    code, out, err = cli("run", "--for", "3", "--fast", cwd=tmp_path)
+    code, out, err = cli("run", "--for", "3", "--fast", "--no-http", cwd=tmp_path)
     assert code == 0, err
     assert err.startswith("cuecap run: rules/cuecap.yaml (time zone: local, ")
     assert "  rule timelapse: when every 5s (next " in err
@@ -83,7 +83,7 @@ def test_cuecap_run_prints_them_on_stderr_and_the_summary_on_stdout(tmp_path: Pa
 
 def test_quiet_says_nothing_at_start(tmp_path: Path) -> None:
     shutil.copytree(REPO / "rules", tmp_path / "rules")
-    code, _, err = cli("-q", "run", "--for", "1", "--fast", cwd=tmp_path)
+    code, _, err = cli("-q", "run", "--for", "1", "--fast", "--no-http", cwd=tmp_path)
     assert code == 0 and "cuecap run:" not in err, err
 
 

@@ -26,7 +26,7 @@ def test_init_then_run_records_and_shoots(tmp_path: Path, monkeypatch: pytest.Mo
     from engine.rules.schema import schema_text
 
     assert (tmp_path / "rules" / "cuecap.schema.json").read_text("utf-8") == schema_text()
-    code, out, err = cuecap("run", "--for", "12", "--fast")
+    code, out, err = cuecap("run", "--for", "12", "--fast", "--no-http")
     assert code == 0, err
     recordings = sorted(tmp_path.glob("recordings/moves/*.bin"))
     assert recordings and all(len(list(RecordingReader(p))) > 0 for p in recordings)

@@ -30,6 +30,7 @@ PURE = [
     "engine/core/humanize.py",
     "engine/core/retention.py",
     "engine/core/secrets.py",
+    "engine/core/address.py",
     "engine/rules/describe.py",
     "engine/rules/errors.py",
     "engine/rules/fields.py",
@@ -58,6 +59,8 @@ PURE = [
     "engine/runtime/rulebook.py",
     "engine/runtime/stats.py",
     "engine/runtime/summary.py",
+    "engine/runtime/history.py",
+    "engine/http/security.py",
 ]
 # What the pure core may not use: event loops, threads, the wall clock, processes,
 # sockets, files, and the libraries that do I/O for us.

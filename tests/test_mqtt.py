@@ -452,7 +452,7 @@ async def test_a_crash_leaves_offline_behind_through_the_last_will(
 ) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(f"settings:\n  mqtt: {{url: {broker.url}, instance: lab}}\n", encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "engine", "run", str(path)],
+    process = subprocess.Popen([sys.executable, "-m", "engine", "run", str(path), "--no-http"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         state: dict[str, bytes] = {}

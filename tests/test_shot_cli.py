@@ -164,7 +164,7 @@ def test_the_shipped_camera_as_the_readme_shows(tmp_path: Path, monkeypatch: Any
 
     shutil.copytree(Path(__file__).resolve().parents[1] / "rules", tmp_path / "rules")
     monkeypatch.chdir(tmp_path)
-    assert run("run", "--for", "8", "--fast").exit_code == 0
+    assert run("run", "--for", "8", "--fast", "--no-http").exit_code == 0
     [manifest] = sorted(tmp_path.glob("recordings/moves/*-001.bin.json"))
     segment = json.loads(manifest.read_text())
     middle = (segment["first_time"] + segment["last_time"]) / 2

@@ -23,15 +23,17 @@ from engine.cli.common import (
     EXIT_INTERRUPTED,
     fail,
     load_rules_or_exit,
+    warning,
 )
 
 if TYPE_CHECKING:  # the engine loads when a command runs: `cuecap --help` stays fast
     from engine.core.clock import Clock
+    from engine.http.server import HttpServer
     from engine.rules.loader import RuleSet
     from engine.runtime.summary import Summary
 
 # httpx's INFO line is each request's URL, and a Telegram bot's token is part of its URL.
-_NOISY = ("transitions", "apscheduler", "httpx")
+_NOISY = ("transitions", "apscheduler", "httpx", "uvicorn")
 _F = TypeVar("_F", bound=Callable[..., object])
 
 
@@ -75,6 +77,13 @@ def _folders(when: str) -> Callable[[_F], _F]:
 @click.option("--fast", is_flag=True, help="Virtual time, as fast as possible "
               "(simulator and replay sources only).")  # fmt: skip
 @click.option("--firings", is_flag=True, help="List every rule firing in the summary.")
+@click.option("--http", "http", metavar="HOST:PORT",
+              help="Serve the status page, API and /metrics here "
+              "(default: settings.http.listen, else 127.0.0.1:7080).")  # fmt: skip
+@click.option("--no-http", is_flag=True, help="No status page, API or /metrics.")
+@click.option("--http-token", metavar="TOKEN",
+              help="Access token for the page and API (default: $CUECAP_HTTP_TOKEN); "
+              "required to listen on any address but loopback.")  # fmt: skip
 def run(
     rules: tuple[str, ...],
     duration: float | None,
@@ -83,6 +92,9 @@ def run(
     watch: bool,
     fast: bool,
     firings: bool,
+    http: str | None,
+    no_http: bool,
+    http_token: str | None,
 ) -> None:
     """Run the engine on RULES (files or folders; default: rules/).
 
@@ -110,18 +122,20 @@ def run(
     from engine.rules.loader import default_rule_paths
 
     watched = tuple(rules or default_rule_paths()) if watch and not fast else None
+    http_servers = _http_server(ruleset, http, no_http, http_token)
     engine = Engine(
         ruleset,
         clock=clock,
         recordings=recordings,
         shots_folder=shots,
         watch=watched,
-        adapters=rule_adapters(ruleset),
+        adapters=[*rule_adapters(ruleset), *http_servers],
     )
     if not click.get_current_context().find_root().params.get("quiet"):  # cuecap -q run
         from engine.cli.startup import RunOptions, startup_lines
 
-        options = RunOptions(recordings, shots, duration, fast, watched or ())
+        url = http_servers[0].url if http_servers else None
+        options = RunOptions(recordings, shots, duration, fast, watched or (), url)
         for line in startup_lines(ruleset, clock.time(), options, Path.cwd()):
             click.echo(line, err=True)
         print_warnings(ruleset)
@@ -135,6 +149,42 @@ def run(
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal
         fail("interrupted; recordings were closed", EXIT_INTERRUPTED)
     click.echo(summary.render(ruleset.tz, verbose=firings))
+
+
+def _http_server(
+    ruleset: RuleSet, listen: str | None, off: bool, token: str | None
+) -> list[HttpServer]:
+    """The HTTP server adapter for ``cuecap run``, its socket bound before anything starts.
+
+    Bad options exit 2. The default address taken (another engine on this
+    machine) is a warning and a run without the page; an address the user
+    chose and cannot have exits 2.
+    """
+    import os
+
+    from engine.http.config import HttpConfigError, resolve
+
+    try:
+        options = resolve(
+            ruleset.settings.http, enabled=not off, listen=listen, token=token, env=os.environ
+        )
+    except HttpConfigError as exc:
+        fail(f"http: {exc}")
+    if options is None:
+        return []
+    import engine.http.app  # noqa: F401  (loaded now, not on the engine's clock)
+    from engine.http.server import HttpServer, bind
+
+    try:
+        sock = bind(options.host, options.port)
+    except HttpConfigError as exc:
+        if options.explicit:
+            fail(f"http: {exc}")
+        warning(
+            f"http: {exc}; running without the status page (--http HOST:PORT serves it elsewhere)"
+        )
+        return []
+    return [HttpServer(options, sock)]
 
 
 @click.command()

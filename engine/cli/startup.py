@@ -40,6 +40,7 @@ class RunOptions:
     duration: float | None = None  # --for
     fast: bool = False
     watch: tuple[str, ...] = ()  # the rule paths watched for changes; () with --no-watch
+    http: str | None = None  # where the status page is served (None: it is not)
 
 
 def _folder(path: str, cwd: Path) -> str:
@@ -90,6 +91,8 @@ def startup_lines(rules: RuleSet, now: float, options: RunOptions, cwd: Path) ->
     if not (rules.recorders or rules.rules):
         lines.append("  nothing to do: no recorders and no rules")
     lines.append(f"recordings go to {_folder(recordings, cwd)}, shots to {_folder(shots, cwd)}")
+    if options.http is not None:
+        lines.append(f"status page, API and metrics at {options.http}")
     lines.append(_ending(options))
     return [rules.redact(line) for line in lines]
 

@@ -586,6 +586,26 @@ class Condition:
             return False
         return result
 
+    def inputs(self, frame: Frame) -> CelMessage:
+        """What the condition read of ``frame``: the trace of why it matched.
+
+        Only the messages and fields the expression names (and ``time``,
+        ``seq``... when it uses them); for a firing's trace, not the hot path.
+        """
+        kind = frame.kind
+        try:
+            message = frame.message if (kind is not None and kind in self._plan) else None
+        except FrameDecodeError:
+            message = None
+        variables = self._variables(
+            kind, message, frame.time, frame.seq, frame.source, len(frame.raw)
+        )
+        return {
+            name: value
+            for name, value in variables.items()
+            if name == kind or name not in self._plan
+        }
+
     def __repr__(self) -> str:
         extra = f", message_type={self.message_type!r}" if self.message_type else ""
         return f"Condition({self.expression!r}{extra})"

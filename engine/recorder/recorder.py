@@ -158,6 +158,12 @@ class Recorder:
         writer = self._writer
         return writer.records if writer is not None else 0
 
+    @property
+    def bytes(self) -> int:
+        """Bytes of the open segment so far (0 when none is open)."""
+        writer = self._writer
+        return writer.bytes if writer is not None else 0
+
     # -- the hot path --------------------------------------------------------------
 
     def feed(self, frame: Frame) -> None:

@@ -494,6 +494,12 @@ def _check_secrets(m: _Merger, settings: Settings, env: Mapping[str, str]) -> No
                 m.error(
                     m.settings_origin["mqtt"], f"mqtt.{key}: environment variable {var} is not set"
                 )
+    token_env = settings.http.token_env
+    if token_env is not None and token_env not in env:
+        m.error(
+            m.settings_origin["http"],
+            f"http.token_env: environment variable {token_env} is not set",
+        )
     for name, target in m.targets.items():
         for key, var in secret_names(target):
             if var not in env:

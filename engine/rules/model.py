@@ -34,8 +34,10 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from engine.core.address import parse_listen
 from engine.core.condition import Condition, DataCondition
 from engine.core.schema import Schema, SchemaSpec
+from engine.core.secrets import EnvName
 from engine.core.units import ByteSize, Duration
 from engine.events import TRIGGER_KINDS, EventKind
 from engine.mqtt.config import MqttSettings
@@ -721,6 +723,32 @@ class Rule(_Model):
 # -- settings and files ----------------------------------------------------------
 
 
+DEFAULT_LISTEN = "127.0.0.1:7080"
+
+
+class HttpSettings(_Model):
+    """``settings: http:`` in a rule file: the status page, JSON API and metrics."""
+
+    enabled: bool = Field(default=True, description="Serve the status page, API and /metrics.")
+    listen: str | None = Field(
+        default=None,
+        description=f"HOST:PORT to listen on (default {DEFAULT_LISTEN}); "
+        "any address but loopback needs a token.",
+    )
+    token_env: EnvName | None = Field(
+        default=None,
+        description="Name of the environment variable holding the access token "
+        "(never the token itself).",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)  # an AddressError is a ValueError: pydantic places it
+        return value
+
+
 class Settings(_Model):
     """Engine-wide settings; each may be set in one rule file only."""
 
@@ -739,6 +767,9 @@ class Settings(_Model):
         10.0, ge=0, description="On stop, how long running actions may take to finish."
     )
     mqtt: MqttSettings | None = Field(None, description="An MQTT broker for events and triggers.")
+    http: HttpSettings = Field(
+        default_factory=HttpSettings, description="The status page, JSON API and /metrics."
+    )
 
 
 class RuleFile(_Model):

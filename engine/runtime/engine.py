@@ -64,6 +64,8 @@ from engine.sources.base import Source
 
 if TYPE_CHECKING:
     from engine.recorder.recorder import Recorder
+    from engine.runtime.control import Control
+    from engine.runtime.status import EngineStatus
     from engine.shots.config import ShotsConfig
     from engine.shots.frame_cache import FrameCache
     from engine.shots.service import ShotService
@@ -157,6 +159,15 @@ class Engine:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._end_time: float | None = None
         self._fired = False  # virtual time: runs were started, settle them before moving on
+        # What the status page and API read and steer (engine/runtime/status.py, control.py).
+        from engine.runtime.control import Control
+        from engine.runtime.history import RunHistory
+        from engine.runtime.status import Rates
+
+        self.history = RunHistory()
+        self.subscribe(self.history.on_event)
+        self._rates = Rates()
+        self.control: Control = Control(self)
 
     # -- what the core holds -----------------------------------------------------------------
 
@@ -314,6 +325,21 @@ class Engine:
             )
             tasks.append(loop.create_task(watcher, name="rule watcher"))
         return tasks
+
+    def status(self) -> EngineStatus:
+        """What every source, recorder, camera and rule is doing now (JSON: ``to_json()``)."""
+        from engine.runtime.status import build_status
+
+        return build_status(self, self.history, self._rates)
+
+    @property
+    def running(self) -> bool:
+        """True from the start until the stop begins."""
+        return self.core.accepting
+
+    def known_sources(self) -> dict[str, Source]:
+        """Every source this run has had, by name (ended ones too)."""
+        return dict(self._seen_sources)
 
     def request_stop(self, reason: str = "stopped") -> None:
         """Begin a clean stop (safe to call from signal handlers and any task)."""
@@ -485,6 +511,12 @@ class Engine:
     def _on_schedule(self, rule: str, index: int, time: float) -> None:
         firing = self.core.schedule(rule, index, time)
         if firing is not None:
+            self._fire(firing)
+
+    def fire(self, firing: Firing) -> None:
+        """Run a firing made outside the rulebook (``Engine.control``'s "fire now")."""
+        if self.core.accepting:
+            self.stats.fired(firing)
             self._fire(firing)
 
     def _fire(self, firing: Firing) -> None:

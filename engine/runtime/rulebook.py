@@ -25,6 +25,7 @@ from engine.rules.model import EventTrigger, MessageTrigger, MqttTrigger, Rule, 
 from engine.runtime.policy import FiringPolicy
 
 TriggerKey = tuple[str, int]  # (rule name, index of the trigger in its ``when``)
+TRACE_CHARS = 300  # of a condition's inputs in a firing's description
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class Firing:
 
     rule: str
     time: float
-    trigger: str  # "schedule", "message", "event" or "mqtt"
+    trigger: str  # "schedule", "message", "event", "mqtt", or "manual" (Engine.control)
     index: int
     event: str  # the message type, the engine event's name, "schedule", or the MQTT topic
     source: str = ""
@@ -42,12 +43,21 @@ class Firing:
 
     def describe(self) -> str:
         if self.trigger == "message":
-            return f"{self.event} from {self.source} (seq {self.facts.get('seq', '?')})"
+            text = f"{self.event} from {self.source} (seq {self.facts.get('seq', '?')})"
+            inputs = self.facts.get("inputs")
+            if inputs:
+                shown = json.dumps(inputs, separators=(", ", ": "), default=str)
+                text += " where " + (
+                    shown if len(shown) <= TRACE_CHARS else shown[:TRACE_CHARS] + "…"
+                )
+            return text
         if self.trigger == "event":
             subject = self.facts.get("recorder") or self.facts.get("camera") or self.source
             return f"{self.event} {subject}".rstrip()
         if self.trigger == "mqtt":
             return f"mqtt {self.event}"
+        if self.trigger == "manual":
+            return str(self.facts.get("by") or "fired by hand")
         return "schedule"
 
 
@@ -135,10 +145,12 @@ class Rulebook:
             condition = trigger.condition
             if condition is not None and not condition.evaluate(frame):
                 continue
-            facts = {"seq": frame.seq, "source": frame.source}
+            facts: dict[str, Any] = {"seq": frame.seq, "source": frame.source}
             firing = self._accept(name, index, frame.time, "message", kind, frame.source, facts)
             fired.add(name)
             if firing is not None:
+                if condition is not None:  # the trace, for firings only: what made it true
+                    facts["inputs"] = condition.inputs(frame)
                 out.append(firing)
         return out
 

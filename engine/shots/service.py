@@ -804,6 +804,18 @@ class ShotService:
                 logger.exception("retention of %s failed", self.settings.folder)
             await asyncio.sleep(config.interval)
 
+    def load(self) -> dict[str, tuple[int, int]]:
+        """Per camera with unfinished shots: (waiting, in flight), for status and metrics."""
+        out: dict[str, tuple[int, int]] = {}
+        for task in self._tasks.values():  # loop-only: the loop's thread reads it
+            waiting, in_flight = out.get(task.camera, (0, 0))
+            if task.state is ShotStatus.saving:
+                in_flight += 1
+            else:
+                waiting += 1
+            out[task.camera] = (waiting, in_flight)
+        return out
+
     def snapshot(self) -> ShotStats:
         """Counters, with the desk's and the queue's live numbers filled in."""
         self.stats.submitted = self.desk.admitted
