@@ -18,6 +18,7 @@ The tree (module of each class in brackets)::
      │                                      allow now (a stopped recorder thread...)
      ├── UnknownName(KeyError)              a name nothing is configured under
      ├── ListenError(OSError)               a server that cannot listen on its address
+     ├── NoSuchFile(FileNotFoundError)      a file asked for by name that is not there
      ├── RuleFileError(ValueError)          rule files that cannot be used, each
      │                                      problem at file:line:column [rules.errors]
      ├── ScheduleError(ValueError)          a schedule that cannot fire [rules.schedule]
@@ -98,3 +99,7 @@ class UnknownName(CuecapError, KeyError):
 
 class ListenError(CuecapError, OSError):
     """A server that cannot listen on its address (``errno`` says why)."""
+
+
+class NoSuchFile(CuecapError, FileNotFoundError):
+    """A file asked for by name that is not there."""

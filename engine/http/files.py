@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.core.templates import PathEscapeError
+from engine.errors import NoSuchFile
 
 
 def inside(root: Path, relative: str) -> Path:
-    """The file ``relative`` names under ``root``; ``PathEscapeError`` or ``FileNotFoundError``."""
+    """The file ``relative`` names under ``root``; ``PathEscapeError`` or ``NoSuchFile`` (a ``FileNotFoundError``)."""
     rel = relative.replace("\\", "/")
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if rel.startswith("/") or "\0" in rel or any(p == ".." for p in parts) or not parts:
@@ -25,5 +26,5 @@ def inside(root: Path, relative: str) -> Path:
     if not path.is_relative_to(base):
         raise PathEscapeError(f"{relative!r} leads out of {root.name}/")
     if not path.is_file():
-        raise FileNotFoundError(relative)
+        raise NoSuchFile(relative)
     return path

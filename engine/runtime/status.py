@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from engine.errors import UnknownName
 from engine.events import RecordingStarted, RuleFired, ShotErrored, ShotSaved
 from engine.rules.describe import action_text, trigger_text
 from engine.runtime.history import Note, RunHistory
@@ -192,7 +193,7 @@ def _named(items: Iterable[_T], name: str) -> _T:
     for item in items:
         if getattr(item, "name", None) == name:
             return item
-    raise KeyError(name)
+    raise UnknownName(name)
 
 
 def _jsonable(value: Any) -> Any:
