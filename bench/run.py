@@ -18,24 +18,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 BENCHES = (
     "ingest", "recorder", "rules", "shots", "footprint", "streams", "lateness", "soak", "logtools",
-    "sim_world", "mcap_format", "http",
+    "sim_world", "mcap_format", "http_page",
 )  # fmt: skip
-
-
-def _load(name: str) -> Any:
-    """A benchmark module; one named like a standard module (``http``) is loaded by path."""
-    if name not in sys.stdlib_module_names:
-        return importlib.import_module(name)
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,14 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.names) - set(BENCHES))
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
-    sys.path.append(str(HERE))  # after the standard library: bench/http.py must not hide it
+    sys.path.insert(0, str(HERE))  # no bench is named like a standard module: none hides one
     load = os.getloadavg()[0]
     print(f"cuecap benchmarks: {os.cpu_count()} CPUs, load average {load:.2f}", flush=True)
     failed: list[str] = []
     for name in args.names or BENCHES:
         print(f"\n=== {name} " + "=" * (60 - len(name)), flush=True)
         started = time.perf_counter()
-        module = _load(name)
+        module = importlib.import_module(name)
         bench_args = ["--quick"] if args.quick else []
         result = module.main(bench_args)
         if isinstance(result, int) and result != 0:

@@ -23,6 +23,7 @@ def defined_exceptions() -> dict[str, type[BaseException]]:
                 inspect.isclass(value)
                 and issubclass(value, BaseException)
                 and value.__module__ == info.name
+                and not name.startswith("_")  # private control flow, never reaches a caller
             ):
                 found[f"{info.name}.{name}"] = value
     return found

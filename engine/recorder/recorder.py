@@ -57,7 +57,7 @@ from engine.recorder.retention import timer_for
 from engine.recorder.segments import SegmentFiles
 from engine.recording.mcap import McapRecordingWriter
 from engine.recording.writer import Manifest, RecordingWriter
-from engine.sources.base import Source
+from engine.sources.base import Pourable, Source
 from engine.sources.session import STOP_COUNT, STOP_SOURCE_ENDED
 
 log = logging.getLogger(__name__)
@@ -518,6 +518,25 @@ async def feed_source(recorder: Recorder, source: Source, *, max_frames: int | N
     decide = recorder._decide
     idle = IDLE
     left = max_frames if max_frames is not None else -1
+    if isinstance(source, Pourable):
+        # The source calls in: no generator to resume per frame.
+        def on_frame(item: Frame) -> None:
+            nonlocal left
+            check = checks(item.kind)
+            hit = None if check is None else check(item)
+            if hit is None and policy.state is idle:
+                keep(item)
+            else:
+                decide(item, hit)
+            left -= 1
+            if left == 0:
+                raise _Enough
+
+        try:
+            await source.pour(on_frame, recorder.feed_gap)
+        except _Enough:
+            return STOP_COUNT
+        return STOP_SOURCE_ENDED
     async for item in source:
         if isinstance(item, Frame):  # Frame, or another schema's frame (a subclass)
             check = checks(item.kind)
@@ -532,3 +551,7 @@ async def feed_source(recorder: Recorder, source: Source, *, max_frames: int | N
         else:
             recorder.feed_gap(item)
     return STOP_SOURCE_ENDED
+
+
+class _Enough(Exception):
+    """``max_frames`` reached: ends a pour from inside its callback."""

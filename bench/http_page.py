@@ -19,7 +19,7 @@ window, is the stream's cost as a share of one core. Because that difference
 is small beside the noise of a shared machine, the cost of what the stream
 does each second (one status snapshot and its JSON) is also timed directly.
 
-    python bench/http.py [--small N] [--rounds R] [--window S] [--quick]
+    python bench/http_page.py [--small N] [--rounds R] [--window S] [--quick]
 """
 
 from __future__ import annotations
