@@ -60,7 +60,7 @@ from engine.runtime.stats import RunStats
 from engine.runtime.subscribers import Callback, EventStream, Subscribers
 from engine.runtime.summary import Summary
 from engine.runtime.timebase import timebase_for
-from engine.sources.base import Source
+from engine.sources.base import Pourable, Source
 
 if TYPE_CHECKING:
     from engine.recorder.recorder import Recorder
@@ -74,6 +74,10 @@ log = logging.getLogger("engine")
 
 _YIELD_EVERY = 256  # frames between chances for timers and actions to run
 VIRTUAL_SETTLE = 5.0  # real seconds virtual time waits for rule runs to finish
+
+
+class _Stopped(Exception):
+    """The core takes no more frames: ends a pour from inside its callback."""
 
 
 class Adapter(Protocol):
@@ -386,38 +390,18 @@ class Engine:
         self.request_stop(f"{name} received")
 
     async def _pump(self, name: str, source: Source) -> None:
-        count = 0
         closed_reason = "ended"
         core = self.core
         moves_by_itself = self.time.moves_by_itself
         try:
-            async for item in source:
-                if isinstance(item, Frame):
-                    if not moves_by_itself:
-                        if not self._until(item.time):
-                            break
-                        if self._fired:  # schedules fired: their runs happen before this frame
-                            await self._settle()
-                    try:
-                        firings = core.frame(item)
-                    except Exception:
-                        self.stats.frame_errors += 1
-                        if self.stats.frame_errors <= 3:
-                            log.exception("frame %d of %s could not be handled", item.seq, name)
-                    else:
-                        if firings is None:
-                            break
-                        for firing in firings:
-                            self._fire(firing)
-                    if self._fired and not moves_by_itself:
-                        await self._settle()
-                elif isinstance(item, Gap):
-                    self.emit(core.gap(item))
-                count += 1
-                if count % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+            if moves_by_itself and isinstance(source, Pourable):
+                await self._pour(name, source)
+            else:
+                await self._iterate(name, source)
         except asyncio.CancelledError:
             raise
+        except _Stopped:
+            pass
         except Exception as exc:
             message = f"source {name} failed: {exc}"
             closed_reason = f"failed: {exc}"
@@ -429,6 +413,61 @@ class Engine:
             log.info("source %s ended", name)
             if self._all_sources_ended():
                 self._sources_ended()
+
+    async def _pour(self, name: str, source: Pourable) -> None:
+        """Live: the source calls in per frame (no generator to resume per message)."""
+        core = self.core
+        fire = self._fire
+        stats = self.stats
+
+        def on_frame(frame: Frame) -> None:
+            try:
+                firings = core.frame(frame)
+            except Exception:
+                stats.frame_errors += 1
+                if stats.frame_errors <= 3:
+                    log.exception("frame %d of %s could not be handled", frame.seq, name)
+                return
+            if firings is None:
+                raise _Stopped
+            for firing in firings:
+                fire(firing)
+
+        def on_gap(gap: Gap) -> None:
+            self.emit(core.gap(gap))
+
+        await source.pour(on_frame, on_gap)
+
+    async def _iterate(self, name: str, source: Source) -> None:
+        """Any source; in virtual time each frame first moves the clock to its time."""
+        count = 0
+        core = self.core
+        moves_by_itself = self.time.moves_by_itself
+        async for item in source:
+            if isinstance(item, Frame):
+                if not moves_by_itself:
+                    if not self._until(item.time):
+                        break
+                    if self._fired:  # schedules fired: their runs happen before this frame
+                        await self._settle()
+                try:
+                    firings = core.frame(item)
+                except Exception:
+                    self.stats.frame_errors += 1
+                    if self.stats.frame_errors <= 3:
+                        log.exception("frame %d of %s could not be handled", item.seq, name)
+                else:
+                    if firings is None:
+                        break
+                    for firing in firings:
+                        self._fire(firing)
+                if self._fired and not moves_by_itself:
+                    await self._settle()
+            elif isinstance(item, Gap):
+                self.emit(core.gap(item))
+            count += 1
+            if count % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     def _sources_ended(self) -> None:
         """Live, schedules still to come keep the engine going; virtual time ends here."""
