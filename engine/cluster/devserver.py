@@ -83,9 +83,10 @@ class NatsServer:
                 raise ClusterError(
                     f"nats-server exited with {self.process.returncode} (log: {self.log})"
                 )
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
-            ) as conn:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn,
+            ):
                 if conn.recv(4).startswith(b"INFO"):
                     return
             time.sleep(0.02)

@@ -18,7 +18,8 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from dataclasses import dataclass, field
 
 import nats.errors
@@ -34,13 +35,13 @@ from engine.cluster.names import instant_text, token
 log = logging.getLogger("engine.cluster")
 
 MAX_DELIVER = 5  # a firing whose engine dies this often is given up (it may be what kills them)
-RunFiring = Callable[[str, int, float, int], Awaitable[None]]
+RunFiring = Callable[[str, int, float, int], Coroutine[Any, Any, bool]]  # False: not run here
 
 
 @dataclass
 class _Running:
     instant: float
-    task: asyncio.Task[None]
+    task: asyncio.Task[bool]
     superseded: bool = False
 
 
@@ -190,10 +191,13 @@ class Firings:
         finally:
             beat.cancel()
             self._running[rule].remove(running)
-            cut_short = run.cancelled() and not running.superseded
+            not_run = (
+                run.done() and not run.cancelled() and run.exception() is None and not run.result()
+            )
+            cut_short = (run.cancelled() and not running.superseded) or not_run
             with contextlib.suppress(Exception):
                 if cut_short:
-                    await msg.nak()  # stopping mid-run: another engine does it
+                    await msg.nak()  # stopping (mid-run, or before it): another engine does it
                 else:
                     await msg.ack()
 
@@ -245,11 +249,15 @@ class Firings:
     def in_flight(self) -> int:
         return sum(len(r) for r in self._running.values())
 
-    async def stop(self, timeout: float) -> None:
-        """No more firings taken; running ones get ``timeout`` s, then go back to the queue."""
+    def stop_taking(self) -> None:
+        """Take no more firings (the engine is stopping); running ones go on."""
         self._stopping = True
         for task in self._loops.values():
             task.cancel()
+
+    async def stop(self, timeout: float) -> None:
+        """No more firings taken; running ones get ``timeout`` s, then go back to the queue."""
+        self.stop_taking()
         await asyncio.gather(*self._loops.values(), return_exceptions=True)
         handlers = list(self._handlers)
         if handlers:

@@ -129,6 +129,7 @@ class Link:
         self.connected = asyncio.Event()
         self.disconnects = 0
         self._sender: asyncio.Task[None] | None = None
+        self._closing = False
         self.on_reconnect: list[Callable[[], None]] = []
 
     @property
@@ -220,7 +221,7 @@ class Link:
     # -- connection state --------------------------------------------------------
 
     async def _disconnected(self) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._closing:
             self.disconnects += 1
             log.warning("cluster %s: lost the NATS server; queueing", self.config.name)
         self.connected.clear()
@@ -278,6 +279,7 @@ class Link:
                 await self.nc.flush(timeout=1)
 
     async def close(self) -> None:
+        self._closing = True
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -340,7 +340,7 @@ class ClusterShots:
                 file_name=request.get("file_name"),
                 folder=request.get("folder"),
                 fields=request.get("fields") or {},
-                task_guid=f"{guid}.{tries}",
+                task_guid=guid,  # one try at a time per shot: the id is free again
             )
         except asyncio.CancelledError:
             beat.cancel()
@@ -443,10 +443,14 @@ class ClusterShots:
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
-    async def stop(self, timeout: float) -> None:
+    def stop_taking(self) -> None:
+        """Take no more tries (the engine is stopping); running ones go on."""
         self._stopping = True
         for task in self._loops:
             task.cancel()
+
+    async def stop(self, timeout: float) -> None:
+        self.stop_taking()
         await asyncio.gather(*self._loops, return_exceptions=True)
         tasks = list(self._tasks)
         if tasks:
