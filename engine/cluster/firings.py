@@ -19,8 +19,8 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats.errors
 import nats.js.errors
