@@ -19,6 +19,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 import nats.errors
@@ -141,22 +142,31 @@ class Link:
         """Connect and declare the site's streams and buckets; ``ClusterError`` says why not."""
         config = self.config
         servers = [url if "://" in url else f"nats://{url}" for url in config.nats]
+        options: dict[str, Any] = {
+            "servers": servers,
+            "name": f"cuecap {config.name} {self.engine_name}",
+            "user": config.user,
+            "password": config.password,
+            "token": config.token,
+            "user_credentials": config.creds,
+            "tls": tls_context(config),
+            "connect_timeout": max(1, round(config.connect_timeout)),
+            "error_cb": self._error,
+        }
         try:
+            # nats-py retries a first connection as long as it may reconnect (here:
+            # forever; 0 and allow_reconnect=False too), so a wrong address would hang:
+            # a probe with two tries per server tells first.
+            probe = await nats.connect(max_reconnect_attempts=1, reconnect_time_wait=0.1,
+                                       **options)  # fmt: skip
+            await probe.close()
             self.nc = await nats.connect(
-                servers=servers,
-                name=f"cuecap {config.name} {self.engine_name}",
-                user=config.user,
-                password=config.password,
-                token=config.token,
-                user_credentials=config.creds,
-                tls=tls_context(config),
-                connect_timeout=max(1, round(config.connect_timeout)),
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,  # a site outlives server restarts
                 reconnect_time_wait=0.5,
                 disconnected_cb=self._disconnected,
                 reconnected_cb=self._reconnected,
-                error_cb=self._error,
+                **options,
             )
         except (OSError, nats.errors.Error, ssl.SSLError) as exc:
             raise ClusterError(

@@ -119,7 +119,8 @@ class ClusterShots:
         self.pool_size = pool_size
         self.stats = ShotStats()
         self._callbacks: dict[str, _Tracker] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._asks: set[asyncio.Task[Any]] = set()  # waiting for the statuses of shots asked here
+        self._tasks: set[asyncio.Task[Any]] = set()  # tries running here
         self._loops: list[asyncio.Task[None]] = []
         self._status_sub: Any = None
         self._stopping = False
@@ -129,8 +130,8 @@ class ClusterShots:
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._asks.add(task)
+        task.add_done_callback(self._asks.discard)
 
     def tries_of(self, camera: str) -> int:
         config = self.cameras[camera]
@@ -450,7 +451,15 @@ class ClusterShots:
             task.cancel()
 
     async def stop(self, timeout: float) -> None:
+        """Tries running here finish (up to ``timeout``); waits for shots asked here end.
+
+        A shot asked here and not finished stays in the site's queue for the
+        other engines; the rule run that waited for it has ended already.
+        """
         self.stop_taking()
+        for task in self._asks:
+            task.cancel()
+        await asyncio.gather(*self._asks, return_exceptions=True)
         await asyncio.gather(*self._loops, return_exceptions=True)
         tasks = list(self._tasks)
         if tasks:

@@ -151,11 +151,11 @@ class ClusterAdapter:
     async def aclose(self) -> None:
         engine = self._engine
         timeout = engine.rules.settings.stop_timeout if engine is not None else 5.0
-        if self._unsubscribe is not None:
-            self._unsubscribe()
         await self.firings.stop(timeout)
         if self.shots is not None:
-            await self.shots.stop(timeout)
+            await self.shots.stop(timeout)  # the events of shots finishing now still go out
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self._local is not None:
             await self._local.aclose(graceful=False)
         await self.link.flush(min(timeout, 5.0))

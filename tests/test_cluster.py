@@ -1,0 +1,146 @@
+"""Engines of one site on a real nats-server, in one process: fires once, shots bounded, events.
+
+Each test starts nats-server with JetStream on 127.0.0.1 (a free port, a
+temporary store) and runs two engines in one loop, each with its own
+connection, as two machines would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from engine.cluster.devserver import NatsServer
+from engine.cluster.errors import ClusterError
+from engine.cluster.site import ClusterAdapter
+from engine.rules.loader import RuleSet, load_rules
+from engine.runtime.engine import Engine
+from engine.shots.testing import HttpCameraServer
+from tests.natsserver import nats_server
+
+__all__ = ["nats_server"]
+
+
+def site_rules(tmp_path: Path, server: NatsServer, body: str, *, cluster: str = "") -> RuleSet:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "settings:\n"
+        "  timezone: UTC\n"
+        f"  recordings: {tmp_path / 'recordings'}\n"
+        f"  shots: {{folder: {tmp_path / 'shots'}, file_name: '{{task}}.jpg', backoff: 0.05,"
+        " jitter: 0}\n"
+        "  stop_timeout: 1\n"
+        f"  cluster: {{nats: {server.url}, name: lab, ack_wait: 2s{cluster}}}\n" + body
+    )
+    return load_rules([path], env={})
+
+
+async def run_site(rules: RuleSet, seconds: float, engines: int = 2) -> list[Engine]:
+    site = [
+        Engine(rules, adapters=[ClusterAdapter(rules.settings.cluster, name=f"e{i}")])  # type: ignore[arg-type]
+        for i in range(engines)
+    ]
+    await asyncio.gather(*(engine.run(seconds) for engine in site))
+    return site
+
+
+async def listen(server: NatsServer, subject: str) -> tuple[Any, list[Any]]:
+    nc = await nats.connect(server.url)
+    got: list[Any] = []
+
+    async def on(msg: Any) -> None:
+        got.append(msg)
+
+    await nc.subscribe(subject, cb=on)
+    return nc, got
+
+
+def fires(site: list[Engine], rule: str) -> Counter[float]:
+    return Counter(f.time for engine in site for f in engine.firings if f.rule == rule)
+
+
+async def test_every_fire_runs_once_on_the_site_and_events_say_which_engine(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    rules = site_rules(
+        tmp_path,
+        nats_server,
+        "rules:\n  tick:\n    when: {type: schedule, every: 0.2s}\n    do: {type: log, message: t}\n",
+    )
+    nc, events = await listen(nats_server, "cuecap.lab.events.>")
+    try:
+        site = await run_site(rules, 2.5)
+        await nc.flush()
+    finally:
+        await nc.close()
+    counts = fires(site, "tick")
+    assert len(counts) >= 10, counts
+    assert set(counts.values()) == {1}, "an instant ran twice"
+    instants = sorted(counts)
+    assert all(abs(b - a - 0.2) < 1e-6 for a, b in zip(instants, instants[1:], strict=False)), (
+        "an instant was missed"
+    )
+    fired = [m for m in events if m.subject == "cuecap.lab.events.rule.fired"]
+    assert sorted(json.loads(m.data)["time"] for m in fired) == instants
+    assert {m.headers["Cuecap-Engine"] for m in events} == {"e0", "e1"}  # both report
+    started = [m for m in events if m.subject == "cuecap.lab.events.engine.started"]
+    assert len(started) == 2 and json.loads(started[0].data)["v"] == 1
+
+
+async def test_shots_are_bounded_site_wide_and_retried_through_the_queue(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    with HttpCameraServer(delay=0.25, flaky_failures=2) as camera:
+        rules = site_rules(
+            tmp_path,
+            nats_server,
+            f"cameras:\n  cam: {{type: http, url: '{camera.url('/flaky')}', max_in_flight: 1,"
+            " tries: 3}\n"
+            "rules:\n"
+            "  a:\n    when: {type: schedule, every: 0.5s}\n    do: {type: shot, cameras: cam}\n"
+            "  b:\n    when: {type: schedule, every: 0.5s}\n    do: {type: shot, cameras: cam}\n",
+        )
+        nc, events = await listen(nats_server, "cuecap.lab.events.shot.*")
+        try:
+            site = await run_site(rules, 3.0)
+            await nc.flush()
+            waiting = (await nc.jetstream().stream_info("CUECAP_LAB_SHOTS")).state.messages
+        finally:
+            await nc.close()
+        # Two rules each 0.5 s on two engines would have up to four tries at once.
+        assert camera.max_in_flight == 1
+        assert len(camera.requests) >= 6
+    finals = [json.loads(m.data) for m in events]
+    saved = sorted(Path(tmp_path, "shots").glob("*.jpg"))
+    ok = [e for e in finals if e["kind"] == "shot.success"]
+    assert len(ok) == len(saved) >= 4
+    assert len({e["task"] for e in finals}) == len(finals), "a shot has two final statuses"
+    assert max(e["tries"] for e in ok) >= 2  # the 503s were retried (nak with delay)
+    # every fire asked one shot, and every shot asked ended once or waits for the next engine
+    asked = sum(sum(fires(site, r).values()) for r in ("a", "b"))
+    assert asked == len(finals) + waiting
+    summaries: Counter[str] = Counter()
+    for engine in site:
+        summaries.update(engine.shot_counts)
+    assert summaries["ok"] == len(ok)
+
+
+async def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    from engine.cluster.devserver import free_port
+
+    server = NatsServer(tmp_path / "nats", port=free_port())  # never started
+    rules = site_rules(
+        tmp_path,
+        server,
+        "rules:\n  tick:\n    when: {type: schedule, every: 1s}\n    do: {type: log, message: t}\n",
+        cluster=", connect_timeout: 1",
+    )
+    engine = Engine(rules, adapters=[ClusterAdapter(rules.settings.cluster)])  # type: ignore[arg-type]
+    with pytest.raises(ClusterError, match=f"cannot connect to nats://127.0.0.1:{server.port}"):
+        await engine.run(1)
