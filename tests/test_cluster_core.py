@@ -16,39 +16,52 @@ from engine.rules.loader import load_rules
 SINGLE = RulePolicy(Mode.SINGLE, 10, 0.0, 1.0)
 
 
+RAN = [(99.0, 101.5)]  # a run that finished: going from 99 to 101.5
+
+
 @pytest.mark.parametrize(
-    ("policy", "delivery", "accepted", "verdict"),
+    ("policy", "delivery", "accepted", "runs", "verdict"),
     [
         # handed out at once: runs
-        (SINGLE, Delivery(100.0, 1, 0, 100.01), [], Verdict.RUN),
-        # waited past its grace for the running one: dropped, as single drops an overlap
-        (SINGLE, Delivery(100.0, 1, 0, 101.5), [99.0], Verdict.LATE),
+        (SINGLE, Delivery(100.0, 1, 0, 100.0, 0.01), [], [], Verdict.RUN),
+        # waited past its grace for a run that was going: dropped, as single drops an overlap
+        (SINGLE, Delivery(100.0, 1, 0, 100.0, 1.5), [99.0], RAN, Verdict.LATE),
+        # waited as long, but behind a fire whose engine died (no finished run covers it)
+        (SINGLE, Delivery(100.0, 1, 0, 100.0, 2.5), [99.0], [(101.6, 102.0)], Verdict.RUN),
+        # published long after its instant (the server was away) and handed out at once: runs
+        (SINGLE, Delivery(40.0, 1, 0, 100.0, 0.05), [30.0], RAN, Verdict.RUN),
         # a redelivery (its engine died) runs however late, and even if recorded
-        (SINGLE, Delivery(100.0, 2, 0, 130.0), [100.0], Verdict.RUN),
+        (SINGLE, Delivery(100.0, 2, 0, 100.0, 30.0), [100.0], RAN, Verdict.RUN),
         # a copy of an accepted instant (the server forgot the id): not again
-        (SINGLE, Delivery(100.0, 1, 0, 100.0), [99.0, 100.0], Verdict.DUPLICATE),
+        (SINGLE, Delivery(100.0, 1, 0, 100.0, 0.0), [99.0, 100.0], [], Verdict.DUPLICATE),
         # older than every remembered instant of a full record: a late copy
-        (SINGLE, Delivery(1.0, 1, 0, 1.0), [float(i) for i in range(10, 10 + RECENT)],
+        (SINGLE, Delivery(1.0, 1, 0, 1.0, 0.0), [float(i) for i in range(10, 10 + RECENT)], [],
          Verdict.DUPLICATE),
         # cooldown holds across engines: the record says when it last ran
-        (RulePolicy(Mode.SINGLE, 10, 5.0, 1.0), Delivery(103.0, 1, 0, 103.0), [100.0],
+        (RulePolicy(Mode.SINGLE, 10, 5.0, 1.0), Delivery(103.0, 1, 0, 103.0, 0.0), [100.0], [],
          Verdict.COOLED),
-        (RulePolicy(Mode.SINGLE, 10, 5.0, 1.0), Delivery(105.0, 1, 0, 105.0), [100.0],
+        (RulePolicy(Mode.SINGLE, 10, 5.0, 1.0), Delivery(105.0, 1, 0, 105.0, 0.0), [100.0], [],
          Verdict.RUN),
         # queued waits its turn however long, up to max waiting behind it
-        (RulePolicy(Mode.QUEUED, 3, 0.0, 1.0), Delivery(100.0, 1, 3, 160.0), [], Verdict.RUN),
-        (RulePolicy(Mode.QUEUED, 3, 0.0, 1.0), Delivery(100.0, 1, 4, 160.0), [],
+        (RulePolicy(Mode.QUEUED, 3, 0.0, 1.0), Delivery(100.0, 1, 3, 100.0, 60.0), [], RAN,
+         Verdict.RUN),
+        (RulePolicy(Mode.QUEUED, 3, 0.0, 1.0), Delivery(100.0, 1, 4, 100.0, 60.0), [], RAN,
          Verdict.QUEUE_FULL),
         # parallel: the slots are the server's; one that waited for a slot is dropped
-        (RulePolicy(Mode.PARALLEL, 3, 0.0, 1.0), Delivery(100.0, 1, 0, 100.2), [99.0],
+        (RulePolicy(Mode.PARALLEL, 3, 0.0, 1.0), Delivery(100.0, 1, 0, 100.0, 0.2), [99.0], RAN,
          Verdict.RUN),
-        (RulePolicy(Mode.PARALLEL, 3, 0.0, 1.0), Delivery(100.0, 1, 0, 102.0), [], Verdict.LATE),
+        (RulePolicy(Mode.PARALLEL, 3, 0.0, 1.0), Delivery(100.0, 1, 0, 100.0, 2.0), [], RAN,
+         Verdict.LATE),
     ],
 )  # fmt: skip
 def test_decide(
-    policy: RulePolicy, delivery: Delivery, accepted: list[float], verdict: Verdict
+    policy: RulePolicy,
+    delivery: Delivery,
+    accepted: list[float],
+    runs: list[tuple[float, float]],
+    verdict: Verdict,
 ) -> None:
-    assert decide(policy, delivery, accepted) is verdict
+    assert decide(policy, delivery, accepted, runs) is verdict
 
 
 def test_slots_are_the_site_wide_runs_at_once() -> None:

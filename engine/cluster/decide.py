@@ -17,9 +17,15 @@ decided here, when the firing is handed out, from its times and counts:
   rule's recently accepted instants are kept in a KV bucket, so every engine,
   and one started later, knows them;
 - cooldown: a firing within ``cooldown`` of an accepted one is ignored;
-- single, parallel, restart: a firing handed out more than its ``grace`` after
-  its instant waited for a running one, so it is dropped, as the local
-  scheduler skips a fire it cannot start within the grace;
+- single, parallel, restart: a firing that sat in the queue longer than its
+  ``grace`` while a run of the rule was going waited for that run, so it is
+  dropped, as a local single rule drops a firing while it runs. The wait is
+  counted from when the server stored the firing, not from its instant: a
+  fire published late because the server was away (engines queue it) still
+  runs when it returns, once. And only finished runs count as going (their
+  start and end are recorded with the accepted instants): a slot held by an
+  engine that died is no run, so the firing behind it runs after the
+  redelivered one;
 - queued: waits for its turn; when more than ``max`` wait behind it, it is
   dropped (the oldest goes, where a local queue refuses the newest).
 """
@@ -70,11 +76,18 @@ class Delivery:
     instant: float
     delivered: int  # 1 the first time; more after an engine died holding it
     waiting: int  # firings of the rule behind this one in the queue
-    now: float  # the receiving engine's clock
+    stored: float  # when the server stored it (epoch seconds)
+    waited: float  # seconds from then to when it was handed out
 
 
-def decide(policy: RulePolicy, delivery: Delivery, accepted: Sequence[float]) -> Verdict:
-    """``accepted``: the rule's most recently accepted instants, oldest first (a bounded list)."""
+def decide(
+    policy: RulePolicy,
+    delivery: Delivery,
+    accepted: Sequence[float],
+    runs: Sequence[tuple[float, float]] = (),
+) -> Verdict:
+    """``accepted``: the rule's latest accepted instants, oldest first; ``runs``: the
+    (start, end) of its latest finished runs. Both are bounded lists."""
     if delivery.delivered > 1:
         return Verdict.RUN
     instant = delivery.instant
@@ -84,6 +97,7 @@ def decide(policy: RulePolicy, delivery: Delivery, accepted: Sequence[float]) ->
         return Verdict.COOLED
     if policy.mode is Mode.QUEUED:
         return Verdict.QUEUE_FULL if delivery.waiting > policy.limit else Verdict.RUN
-    if delivery.now - instant > policy.grace:
+    stored = delivery.stored
+    if delivery.waited > policy.grace and any(start <= stored <= end for start, end in runs):
         return Verdict.LATE
     return Verdict.RUN

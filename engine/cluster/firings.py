@@ -34,6 +34,7 @@ from engine.cluster.names import instant_text, token
 
 log = logging.getLogger("engine.cluster")
 
+RUNS = 16  # finished runs remembered per rule
 MAX_DELIVER = 5  # a firing whose engine dies this often is given up (it may be what kills them)
 RunFiring = Callable[[str, int, float, int], Coroutine[Any, Any, bool]]  # False: not run here
 
@@ -161,7 +162,9 @@ class Firings:
             await msg.ack()
             return
         meta = msg.metadata
-        delivery = Delivery(instant, meta.num_delivered, meta.num_pending, self.now())
+        stored = meta.timestamp.timestamp()
+        waited = max(0.0, self.now() - stored)
+        delivery = Delivery(instant, meta.num_delivered, meta.num_pending, stored, waited)
         verdict = await self._decide(rule, policy, delivery)
         if verdict is not Verdict.RUN:
             self.stats.skipped[verdict.value] += 1
@@ -179,6 +182,7 @@ class Firings:
         self._running.setdefault(rule, []).append(running)
         beat = asyncio.get_running_loop().create_task(self._beat(msg))
         self.stats.ran += 1
+        started = self.now()
         try:
             await asyncio.shield(run)
         except asyncio.CancelledError:
@@ -199,6 +203,7 @@ class Firings:
                 if cut_short:
                     await msg.nak()  # stopping (mid-run, or before it): another engine does it
                 else:
+                    await self._record_run(rule, started, self.now())
                     await msg.ack()
 
     async def _decide(self, rule: str, policy: RulePolicy, delivery: Delivery) -> Verdict:
@@ -207,20 +212,25 @@ class Firings:
         assert kv is not None
         key = token(rule)
         for _ in range(10):  # another engine updating at the same moment: read again
-            recent, revision = await _recent(kv, key)
-            verdict = decide(policy, delivery, recent)
+            record, revision = await _record(kv, key)
+            verdict = decide(policy, delivery, record.accepted, record.runs)
             if verdict is not Verdict.RUN or delivery.delivered > 1:
                 return verdict
-            value = json.dumps(sorted([*recent, delivery.instant])[-RECENT:]).encode()
-            try:
-                if revision is None:
-                    await kv.create(key, value)
-                else:
-                    await kv.update(key, value, last=revision)
+            record.accepted = sorted([*record.accepted, delivery.instant])[-RECENT:]
+            if await _store(kv, key, record, revision):
                 return verdict
-            except nats.js.errors.KeyWrongLastSequenceError:
-                continue
         return Verdict.DUPLICATE
+
+    async def _record_run(self, rule: str, start: float, end: float) -> None:
+        """A finished run, for telling later firings whether they waited for a real one."""
+        kv = self.link.rule_state
+        assert kv is not None
+        key = token(rule)
+        for _ in range(10):
+            record, revision = await _record(kv, key)
+            record.runs = [*record.runs, (start, end)][-RUNS:]
+            if await _store(kv, key, record, revision):
+                return
 
     async def _beat(self, msg: Msg) -> None:
         """Keep the firing ours while it runs: the server waits ``ack_wait`` from each beat."""
@@ -270,14 +280,38 @@ class Firings:
                 await self._watch.unsubscribe()  # type: ignore[attr-defined]
 
 
-async def _recent(kv: KeyValue, key: str) -> tuple[list[float], int | None]:
+@dataclass
+class _RuleRecord:
+    """What the site keeps per rule in the KV bucket."""
+
+    accepted: list[float] = field(default_factory=list)
+    runs: list[tuple[float, float]] = field(default_factory=list)
+
+
+async def _record(kv: KeyValue, key: str) -> tuple[_RuleRecord, int | None]:
     try:
         entry = await kv.get(key)
     except nats.js.errors.KeyNotFoundError:
-        return [], None
+        return _RuleRecord(), None
     try:
-        values = json.loads(entry.value or b"[]")
-        recent = [float(v) for v in values]
-    except (ValueError, TypeError):
-        recent = []
-    return recent, entry.revision
+        value = json.loads(entry.value or b"{}")
+        record = _RuleRecord(
+            [float(v) for v in value.get("accepted", ())],
+            [(float(a), float(b)) for a, b in value.get("runs", ())],
+        )
+    except (ValueError, TypeError, AttributeError):
+        record = _RuleRecord()  # unreadable: decide as if new rather than stop the rule
+    return record, entry.revision
+
+
+async def _store(kv: KeyValue, key: str, record: _RuleRecord, revision: int | None) -> bool:
+    """Compare-and-set: False when another engine wrote first (read again and redo)."""
+    value = json.dumps({"accepted": record.accepted, "runs": record.runs}).encode()
+    try:
+        if revision is None:
+            await kv.create(key, value)
+        else:
+            await kv.update(key, value, last=revision)
+    except nats.js.errors.KeyWrongLastSequenceError:
+        return False
+    return True

@@ -76,6 +76,7 @@ class ShotStats:
     in_flight: int = 0
     max_in_flight: int = 0
     lost_status: int = 0  # asked here, no final status within the bound
+    stale: int = 0  # deliveries another engine held the lease of (not tried)
     finals: dict[str, str] = field(default_factory=dict)
 
 
@@ -314,8 +315,34 @@ class ClusterShots:
             await self._tell(request, record)  # done before: say so again, do not redo
             await msg.ack()
             return
+        now = self.now()
+        holder, until = record.get("engine"), record.get("until", 0.0)
+        if (
+            holder not in (None, self.link.engine_name)
+            and isinstance(until, int | float)
+            and (until > now)
+        ):
+            # Another engine holds this shot's lease: this delivery is stale (it sat in the
+            # fetch queue past ack_wait and was handed out again). Left unacked, not retried.
+            self.stats.stale += 1
+            return
+        tries = int(record.get("tries", 0)) + 1
+        saving = {"guid": guid, "camera": camera, "state": "saving", "tries": tries,
+                  "reason": str(record.get("reason", "")), "engine": self.link.engine_name,
+                  "until": now + self.link.config.ack_wait}  # fmt: skip
+        try:
+            if revision is None:
+                revision = await kv.create(key, json.dumps(saving).encode())
+            else:
+                revision = await kv.update(key, json.dumps(saving).encode(), last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            self.stats.stale += 1  # another engine took the lease a moment ago
+            return
         wait = await self._interval(camera)
         if wait is not None:
+            saving.update(tries=tries - 1, until=0.0)  # the lease goes back; no try was made
+            with contextlib.suppress(nats.errors.Error):
+                revision = await kv.put(key, json.dumps(saving).encode())
             if wait < 0:  # throttle: skip
                 self.stats.throttled += 1
                 record = {"guid": guid, "camera": camera, "state": "error", "tries": 0,
@@ -324,13 +351,8 @@ class ClusterShots:
                 return
             await msg.nak(delay=wait)
             return
-        tries = int(record.get("tries", 0)) + 1
-        saving = {"guid": guid, "camera": camera, "state": "saving", "tries": tries,
-                  "reason": str(record.get("reason", ""))}  # fmt: skip
-        with contextlib.suppress(nats.errors.Error):
-            revision = await kv.put(key, json.dumps(saving).encode())
         await self._tell(request, saving)
-        beat = asyncio.get_running_loop().create_task(self._beat(msg))
+        beat = asyncio.get_running_loop().create_task(self._beat(msg, key, saving))
         self.stats.tries += 1
         self.stats.in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
@@ -355,9 +377,9 @@ class ClusterShots:
             beat.cancel()
         self.stats.in_flight -= 1
         ok = update.status is ShotStatus.success
-        if not ok and tries < self.tries_of(camera) and not self._stopping:
+        if not ok and tries < self.tries_of(camera):
             delay = self.retry.delay(tries, random.random())
-            saving["reason"] = update.reason
+            saving.update(reason=update.reason, until=0.0)  # the lease goes back with the nak
             with contextlib.suppress(nats.errors.Error):
                 await kv.put(key, json.dumps(saving).encode())
             await msg.nak(delay=delay)
@@ -437,12 +459,17 @@ class ClusterShots:
                 continue
         return 0.05
 
-    async def _beat(self, msg: Msg) -> None:
+    async def _beat(self, msg: Msg, key: str, lease: dict[str, Any]) -> None:
+        """Keep the shot ours while its try runs: the server's ack timer and the KV lease."""
+        kv = self.link.shot_state
+        assert kv is not None
         every = max(0.1, self.link.config.ack_wait / 3)
         while True:
             await asyncio.sleep(every)
+            lease["until"] = self.now() + self.link.config.ack_wait
             with contextlib.suppress(Exception):
                 await msg.in_progress()
+                await kv.put(key, json.dumps(lease).encode())
 
     def stop_taking(self) -> None:
         """Take no more tries (the engine is stopping); running ones go on."""
