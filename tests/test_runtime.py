@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import textwrap
@@ -435,5 +436,5 @@ def test_live_trigger_moves_past_fires_that_a_datetime_rounds_down() -> None:
         assert fire is not None
         times.append(fire.timestamp())
         fire = trigger.get_next_fire_time(fire, now)
-    steps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+    steps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
     assert steps == [0.2] * 19
