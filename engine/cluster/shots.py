@@ -49,6 +49,7 @@ from engine.shots.status import ShotStatus, StatusUpdate, Throttled, UnknownCame
 log = logging.getLogger("engine.cluster")
 
 StatusCallback = Callable[[str, Any], Any]
+FINAL_PATIENCE = 60.0  # seconds a finished shot waits for the server to record its end
 
 
 @dataclass
@@ -399,9 +400,23 @@ class ClusterShots:
                       revision: int | None) -> None:  # fmt: skip
         kv = self.link.shot_state
         assert kv is not None
+        # The final record is what stops a redelivery from taking the shot again: it must
+        # reach the server, also when the server is away right now (it comes back soon,
+        # or the engines have bigger trouble: then the shot may be taken twice, said here).
+        value = json.dumps(record).encode()
+        deadline = self.now() + FINAL_PATIENCE
+        while True:
+            try:
+                await kv.put(token(record["guid"]), value)
+                break
+            except (nats.errors.Error, OSError) as exc:
+                if self.now() > deadline:
+                    log.error("shot %s: its final status could not be recorded (%s); another "
+                              "engine may take it again", record["guid"], exc)  # fmt: skip
+                    break
+                await asyncio.sleep(0.2)
         with contextlib.suppress(nats.errors.Error):
-            await kv.put(token(record["guid"]), json.dumps(record).encode())
-        await msg.ack()
+            await msg.ack()
         await self._tell(request, record)
         ok = record["state"] == "success"
         if ok:

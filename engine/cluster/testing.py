@@ -73,6 +73,10 @@ class Report:
         ]
 
 
+async def _quiet(exc: Exception) -> None:
+    """The listener reconnects by itself across server restarts; nothing to say."""
+
+
 class LocalSite:
     """``async with LocalSite(folder) as site: site.start_engine(0) ...; site.report(a, b)``."""
 
@@ -107,7 +111,7 @@ class LocalSite:
         self.nats.start()
         self._write_rules()
         self._nc = await nats.connect(self.nats.url, max_reconnect_attempts=-1,
-                                      reconnect_time_wait=0.2)  # fmt: skip
+                                      reconnect_time_wait=0.2, error_cb=_quiet)  # fmt: skip
         await self._nc.subscribe(f"cuecap.{SITE}.events.>", cb=self._on_event)
         return self
 
