@@ -145,3 +145,66 @@ async def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     engine = Engine(rules, adapters=[ClusterAdapter(rules.settings.cluster)])  # type: ignore[arg-type]
     with pytest.raises(ClusterError, match=f"cannot connect to nats://127.0.0.1:{server.port}"):
         await engine.run(1)
+
+
+async def test_losing_the_server_keeps_recording_and_fires_each_instant_once_after(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    rules = site_rules(
+        tmp_path,
+        nats_server,
+        "sources:\n"
+        "  sim: {type: simulator, seed: 3, fps: 5, image_size: [32, 32], idle: [0.5, 1],"
+        " first_burst_delay: 0.2}\n"
+        "recorders:\n"
+        "  moves: {activity: [{type: message, types: [electrode_state]}], pre_roll: 0.5,"
+        " post_roll: 0.5}\n"
+        "rules:\n"
+        "  tick:\n    mode: queued\n    when: {type: schedule, every: 0.5s}\n"
+        "    do: {type: log, message: t}\n",
+    )
+    adapter = ClusterAdapter(rules.settings.cluster, name="e0")  # type: ignore[arg-type]
+    engine = Engine(rules, adapters=[adapter])
+    run = asyncio.ensure_future(engine.run(6.0))
+    await asyncio.sleep(1.5)
+    nats_server.stop()
+    frames_before = sum(engine.dispatched.values())
+    await asyncio.sleep(2.0)  # the server is away: 4 fires come due
+    frames_during = sum(engine.dispatched.values()) - frames_before
+    assert not adapter.link.connected.is_set()
+    waiting = len(adapter.link.outbox)
+    nats_server.start()
+    summary = await run
+    assert frames_during > 0, "the engine stopped reading its source while the server was away"
+    assert summary.segment_count >= 1  # and kept recording
+    assert waiting >= 4  # fires (and events) waited in the bounded outbox
+    counts = fires([engine], "tick")
+    assert set(counts.values()) == {1}, "an instant ran twice after the server came back"
+    instants = sorted(counts)
+    # the fires due while the server was away ran when it came back: none is missing
+    assert all(round(b - a, 6) == 0.5 for a, b in itertools.pairwise(instants)), instants
+    assert len(instants) >= 9
+    assert adapter.link.disconnects == 1
+    assert adapter.link.outbox.dropped == 0 and adapter.link.outbox.expired == 0
+
+
+def test_an_engine_without_cluster_settings_needs_no_nats(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n  tick:\n    when: {type: schedule, every: 0.1s}\n    do: {type: log, message: t}\n"
+    )
+    code = (
+        "import asyncio, sys\n"
+        "from engine.rules.loader import load_rules\n"
+        "from engine.runtime.engine import Engine\n"
+        f"summary = asyncio.run(Engine(load_rules([{str(path)!r}], env={{}})).run(0.5))\n"
+        "assert summary.firing_counts['tick'] >= 3, summary.firing_counts\n"
+        "loaded = sorted(m for m in sys.modules if m == 'nats' or m.startswith(('nats.', "
+        "'engine.cluster.')) and m != 'engine.cluster.config')\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
