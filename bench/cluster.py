@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.cluster.testing import LocalSite  # noqa: E402
+from engine.cluster.testing import LocalSite
 
 ACK_WAIT = 1.5  # seconds: the failover time is this plus a fetch
 

@@ -208,3 +208,25 @@ def test_an_engine_without_cluster_settings_needs_no_nats(tmp_path: Path) -> Non
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("mode", "all_run"), [("restart", True), ("single", False)])
+async def test_modes_hold_across_engines(
+    tmp_path: Path, nats_server: NatsServer, mode: str, all_run: bool
+) -> None:
+    """Each run takes 3 s, fires come every 0.5 s: restart cancels the running one wherever
+    it runs, so every fire starts; single drops those that came while one was going."""
+    rules = site_rules(
+        tmp_path,
+        nats_server,
+        "rules:\n"
+        f"  slow:\n    mode: {mode}\n    when: {{type: schedule, every: 0.5s, grace: 0.3s}}\n"
+        "    do: {type: run, argv: [sleep, '3']}\n",
+    )
+    site = await run_site(rules, 3.2)
+    counts = fires(site, "slow")
+    assert set(counts.values()) == {1}
+    if all_run:
+        assert len(counts) >= 5
+    else:
+        assert 1 <= len(counts) <= 2, counts
