@@ -63,7 +63,7 @@ async def listen(server: NatsServer, subject: str) -> tuple[Any, list[Any]]:
 
 
 def fires(site: list[Engine], rule: str) -> Counter[float]:
-    return Counter(f.time for engine in site for f in engine.firings if f.rule == rule)
+    return Counter(f.time for engine in site for f in engine.stats.firings if f.rule == rule)
 
 
 async def test_every_fire_runs_once_on_the_site_and_events_say_which_engine(
@@ -128,7 +128,7 @@ async def test_shots_are_bounded_site_wide_and_retried_through_the_queue(
     assert asked == len(finals) + waiting
     summaries: Counter[str] = Counter()
     for engine in site:
-        summaries.update(engine.shot_counts)
+        summaries.update(engine.stats.shot_counts)
     assert summaries["ok"] == len(ok)
 
 
@@ -168,9 +168,9 @@ async def test_losing_the_server_keeps_recording_and_fires_each_instant_once_aft
     run = asyncio.ensure_future(engine.run(6.0))
     await asyncio.sleep(1.5)
     nats_server.stop()
-    frames_before = sum(engine.dispatched.values())
+    frames_before = sum(engine.stats.frames.values())
     await asyncio.sleep(2.0)  # the server is away: 4 fires come due
-    frames_during = sum(engine.dispatched.values()) - frames_before
+    frames_during = sum(engine.stats.frames.values()) - frames_before
     assert not adapter.link.connected.is_set()
     waiting = len(adapter.link.outbox)
     nats_server.start()
