@@ -25,7 +25,6 @@ from engine.cluster.names import Names
 from engine.cluster.shots import ClusterShots, FiringScope, current_firing
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.events import EngineStopping, Event, discard
-from engine.rules.model import ScheduleTrigger
 
 if TYPE_CHECKING:
     from engine.rules.loader import RuleSet
@@ -44,7 +43,7 @@ def rule_policies(rules: RuleSet) -> dict[str, RulePolicy]:
     """The site-wide policy of every enabled rule with a schedule."""
     out: dict[str, RulePolicy] = {}
     for name, rule in rules.rules.items():
-        graces = [t.grace for t in rule.when if isinstance(t, ScheduleTrigger)]
+        graces = [t.grace for t in rule.when if getattr(t, "type", None) == "schedule"]
         if rule.enabled and graces:
             out[name] = RulePolicy(Mode(rule.mode), rule.max, rule.cooldown, max(graces))
     return out
