@@ -43,7 +43,7 @@ def rule_policies(rules: RuleSet) -> dict[str, RulePolicy]:
     """The site-wide policy of every enabled rule with a schedule."""
     out: dict[str, RulePolicy] = {}
     for name, rule in rules.rules.items():
-        graces = [t.grace for t in rule.when if getattr(t, "type", None) == "schedule"]
+        graces = [float(getattr(t, "grace", 1.0)) for t in rule.when if t.type == "schedule"]
         if rule.enabled and graces:
             out[name] = RulePolicy(Mode(rule.mode), rule.max, rule.cooldown, max(graces))
     return out
