@@ -230,3 +230,33 @@ async def test_modes_hold_across_engines(
         assert len(counts) >= 5
     else:
         assert 1 <= len(counts) <= 2, counts
+
+
+async def test_a_reload_brings_new_rules_and_cameras_onto_the_site(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    from engine.cluster.shots import ClusterShots
+
+    with HttpCameraServer() as camera:
+        body = (
+            f"cameras:\n  cam: {{type: http, url: '{camera.url()}', max_in_flight: 1}}\n"
+            "rules:\n  a:\n    when: {type: schedule, every: 0.5s}\n"
+            "    do: {type: log, message: a}\n"
+        )
+        rules = site_rules(tmp_path, nats_server, body)
+        adapter = ClusterAdapter(rules.settings.cluster, name="e0")  # type: ignore[arg-type]
+        engine = Engine(rules, adapters=[adapter])
+        run = asyncio.ensure_future(engine.run(3.5))
+        await asyncio.sleep(1.2)
+        before = adapter.shots
+        changed = body.replace("max_in_flight: 1", "max_in_flight: 2") + (
+            "  b:\n    when: {type: schedule, every: 0.5s}\n    do: {type: shot, cameras: cam}\n"
+        )
+        engine._reloaded(await engine.apply(site_rules(tmp_path, nats_server, changed)))
+        await run
+    assert isinstance(adapter.shots, ClusterShots) and adapter.shots is not before
+    assert adapter.shots.limit("cam") == 2
+    b = [f for f in engine.stats.firings if f.rule == "b"]
+    assert len(b) >= 3, "the new rule's fires did not come through the site's queue"
+    assert adapter.shots.stats.requested == len(b)  # its shots went through the site too
+    assert set(fires([engine], "a").values()) == {1}

@@ -105,7 +105,25 @@ class Firings:
             assert self.link.nc is not None
             self._watch = await self.link.nc.subscribe(self.link.names.firings, cb=self._seen)
 
-    async def _consume(self, rule: str) -> None:
+    async def update(self, policies: dict[str, RulePolicy]) -> None:
+        """Rules reloaded: consume the new ones, resize changed ones, let removed ones be."""
+        for rule in [r for r in self.policies if r not in policies]:
+            del self.policies[rule]
+            task = self._loops.pop(rule, None)
+            if task is not None:
+                task.cancel()
+        for rule, policy in policies.items():
+            old = self.policies.get(rule)
+            self.policies[rule] = policy
+            if old is None:
+                await self._consume(rule)
+            elif old.slots != policy.slots:
+                await self._declare(rule)  # the server resizes the consumer's slots
+        if self._watch is None and any(p.mode is Mode.RESTART for p in policies.values()):
+            assert self.link.nc is not None
+            self._watch = await self.link.nc.subscribe(self.link.names.firings, cb=self._seen)
+
+    async def _declare(self, rule: str) -> str:
         names, config = self.link.names, self.link.config
         policy = self.policies[rule]
         durable = names.firing_consumer(rule)
@@ -120,7 +138,12 @@ class Firings:
             max_deliver=MAX_DELIVER,
         )
         await self.link.js.add_consumer(names.firing_stream, consumer)
-        sub = await self.link.js.pull_subscribe_bind(durable=durable, stream=names.firing_stream)
+        return durable
+
+    async def _consume(self, rule: str) -> None:
+        durable = await self._declare(rule)
+        stream = self.link.names.firing_stream
+        sub = await self.link.js.pull_subscribe_bind(durable=durable, stream=stream)
         self._loops[rule] = asyncio.get_running_loop().create_task(
             self._loop(rule, sub), name=f"firings {rule}"
         )

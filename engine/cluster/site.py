@@ -11,6 +11,7 @@ the ``Cuecap-Engine`` header.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from engine.cluster.link import Link, Outgoing
 from engine.cluster.names import Names
 from engine.cluster.shots import ClusterShots, FiringScope, current_firing
 from engine.core.clock import SYSTEM_CLOCK, Clock
-from engine.events import EngineStopping, Event, discard
+from engine.events import EngineStopping, Event, ReloadApplied, discard
 
 if TYPE_CHECKING:
     from engine.rules.loader import RuleSet
@@ -66,6 +67,7 @@ class ClusterAdapter:
         self._engine: Engine | None = None
         self._unsubscribe: Any = None
         self.events_sent = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- FiringSink --------------------------------------------------------------------
 
@@ -133,7 +135,30 @@ class ClusterAdapter:
         await self.shots.start()
         engine.actions.shots = self.shots
 
+    async def _reloaded(self) -> None:
+        """Rule files changed: the site's queues follow (new rules, new cameras)."""
+        engine = self._engine
+        if engine is None:
+            return
+        try:
+            await self.firings.update(rule_policies(engine.rules))
+            if self.shots is not None and engine.actions.shots is not self.shots:
+                # The engine built a new shot service for changed cameras: so does the site.
+                previous, self.shots = self.shots, None
+                await previous.stop(engine.rules.settings.stop_timeout)
+                if self._local is not None:
+                    await self._local.aclose(graceful=False)
+                    self._local = None
+            if self.shots is None and engine.rules.cameras and not engine.dry_run:
+                await self._start_shots(engine)
+        except Exception:
+            log.exception("cluster %s: following the reloaded rules failed", self.names.site)
+
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, ReloadApplied):
+            task = asyncio.get_running_loop().create_task(self._reloaded(), name="cluster reload")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if isinstance(event, EngineStopping):
             self.firings.stop_taking()
             if self.shots is not None:
@@ -150,6 +175,7 @@ class ClusterAdapter:
     async def aclose(self) -> None:
         engine = self._engine
         timeout = engine.rules.settings.stop_timeout if engine is not None else 5.0
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # a reload being followed
         await self.firings.stop(timeout)
         if self.shots is not None:
             await self.shots.stop(timeout)  # the events of shots finishing now still go out
