@@ -188,7 +188,16 @@ class Firings:
         stored = meta.timestamp.timestamp()
         waited = max(0.0, self.now() - stored)
         delivery = Delivery(instant, meta.num_delivered, meta.num_pending, stored, waited)
-        verdict = await self._decide(rule, policy, delivery)
+        try:
+            verdict = await self._decide(rule, policy, delivery)
+        except (nats.errors.Error, OSError) as exc:
+            # The site's record cannot be read (the server going away): decide later.
+            log.debug(
+                "rule %s: cannot decide on fire %s now (%s)", rule, instant_text(instant), exc
+            )
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=0.5)
+            return
         if verdict is not Verdict.RUN:
             self.stats.skipped[verdict.value] += 1
             log.info("rule %s: fire at %s not run (%s)", rule, instant_text(instant), verdict.value)

@@ -260,6 +260,10 @@ class Link:
                 await self._send(item)
             except asyncio.CancelledError:
                 raise
+            except (nats.js.errors.ServiceUnavailableError, nats.js.errors.ServerError) as exc:
+                # JetStream still starting after a server restart: again soon.
+                log.debug("cluster: sending %s failed (%s); again soon", item.subject, exc)
+                await asyncio.sleep(0.2)
             except nats.js.errors.APIError as exc:
                 # Refused for good (a full queue, a payload too big): counted, not retried.
                 log.warning("cluster: %s refused: %s", item.subject, exc)

@@ -295,11 +295,19 @@ class ClusterShots:
                 await asyncio.sleep(0.25)
                 continue
             for msg in messages:
-                task = asyncio.get_running_loop().create_task(self._take(camera, msg))
+                task = asyncio.get_running_loop().create_task(self._take_safely(camera, msg))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    async def _take_safely(self, camera: str, msg: Msg) -> None:
+        try:
+            await self._take(camera, msg)
+        except (nats.errors.Error, OSError) as exc:
+            # The server went away mid-way: the shot comes back after ack_wait, its
+            # record (and lease) says where it stood.
+            log.debug("shots %s: a try was interrupted (%s)", camera, exc)
 
     async def _take(self, camera: str, msg: Msg) -> None:
         try:
