@@ -91,10 +91,11 @@ class ClusterAdapter:
     async def start(self, engine: Engine) -> None:
         self._engine = engine
         await self.link.open()
-        self.firings.policies.update(rule_policies(engine.rules))
-        await self.firings.start()
+        # Shots first: a fire taken from the queue must find the site's shot gate in place.
         if engine.rules.cameras and not engine.dry_run:
             await self._start_shots(engine)
+        self.firings.policies.update(rule_policies(engine.rules))
+        await self.firings.start()
         self._unsubscribe = engine.subscribe(self._on_event)
         log.info("cluster %s: engine %s joined (%s)", self.names.site, self.name,
                  ", ".join(self.config.nats))  # fmt: skip
