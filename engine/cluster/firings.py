@@ -35,7 +35,7 @@ from engine.cluster.names import instant_text, token
 log = logging.getLogger("engine.cluster")
 
 RUNS = 16  # finished runs remembered per rule
-MAX_DELIVER = 5  # a firing whose engine dies this often is given up (it may be what kills them)
+MAX_DELIVER = 20  # a fire handed out this often is given up (it may be what kills engines)
 RunFiring = Callable[[str, int, float, int], Coroutine[Any, Any, bool]]  # False: not run here
 
 

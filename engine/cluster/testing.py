@@ -58,13 +58,15 @@ class Report:
     limit: int
     failovers: list[float] = field(default_factory=list)  # seconds, kill to the run elsewhere
     redelivered: int = 0
+    missed: list[str] = field(default_factory=list)  # rule@instant of the missed fires
 
     def lines(self) -> list[str]:
         worst = f"{max(self.failovers):.2f} s" if self.failovers else "n/a (no fire was cut)"
         return [
             f"fires due: {self.expected}, ran: {self.fired}",
             f"double fires: {self.double_fires}",
-            f"missed fires: {self.missed_fires}",
+            f"missed fires: {self.missed_fires}"
+            + (f" ({', '.join(self.missed[:5])})" if self.missed else ""),
             f"lost shots: {self.lost_shots} (doubled: {self.doubled_shots}, "
             f"failed after every try: {self.failed_shots})",
             f"max in flight at the camera: {self.max_in_flight} (limit {self.limit})",
@@ -267,11 +269,16 @@ class LocalSite:
                 finals[str(seen.body["task"])] += 1
                 failed += seen.kind == "shot.error"
         keys = [(rule, instant_text(t)) for rule, t in due]
-        fired = [k for k in keys if k in runs]
+        files = Counter(p.name.split(".jpg")[0] for p in (self.folder / "shots").glob("*.jpg"))
+        # Events reach this listener at most once (core NATS): one that reconnects after a
+        # server restart misses those sent meanwhile. A fire's shot file is the ground truth.
+        saved = {key for key in keys if files[f"{key[0]}@{key[1]}-0-cam"]}
+        fired = [k for k in keys if k in runs or k in saved]
         doubles = sum(1 for k in fired if runs[k].count(1) > 1)
         missed = len(keys) - len(fired)
-        lost = sum(1 for rule, t in fired if finals[f"{rule}@{t}-0-cam"] == 0)
-        files = Counter(p.name.split(".jpg")[0] for p in (self.folder / "shots").glob("*.jpg"))
+        lost = sum(
+            1 for rule, t in fired if not finals[f"{rule}@{t}-0-cam"] and (rule, t) not in saved
+        )
         doubled = sum(1 for n in finals.values() if n > 1) + sum(
             1
             for name in files
@@ -297,4 +304,5 @@ class LocalSite:
             limit=self.limit,
             failovers=failovers,
             redelivered=sum(1 for d in runs.values() if any(x > 1 for x in d)),
+            missed=[f"{rule}@{t}" for rule, t in keys if (rule, t) not in fired],
         )
