@@ -136,3 +136,15 @@ async def test_outbox_is_bounded_drops_the_oldest_and_expires_what_is_too_old() 
     outbox.done(first)
     second = await asyncio.wait_for(outbox.next(), 1)
     assert second.subject == "s.4" and outbox.expired == 1 and outbox.sent == 1
+
+
+def test_cuecap_run_says_at_start_which_site_it_joins(tmp_path: Path) -> None:
+    from engine.cli.startup import RunOptions, startup_lines
+
+    path = _write(tmp_path, "{nats: ['nats://n1:4222', 'nats://n2:4222'], name: lab}")
+    rules = load_rules([path], env={})
+    lines = startup_lines(rules, 0.0, RunOptions(None, None, None, False, ()), tmp_path)
+    assert (
+        "  cluster lab: one of the site's engines, NATS at nats://n1:4222, nats://n2:4222 "
+        "(schedules and shot limits shared)" in lines
+    )

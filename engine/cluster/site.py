@@ -184,6 +184,8 @@ class ClusterAdapter:
             self._unsubscribe()
         if self._local is not None:
             await self._local.aclose(graceful=False)
+        if self.link.nc is None:  # never joined (the server could not be reached)
+            return
         await self.link.flush(min(timeout, 5.0))
         outbox = self.link.outbox
         stats = self.firings.stats
