@@ -29,6 +29,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from engine.cluster.devserver import NatsServer
+from engine.cluster.errors import ClusterError
 from engine.cluster.names import instant_text
 from engine.shots.testing import HttpCameraServer
 
@@ -185,7 +186,7 @@ class LocalSite:
             if wanted <= started:
                 return
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"engines {sorted(wanted)} did not start within {timeout:g} s")
+        raise ClusterError(f"engines {sorted(wanted)} did not start within {timeout:g} s")
 
     def _name(self, index: int) -> str:
         return next(n for n, i in self.names.items() if i == index and
@@ -205,7 +206,7 @@ class LocalSite:
                     self.kills.append((time.time(), seen.engine))
                     return index
             await asyncio.sleep(0.005)
-        raise TimeoutError("no engine started a fire to be killed in")
+        raise ClusterError("no engine started a fire to be killed in")
 
     def kill(self, index: int) -> None:
         process = self.engines[index]
