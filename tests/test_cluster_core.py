@@ -148,3 +148,20 @@ def test_cuecap_run_says_at_start_which_site_it_joins(tmp_path: Path) -> None:
         "  cluster lab: one of the site's engines, NATS at nats://n1:4222, nats://n2:4222 "
         "(schedules and shot limits shared)" in lines
     )
+
+
+async def test_a_shot_asked_on_the_site_tells_its_statuses_in_order_and_one_final() -> None:
+    from engine.cluster.shots import _Tracker, _update
+    from engine.shots.status import ShotStatus
+
+    told: list[tuple[str, int]] = []
+    tracker = _Tracker("g", "cam", lambda _guid, s: told.append((str(s), s.try_number)))
+    # a try's status overtakes the queue's acknowledgement; copies come twice
+    tracker.tell(_update(ShotStatus.saving, "g", "cam", tries=1))
+    tracker.tell(_update(ShotStatus.in_queue, "g", "cam"))
+    tracker.tell(_update(ShotStatus.saving, "g", "cam", tries=1))
+    tracker.tell(_update(ShotStatus.saving, "g", "cam", tries=2))
+    tracker.final(_update(ShotStatus.success, "g", "cam", tries=2))
+    tracker.final(_update(ShotStatus.error, "g", "cam", tries=2, reason="late copy"))
+    tracker.tell(_update(ShotStatus.saving, "g", "cam", tries=3))
+    assert told == [("in_queue", 0), ("saving", 1), ("saving", 2), ("success", 2)]
