@@ -283,3 +283,18 @@ async def test_a_cameras_min_interval_holds_across_engines(
     # 12 asked in 3 s by two engines; one per second site-wide was served
     assert asked >= 8
     assert 2 <= served <= 4, served
+
+
+async def test_a_cooldown_holds_across_engines(tmp_path: Path, nats_server: NatsServer) -> None:
+    rules = site_rules(
+        tmp_path,
+        nats_server,
+        "rules:\n  t:\n    cooldown: 1s\n    when: {type: schedule, every: 0.25s}\n"
+        "    do: {type: log, message: t}\n",
+    )
+    site = await run_site(rules, 3.0)
+    instants = sorted(fires(site, "t"))
+    assert 2 <= len(instants) <= 4, instants  # of ~12 due, one per second ran
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(instants))
+    skipped = sum(e.adapters[0].firings.stats.skipped["cooled"] for e in site)  # type: ignore[attr-defined]
+    assert skipped >= 6
