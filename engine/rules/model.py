@@ -34,8 +34,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from engine.core.address import parse_listen
 from engine.cluster.config import ClusterConfig
+from engine.core.address import parse_listen
 from engine.core.condition import Condition, DataCondition
 from engine.core.schema import Schema, SchemaSpec
 from engine.core.secrets import EnvName
