@@ -28,7 +28,14 @@ from tests.natsserver import nats_server
 __all__ = ["nats_server"]
 
 
-def site_rules(tmp_path: Path, server: NatsServer, body: str, *, cluster: str = "") -> RuleSet:
+def site_rules(
+    tmp_path: Path,
+    server: NatsServer,
+    body: str,
+    *,
+    cluster: str = "",
+    env: dict[str, str] | None = None,
+) -> RuleSet:
     path = tmp_path / "rules.yaml"
     path.write_text(
         "settings:\n"
@@ -39,7 +46,7 @@ def site_rules(tmp_path: Path, server: NatsServer, body: str, *, cluster: str = 
         "  stop_timeout: 1\n"
         f"  cluster: {{nats: {server.url}, name: lab, ack_wait: 2s{cluster}}}\n" + body
     )
-    return load_rules([path], env={})
+    return load_rules([path], env=env or {})
 
 
 async def run_site(rules: RuleSet, seconds: float, engines: int = 2) -> list[Engine]:
@@ -298,3 +305,27 @@ async def test_a_cooldown_holds_across_engines(tmp_path: Path, nats_server: Nats
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(instants))
     skipped = sum(e.adapters[0].firings.stats.skipped["cooled"] for e in site)  # type: ignore[attr-defined]
     assert skipped >= 6
+
+
+async def test_credentials_come_from_the_variables_the_settings_name(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "nats", args=("--user", "engine", "--pass", "s3cret-pw"))
+    server.start()
+    try:
+        rules = site_rules(
+            tmp_path,
+            server,
+            "rules:\n  t:\n    when: {type: schedule, every: 0.2s}\n    do: {type: log, message: t}\n",
+            cluster=", user_env: NATS_USER, password_env: NATS_PASSWORD, connect_timeout: 1",
+            env=(good := {"NATS_USER": "engine", "NATS_PASSWORD": "s3cret-pw"}),
+        )
+        cluster = rules.settings.cluster
+        assert cluster is not None
+        engine = Engine(rules, adapters=[ClusterAdapter(cluster, env=good)])
+        summary = await engine.run(1.0)
+        assert summary.firing_counts["t"] >= 3  # joined the site and ran its fires
+        bad = {**good, "NATS_PASSWORD": "wrong"}
+        refused = Engine(rules, adapters=[ClusterAdapter(cluster, env=bad)])
+        with pytest.raises(ClusterError, match="cannot connect"):
+            await refused.run(1.0)
+    finally:
+        server.stop()

@@ -94,14 +94,20 @@ def _write(tmp_path: Path, cluster: str) -> Path:
     return path
 
 
-def test_cluster_settings_read_credentials_from_the_environment(tmp_path: Path) -> None:
-    path = _write(tmp_path, "{nats: 'nats://n1:4222', name: lab, password: '${NATS_PASSWORD}'}")
+def test_cluster_settings_name_the_environment_variables_of_their_secrets(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, "{nats: 'nats://n1:4222', name: lab, password_env: NATS_PASSWORD}")
     rules = load_rules([path], env={"NATS_PASSWORD": "s3cret-pw"})
     cluster = rules.settings.cluster
     assert cluster is not None
     assert cluster.nats == ["nats://n1:4222"] and cluster.name == "lab"
-    assert cluster.password == "s3cret-pw"
-    assert "s3cret-pw" not in rules.redact(f"password {cluster.password}")
+    assert cluster.secret_names() == [("password_env", "NATS_PASSWORD")]
+    assert "s3cret-pw" not in repr(rules.settings)  # the value is read at connect only
+    with pytest.raises(RuleFileError) as info:
+        load_rules([path], env={})
+    assert f"{path}:2:" in str(info.value)
+    assert "cluster.password_env: environment variable NATS_PASSWORD is not set" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ def blocks(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)```", DOC, re.S)
 
 
-def test_the_settings_load_with_credentials_from_the_environment(tmp_path: Path) -> None:
+def test_the_settings_load_and_name_the_variables_of_the_credentials(tmp_path: Path) -> None:
     (yaml_block,) = blocks("yaml")
     path = tmp_path / "site.yaml"
     path.write_text(yaml_block + "rules:\n  t:\n    when: {type: schedule, every: 1s}\n"
@@ -30,7 +30,7 @@ def test_the_settings_load_with_credentials_from_the_environment(tmp_path: Path)
     rules = load_rules([path], env={"NATS_USER": "engine", "NATS_PASSWORD": "pw-from-env"})
     cluster = rules.settings.cluster
     assert cluster is not None and cluster.name == "lab"
-    assert (cluster.user, cluster.password) == ("engine", "pw-from-env")
+    assert (cluster.user_env, cluster.password_env) == ("NATS_USER", "NATS_PASSWORD")
     assert cluster.ack_wait == 30 and cluster.duplicate_window == 120
     assert cluster.tls is not None and cluster.tls.ca == "/etc/cuecap/nats-ca.pem"
 

@@ -2,8 +2,8 @@
 
 Absent, the engine is alone: no server, nothing to install, as always. Given,
 every engine of the site loads the same rule files and meets the others on
-the NATS server at ``nats``. Secrets are written as ``${NATS_PASSWORD}`` (the
-rule loader reads them from the environment and never prints them).
+the NATS server at ``nats``. Secrets come from environment variables the
+settings name (``password_env: NATS_PASSWORD``), read when the engine connects.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from engine.core.secrets import EnvName
 from engine.core.units import Duration
 
 _SITE = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # a NATS subject token and a stream-name part
@@ -44,9 +45,13 @@ class ClusterConfig(_Model):
     engine: str | None = Field(
         None, description="This engine's name in events (default: host name and process id)."
     )
-    user: str | None = Field(None, description="User name, e.g. ${NATS_USER}.")
-    password: str | None = Field(None, description="Password, e.g. ${NATS_PASSWORD}.")
-    token: str | None = Field(None, description="Token, e.g. ${NATS_TOKEN}.")
+    user_env: EnvName | None = Field(
+        None, description="Environment variable holding the user name."
+    )
+    password_env: EnvName | None = Field(
+        None, description="Environment variable holding the password."
+    )
+    token_env: EnvName | None = Field(None, description="Environment variable holding a token.")
     creds: str | None = Field(None, description="A .creds file (JWT and NKey seed).")
     tls: TlsConfig | None = Field(None, description="TLS settings (tls:// URLs use TLS anyway).")
     ack_wait: Duration = Field(
@@ -74,3 +79,9 @@ class ClusterConfig(_Model):
 
     def engine_name(self, default: str) -> str:
         return self.engine or default
+
+    def secret_names(self) -> list[tuple[str, str]]:
+        """(setting, variable) of every secret named, for the loader to check they are set."""
+        names = (("user_env", self.user_env), ("password_env", self.password_env),
+                 ("token_env", self.token_env))  # fmt: skip
+        return [(key, var) for key, var in names if var is not None]

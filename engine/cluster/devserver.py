@@ -53,8 +53,15 @@ def free_port() -> int:
 class NatsServer:
     """``with NatsServer(store) as server: ... server.url``; ``stop()``/``start()`` to bounce it."""
 
-    def __init__(self, store: str | os.PathLike[str], *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        store: str | os.PathLike[str],
+        *,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.store = Path(store)
+        self.args = args  # more nats-server options (--user, --pass...)
         self.port = port if port is not None else free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.binary = find_binary()
@@ -75,6 +82,7 @@ class NatsServer:
             str(self.port),
             "--log",
             str(self.log),
+            *self.args,
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

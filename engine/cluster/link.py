@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from nats.js.kv import KeyValue
 from engine.cluster.config import ClusterConfig
 from engine.cluster.errors import ClusterError
 from engine.cluster.names import Names
+from engine.core.secrets import read_secret
 
 log = logging.getLogger("engine.cluster")
 
@@ -57,6 +59,10 @@ def tls_context(config: ClusterConfig) -> ssl.SSLContext | None:
     if tls is not None and tls.cert is not None:
         context.load_cert_chain(tls.cert, tls.key)
     return context
+
+
+def _secret(name: str | None, env: Mapping[str, str]) -> str | None:
+    return read_secret(name, env) if name is not None else None
 
 
 @dataclass(slots=True)
@@ -117,8 +123,10 @@ class Link:
         engine_name: str,
         *,
         now: Callable[[], float],
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
+        self.env = os.environ if env is None else env
         self.engine_name = engine_name
         self.names = Names(config.name)
         self.now = now
@@ -145,9 +153,9 @@ class Link:
         options: dict[str, Any] = {
             "servers": servers,
             "name": f"cuecap {config.name} {self.engine_name}",
-            "user": config.user,
-            "password": config.password,
-            "token": config.token,
+            "user": _secret(config.user_env, self.env),
+            "password": _secret(config.password_env, self.env),
+            "token": _secret(config.token_env, self.env),
             "user_credentials": config.creds,
             "tls": tls_context(config),
             "connect_timeout": max(1, round(config.connect_timeout)),

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.cluster.config import ClusterConfig
@@ -54,12 +55,17 @@ class ClusterAdapter:
     """``Engine(rules, adapters=[ClusterAdapter(rules.settings.cluster)])``."""
 
     def __init__(
-        self, config: ClusterConfig, *, clock: Clock = SYSTEM_CLOCK, name: str | None = None
+        self,
+        config: ClusterConfig,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
         self.name = name or config.engine_name(default_engine_name())
         self.clock = clock
-        self.link = Link(config, self.name, now=clock.time)
+        self.link = Link(config, self.name, now=clock.time, env=env)
         self.names = Names(config.name)
         self.firings = Firings(self.link, {}, self._run, now=clock.time)
         self.shots: ClusterShots | None = None

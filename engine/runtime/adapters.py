@@ -31,5 +31,5 @@ def rule_adapters(rules: RuleSet, env: Mapping[str, str] | None = None) -> list[
     if rules.settings.cluster is not None:
         from engine.cluster.site import ClusterAdapter
 
-        out.append(ClusterAdapter(rules.settings.cluster))
+        out.append(ClusterAdapter(rules.settings.cluster, env=env))
     return out
