@@ -329,3 +329,32 @@ async def test_credentials_come_from_the_variables_the_settings_name(tmp_path: P
             await refused.run(1.0)
     finally:
         server.stop()
+
+
+async def test_tls_to_the_server_with_the_ca_the_settings_name(tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = NatsServer(
+        tmp_path / "nats", args=("--tls", "--tlscert", str(chain), "--tlskey", str(key))
+    )
+    server.start()
+    try:
+        body = "rules:\n  t:\n    when: {type: schedule, every: 0.2s}\n    do: {type: log, message: t}\n"
+        rules = site_rules(tmp_path, server, body, cluster=f", tls: {{ca: {ca_file}}}")
+        cluster = rules.settings.cluster
+        assert cluster is not None
+        summary = await Engine(rules, adapters=[ClusterAdapter(cluster)]).run(1.0)
+        assert summary.firing_counts["t"] >= 3
+        untrusted = site_rules(tmp_path, server, body, cluster=", connect_timeout: 0.5")
+        assert untrusted.settings.cluster is not None
+        engine = Engine(untrusted, adapters=[ClusterAdapter(untrusted.settings.cluster)])
+        with pytest.raises(ClusterError, match="cannot connect"):
+            await engine.run(1.0)  # the server's certificate is not trusted without the CA
+    finally:
+        server.stop()

@@ -165,8 +165,11 @@ class Link:
             # nats-py retries a first connection as long as it may reconnect (here:
             # forever; 0 and allow_reconnect=False too), so a wrong address would hang:
             # a probe with two tries per server tells first.
-            probe = await nats.connect(max_reconnect_attempts=1, reconnect_time_wait=0.1,
-                                       **options)  # fmt: skip
+            # Bounded too: a TLS handshake that never completes (a certificate this engine
+            # does not trust) makes nats-py wait without end.
+            async with asyncio.timeout(4 * config.connect_timeout + 1):
+                probe = await nats.connect(max_reconnect_attempts=1, reconnect_time_wait=0.1,
+                                           **options)  # fmt: skip
             await probe.close()
             self.nc = await nats.connect(
                 allow_reconnect=True,
@@ -176,7 +179,7 @@ class Link:
                 reconnected_cb=self._reconnected,
                 **options,
             )
-        except (OSError, nats.errors.Error, ssl.SSLError) as exc:
+        except (OSError, nats.errors.Error, ssl.SSLError, TimeoutError) as exc:
             raise ClusterError(
                 f"cluster {config.name}: cannot connect to {', '.join(servers)}: "
                 f"{type(exc).__name__}: {exc}"
