@@ -44,6 +44,8 @@ The tree (module of each class in brackets)::
      │                                      not set [core.secrets]
      ├── SendFailed                         a try to deliver a message failed (``retryable``
      │                                      says if another may help) [notify.targets]
+     ├── ClusterError(ConnectionError)      a NATS server that cannot be reached or refuses
+     │                                      what the cluster needs [cluster.errors]
      ├── RecorderStateError(RuntimeError)   a recorder asked what its state forbids
      │                                      [recorder.decisions]
      ├── GraphError(RuntimeError)           a state graph that cannot be drawn [recorder.graph]

@@ -21,6 +21,8 @@ PACKAGE = ROOT / "engine"
 PURE = [
     "engine/events.py",
     "engine/errors.py",
+    "engine/cluster/decide.py",
+    "engine/cluster/names.py",
     "engine/core/clock.py",
     "engine/core/condition.py",
     "engine/core/fieldpath.py",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import textwrap
@@ -418,3 +419,22 @@ async def test_a_rule_that_names_every_shot_alike_keeps_every_shot(tmp_path: Pat
     assert len(summary.shots_ok) == 4 and len(summary.shots_failed) == 2
     with pytest.raises(Exception, match="on_exists"):
         load_rules([rule_file(tmp_path, body.replace("on_exists: error", "on_exists: x"))], env={})
+
+
+def test_live_trigger_moves_past_fires_that_a_datetime_rounds_down() -> None:
+    """every: 0.2s fires at times no datetime holds exactly; the next fire must still move on."""
+    from apscheduler.triggers.base import BaseTrigger
+
+    from engine.runtime.scheduler import ScheduleTrigger as LiveTrigger
+
+    schedule = Schedule(tz=UTC, every=0.2)
+    trigger: BaseTrigger = LiveTrigger(schedule)
+    now = datetime.fromtimestamp(T0 + 0.05, UTC)
+    fire = trigger.get_next_fire_time(None, now)
+    times = []
+    for _ in range(20):
+        assert fire is not None
+        times.append(fire.timestamp())
+        fire = trigger.get_next_fire_time(fire, now)
+    steps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
+    assert steps == [0.2] * 19

@@ -122,6 +122,8 @@ def run(
     from engine.rules.loader import default_rule_paths
 
     watched = tuple(rules or default_rule_paths()) if watch and not fast else None
+    if fast and ruleset.settings.cluster is not None:
+        raise click.UsageError("--fast runs alone, in virtual time; settings.cluster is set")
     http_servers = _http_server(ruleset, http, no_http, http_token)
     engine = Engine(
         ruleset,
@@ -144,10 +146,14 @@ def run(
         engine.install_signal_handlers()
         return await engine.run(duration)
 
+    from engine.cluster.errors import ClusterError
+
     try:
         summary = asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal
         fail("interrupted; recordings were closed", EXIT_INTERRUPTED)
+    except ClusterError as exc:  # the server cannot be reached at start: nothing ran
+        fail(str(exc), 1)
     click.echo(summary.render(ruleset.tz, verbose=firings))
 
 

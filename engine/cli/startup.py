@@ -78,6 +78,10 @@ def startup_lines(rules: RuleSet, now: float, options: RunOptions, cwd: Path) ->
         lines.append(f"  {mqtt_text(rules.settings.mqtt)}")
     for name, target in rules.targets.items():
         lines.append(f"  target {name}: {target_text(target)}")
+    cluster = rules.settings.cluster
+    if cluster is not None:
+        lines.append(f"  cluster {cluster.name}: one of the site's engines, NATS at "
+                     f"{', '.join(cluster.nats)} (schedules and shot limits shared)")  # fmt: skip
     for name, rule in rules.rules.items():
         parts = []
         for index, trigger in enumerate(rule.when):

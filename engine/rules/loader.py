@@ -494,6 +494,14 @@ def _check_secrets(m: _Merger, settings: Settings, env: Mapping[str, str]) -> No
                 m.error(
                     m.settings_origin["mqtt"], f"mqtt.{key}: environment variable {var} is not set"
                 )
+    cluster = settings.cluster
+    if cluster is not None:
+        for key, var in cluster.secret_names():
+            if var not in env:
+                m.error(
+                    m.settings_origin["cluster"],
+                    f"cluster.{key}: environment variable {var} is not set",
+                )
     token_env = settings.http.token_env
     if token_env is not None and token_env not in env:
         m.error(

@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from engine.cluster.config import ClusterConfig
 from engine.core.address import parse_listen
 from engine.core.condition import Condition, DataCondition
 from engine.core.schema import Schema, SchemaSpec
@@ -769,6 +770,9 @@ class Settings(_Model):
     mqtt: MqttSettings | None = Field(None, description="An MQTT broker for events and triggers.")
     http: HttpSettings = Field(
         default_factory=HttpSettings, description="The status page, JSON API and /metrics."
+    )
+    cluster: ClusterConfig | None = Field(
+        None, description="Run as one of a site's engines over NATS JetStream (docs/cluster.md)."
     )
 
 

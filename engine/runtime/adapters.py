@@ -1,5 +1,6 @@
-"""The adapters rule files ask for: the MQTT client (``settings.mqtt``) and the notifier
-(``targets:``), built for ``Engine(rules, adapters=rule_adapters(rules))``.
+"""The adapters rule files ask for: the MQTT client (``settings.mqtt``), the notifier
+(``targets:``) and the site's NATS link (``settings.cluster``), built for
+``Engine(rules, adapters=rule_adapters(rules))``.
 
 The MQTT client comes first: adapters close in reverse order, so it is the
 last to go and still publishes the notifier's final ``send.*`` events.
@@ -27,4 +28,8 @@ def rule_adapters(rules: RuleSet, env: Mapping[str, str] | None = None) -> list[
         from engine.notify.notifier import Notifier
 
         out.append(Notifier(rules.targets, env=env))
+    if rules.settings.cluster is not None:
+        from engine.cluster.site import ClusterAdapter
+
+        out.append(ClusterAdapter(rules.settings.cluster, env=env))
     return out

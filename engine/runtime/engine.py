@@ -34,7 +34,7 @@ import signal
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.core.frame import Frame, Gap
@@ -94,6 +94,18 @@ class Adapter(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class FiringSink(Protocol):
+    """An adapter that takes schedule fires over (a cluster: one engine of the site runs each).
+
+    ``schedule_fired`` returns True when it took the fire; the fire then runs
+    wherever the sink decides, through ``Engine.run_firing``. Without such an
+    adapter every fire goes to the local rule runner.
+    """
+
+    def schedule_fired(self, rule: str, index: int, time: float) -> bool: ...
+
+
 class Engine:
     """Runs a ``RuleSet``: ``summary = await Engine(rules).run(duration=20)``.
 
@@ -124,6 +136,7 @@ class Engine:
         self.time = timebase_for(clock)
         self.dry_run = dry_run
         self.adapters: list[Adapter] = list(adapters)
+        self.firing_sink = next((a for a in self.adapters if isinstance(a, FiringSink)), None)
         self.stats = RunStats()
         self.scheduler: Scheduler = self.time.scheduler(self._on_schedule, rules.tz)
         self.core = EngineCore(rules, self.scheduler, self.stats)
@@ -548,6 +561,9 @@ class Engine:
         return len(firings)
 
     def _on_schedule(self, rule: str, index: int, time: float) -> None:
+        sink = self.firing_sink
+        if sink is not None and self.core.accepting and sink.schedule_fired(rule, index, time):
+            return
         firing = self.core.schedule(rule, index, time)
         if firing is not None:
             self._fire(firing)
@@ -558,9 +574,29 @@ class Engine:
             self.stats.fired(firing)
             self._fire(firing)
 
+    async def run_firing(self, rule: str, index: int, time: float, *, detail: str = "") -> bool:
+        """Run a schedule fire a ``FiringSink`` handed back, now, to its end; False: not run.
+
+        The sink has already decided by the rule's mode and cooldown (site-wide),
+        so this bypasses the local rule runner; it counts and reports the firing
+        like any other. Not run: the rule is gone or the engine is stopping.
+        """
+        current = self.core.rulebook.rules.get(rule)
+        if current is None or not self.core.accepting:
+            return False
+        firing = Firing(rule, time, "schedule", index, "schedule", "",
+                        self.stats.firing_counts[rule] + 1, {})  # fmt: skip
+        self.stats.fired(firing)
+        self._announce(firing, detail or firing.describe())
+        await self.actions.run(current, firing)
+        return True
+
     def _fire(self, firing: Firing) -> None:
+        self._announce(firing, firing.describe())
+        self.runner.submit(firing)
+
+    def _announce(self, firing: Firing, detail: str) -> None:
         self._fired = True
-        detail = firing.describe()
         log.debug("rule %s fired: %s", firing.rule, detail)
         if self._subscribers:
             self._subscribers.publish(
@@ -574,7 +610,6 @@ class Engine:
                     detail=detail,
                 )
             )
-        self.runner.submit(firing)
 
     def _note(self, firing: Firing, what: str) -> None:
         self.stats.note(firing, self.rules.redact(what))

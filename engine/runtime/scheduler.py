@@ -44,7 +44,10 @@ class ScheduleTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
         if previous_fire_time is not None:
-            after = previous_fire_time.timestamp()
+            # A datetime holds whole microseconds: the previous fire, rounded to one, may
+            # read a hair before its true time, and asking "after" that would give the same
+            # fire again, forever (APScheduler loops until a fire is past now).
+            after = previous_fire_time.timestamp() + 1e-6
         else:
             after = now.timestamp() - 1e-6  # a fire due exactly now still counts
         fire = self.schedule.next_fire(after)
