@@ -12,7 +12,9 @@ The tree (module of each class in brackets)::
 
     CuecapError
      ├── InvalidArgument(ValueError)        a value a cuecap function or class was given
-     │                                      that it cannot use (the message says which)
+     │    │                                 that it cannot use (the message says which)
+     │    └── InvalidSettings               settings from Python that their model refuses,
+     │                                      each field named [core.validation]
      ├── UnsupportedType(TypeError)         an object of a type the call does not take
      ├── InvalidState(RuntimeError)         asked of an object what its state does not
      │                                      allow now (a stopped recorder thread...)

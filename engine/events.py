@@ -166,6 +166,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity: a reader would refuse the whole event
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)  # paths, datetimes in user fields: their text
@@ -177,7 +179,11 @@ def _read_field(cls: type[Event], name: str, value: Any) -> Any:
         if name == "changes":
             raise EventFormatError(f"{cls.kind} event: 'changes' must be an object")
         return tuple(value)
-    if name == "changes" and isinstance(value, Mapping):
+    if name == "changes":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, list) and all(isinstance(n, str) for n in v) for v in value.values()
+        ):
+            raise EventFormatError(f"{cls.kind} event: 'changes' maps kinds to lists of names")
         return {str(k): tuple(v) for k, v in value.items()}
     return value
 

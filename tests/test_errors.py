@@ -114,3 +114,15 @@ def builtin_raises() -> list[str]:
 def test_the_package_raises_its_own_errors_not_bare_builtins() -> None:
     """What cuecap raises on purpose is a CuecapError (which is also the built-in)."""
     assert builtin_raises() == []
+
+
+def test_settings_from_python_are_refused_in_cuecaps_words() -> None:
+    import pytest
+
+    from engine.errors import InvalidArgument
+    from engine.shots.saver import ShotSaver
+
+    with pytest.raises(InvalidArgument, match="pool_size"):
+        ShotSaver(pool_size=-1)
+    with pytest.raises(InvalidArgument, match=r"http\.url"):
+        ShotSaver(cameras={"x": {"type": "http", "url": "ftp://x"}})

@@ -149,3 +149,24 @@ async def test_adapters_start_before_the_first_event_and_close_after_the_last(
     assert probe.engine is engine
     assert probe.log[0] == "start" and probe.log[-1] == "close"
     assert "engine.started" in probe.log and "engine.stopping" in probe.log
+
+
+def test_json_never_carries_nan_or_infinity() -> None:
+    shot = ShotSaved(time=1.0, camera="c", task="t", extra={"level": float("nan"), "x": 1.5})
+    data = shot.to_json()
+    assert data["extra"] == {"level": None, "x": 1.5}
+    json.loads(json.dumps(data, allow_nan=False))  # strict JSON readers take it
+
+
+def test_reload_changes_must_be_lists_of_names() -> None:
+    bad = {"v": 1, "kind": "reload.applied", "time": 1.0, "changes": {"rules": "abc"}}
+    with pytest.raises(EventFormatError, match="lists of names"):
+        Event.from_json(bad)
+
+
+async def test_a_stop_asked_before_the_run_ends_it_at_once(tmp_path: Path) -> None:
+    rules = load_rules(rule_file(tmp_path, TIMELAPSE_AND_START_SHOTS), env={})  # one path alone
+    engine = Engine(rules, clock=ManualClock(T0))
+    engine.request_stop("asked early")
+    summary = await engine.run(duration=3600)
+    assert summary.reason == "asked early" and summary.seconds < 3600

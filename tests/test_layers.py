@@ -56,6 +56,7 @@ PURE = [
     "engine/shots/queue.py",
     "engine/shots/status.py",
     "engine/runtime/core.py",
+    "engine/core/validation.py",
     "engine/runtime/jobs.py",
     "engine/runtime/policy.py",
     "engine/runtime/rulebook.py",

@@ -66,8 +66,8 @@ def _from_rules(camera: str, rules: tuple[str, ...]) -> tuple[CameraConfig, Shot
 
 
 def _ad_hoc(url: str, auth: str | None, user: str | None, password_env: str | None) -> CameraConfig:
-    from pydantic import ValidationError
 
+    from engine.core.validation import InvalidSettings
     from engine.shots.backends import camera_config
 
     spec: dict[str, object] = {"type": "http", "url": url}
@@ -77,9 +77,8 @@ def _ad_hoc(url: str, auth: str | None, user: str | None, password_env: str | No
         spec["auth"] = {"type": auth or "basic", "username": user, "password_env": password_env}
     try:
         return camera_config(spec)
-    except ValidationError as exc:
-        messages = "; ".join(e["msg"] for e in exc.errors())
-        raise click.UsageError(f"--url: {messages}") from None
+    except InvalidSettings as exc:
+        raise click.UsageError(f"--url: {str(exc).removeprefix('camera: ')}") from None
 
 
 async def _take(

@@ -558,11 +558,15 @@ def _build_schedules(
 
 
 def load_rules(
-    paths: Iterable[str | os.PathLike[str]], env: Mapping[str, str] | None = None
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
 ) -> RuleSet:
-    """Read, validate and merge rule files; raises ``RuleFileError`` with every problem."""
+    """Read, validate and merge rule files; raises ``RuleFileError`` with every problem.
+
+    ``paths``: files and folders; one path given alone (a ``str`` or ``Path``) is one.
+    """
     env = os.environ if env is None else env
-    paths = list(paths)
+    paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     files = rule_files(paths)
     if len(files) > MAX_FILES:
         where = ", ".join(str(p) for p in paths)

@@ -176,6 +176,7 @@ class Engine:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._end_time: float | None = None
         self._fired = False  # virtual time: runs were started, settle them before moving on
+        self._early_stop: str | None = None  # a stop asked before run()
         # What the status page and API read and steer (engine/runtime/status.py, control.py).
         from engine.runtime.control import Control
         from engine.runtime.history import RunHistory
@@ -308,6 +309,8 @@ class Engine:
             for name, source in sources.items():
                 self._start_source(name, source)
             background = self._background()
+            if self._early_stop is not None:
+                self.request_stop(self._early_stop)
             if not self.sources and not self.scheduler.next_times() and self.time.moves_by_itself:
                 log.warning("nothing to run: no sources and no schedules")
             try:
@@ -359,8 +362,14 @@ class Engine:
         return dict(self._seen_sources)
 
     def request_stop(self, reason: str = "stopped") -> None:
-        """Begin a clean stop (safe to call from signal handlers and any task)."""
-        if self._stop is not None and not self._stop.is_set():
+        """Begin a clean stop (safe to call from signal handlers and any task).
+
+        Asked before ``run()``, the run stops as soon as it has started.
+        """
+        if self._stop is None:
+            self._early_stop = reason
+            return
+        if not self._stop.is_set():
             self.stop_reason = reason
             log.info("stopping: %s", reason)
             self._stop.set()
@@ -414,7 +423,7 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except _Stopped:
-            pass
+            closed_reason = "stopped"
         except Exception as exc:
             message = f"source {name} failed: {exc}"
             closed_reason = f"failed: {exc}"
@@ -477,6 +486,9 @@ class Engine:
                 if self._fired and not moves_by_itself:
                     await self._settle()
             elif isinstance(item, Gap):
+                # Virtual time: what was due before the source came back happens first.
+                if not moves_by_itself and not self._until(item.end):
+                    break
                 self.emit(core.gap(item))
             count += 1
             if count % _YIELD_EVERY == 0:
@@ -625,21 +637,38 @@ class Engine:
         # A new shot service is built first: it is the step that fails on rules that load
         # (a camera function that does not import), and failing here changes nothing.
         new_shots = await self._start_shots(rules) if plan.replace_shots else None
+        # Then everything new is built before anything old is touched: a recorder whose
+        # folder cannot be made, a source that cannot be built, fails the reload whole.
+        old_rules = self.core.rules
         self.core.rules = rules  # new recorders are built under the new settings
-        # Recorders: a changed one closes its segment and starts afresh.
+        try:
+            built = {
+                n: self._build_recorder(n, rules) for n in plan.recorders if n in rules.recorders
+            }
+            sources = {
+                n: self._build_source(n, rules.sources[n])
+                for n in plan.sources
+                if n in rules.sources
+            }
+        except BaseException:
+            self.core.rules = old_rules
+            if new_shots is not None:
+                await new_shots.aclose(graceful=False)
+            raise
+        # Recorders: a changed one closes its segment and the new one starts afresh.
         recorders = self._recorders
         for name in plan.recorders:
             recorder = recorders.pop(name, None)
             if recorder is not None:
                 recorder.close("rules reloaded")
                 self.stats.segments_closed(name, recorder.segments, recorder.seq)
-            if name in rules.recorders:
-                recorders[name] = self._build_recorder(name, rules)
+            if name in built:
+                recorders[name] = built[name]
         self.core.set_recorders(recorders)
         for name in plan.sources:
             await self._stop_source(name)
-            if name in rules.sources:
-                self._start_source(name, self._build_source(name, rules.sources[name]))
+            if name in sources:
+                self._start_source(name, sources[name])
         if plan.replace_shots:
             previous = self.shots
             self.shots = self.actions.shots = new_shots
@@ -675,6 +704,8 @@ class Engine:
         self.scheduler.shutdown()
         for name in list(self.sources):
             await self._stop_source(name)
+        # One deadline for the whole stop: actions, the shot queue, replaced services.
+        deadline = asyncio.get_running_loop().time() + self.rules.settings.stop_timeout
         cancelled = await self.runner.stop(self.rules.settings.stop_timeout)
         if cancelled:
             self.stats.error(f"{cancelled} rule runs did not finish in time and were cancelled")
@@ -686,8 +717,8 @@ class Engine:
                 self.stats.error(f"recorder {name} did not close cleanly: {exc}")
             self.stats.segments_closed(name, recorder.segments, recorder.seq)
         if self.shots is not None:
-            await self.shots.aclose(graceful=True, timeout=self.rules.settings.stop_timeout)
-        await self._close_retiring(graceful=True)
+            await self.shots.aclose(graceful=True, timeout=self._left(deadline))
+        await self._close_retiring(graceful=True, timeout=self._left(deadline))
         summary = self.stats.summary(
             started=self.started_at,
             ended=self.clock.time(),
@@ -712,13 +743,17 @@ class Engine:
             stream.close()
         self._streams.clear()
 
-    async def _close_retiring(self, *, graceful: bool) -> None:
-        """Wait for shot services a reload replaced (up to ``stop_timeout``), or cut them short."""
+    @staticmethod
+    def _left(deadline: float) -> float:
+        return max(0.0, deadline - asyncio.get_running_loop().time())
+
+    async def _close_retiring(self, *, graceful: bool, timeout: float = 0.0) -> None:
+        """Wait for shot services a reload replaced (up to ``timeout``), or cut them short."""
         tasks = list(self._retiring)
         if not tasks:
             return
         if graceful:
-            _, pending = await asyncio.wait(tasks, timeout=self.rules.settings.stop_timeout)
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
         else:
             pending = {t for t in tasks if not t.done()}
         for task in pending:

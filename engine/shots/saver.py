@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.core.validation import settings_checked
 from engine.errors import InvalidState
 from engine.events import Emit, discard
 from engine.shots.backends.base import Camera
@@ -73,17 +74,18 @@ class ShotSaver:
     ) -> None:
         # what an unknown camera's error adds: where cameras are configured (see engine.compat)
         self._unknown_hint = ""
-        settings = settings.model_copy(deep=True) if settings is not None else ShotsConfig()
-        if pool_size is not None:
-            settings.pool_size = pool_size
-        if queue_size is not None:
-            settings.queue_size = queue_size
-        if screenshots_folder is not None:
-            settings.folder = str(screenshots_folder)
-        specs = {name: _camera_spec(value) for name, value in (cameras or {}).items()}
-        self._service = ShotService(
-            specs, settings, emit=emit, clock=clock, frame_cache=frame_cache, random=random
-        )
+        with settings_checked("ShotSaver"):  # a bad value: InvalidSettings, not pydantic's
+            settings = settings.model_copy(deep=True) if settings is not None else ShotsConfig()
+            if pool_size is not None:
+                settings.pool_size = pool_size
+            if queue_size is not None:
+                settings.queue_size = queue_size
+            if screenshots_folder is not None:
+                settings.folder = str(screenshots_folder)
+            specs = {name: _camera_spec(value) for name, value in (cameras or {}).items()}
+            self._service = ShotService(
+                specs, settings, emit=emit, clock=clock, frame_cache=frame_cache, random=random
+            )
         self._service.default_callback = callback
         # The hand-off: requests decided in callers' threads wait here for the loop.
         self._lock = threading.Lock()

@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 from pydantic import TypeAdapter
 
 from engine.core.clock import SYSTEM_CLOCK, Clock
+from engine.core.validation import settings_checked
 from engine.errors import InvalidArgument, UnsupportedType
 from engine.shots.backends.base import BaseCamera, Camera, CaptureError, CaptureRequest
 from engine.shots.config import (
@@ -22,8 +23,12 @@ _CAMERA_CONFIG: TypeAdapter[CameraConfig] = TypeAdapter(CameraConfig)
 
 
 def camera_config(data: object) -> CameraConfig:
-    """Validate a camera mapping (``{"type": "http", ...}``) into its config model."""
-    return _CAMERA_CONFIG.validate_python(data)
+    """Validate a camera mapping (``{"type": "http", ...}``) into its config model.
+
+    ``InvalidSettings`` (an ``InvalidArgument``) names what is wrong.
+    """
+    with settings_checked("camera"):
+        return _CAMERA_CONFIG.validate_python(data)
 
 
 def build_camera(
