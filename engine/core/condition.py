@@ -43,10 +43,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-import cel
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from engine.core.celnative import cel
 from engine.core.clock import elapsed
 from engine.core.fieldpath import (
     kind_descriptor,
