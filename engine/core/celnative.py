@@ -8,7 +8,9 @@ the engine never calls. So this module loads the compiled extension
 ``cel/cel*.so`` directly, in milliseconds, under its own name ``cel.cel``: a
 later ``import cel`` then reuses it instead of initialising it a second time.
 Should the package's layout change (no extension beside its ``__init__``),
-it falls back to ``import cel``, which has the same functions.
+it falls back to ``import cel``, which has the same functions. The extension
+loads when the first condition compiles (``celnative.cel``): rules without
+CEL conditions never map its ~4 MB.
 """
 
 from __future__ import annotations
