@@ -38,8 +38,8 @@ class FrameCache:
     """Image frames per source: ``latest(source)``, ``nearest(source, t)``.
 
     ``keep_past(False)`` keeps only the newest frame of each source, for a run
-    whose shots are all live: at 30 fps of ~100 KB images, ``max_age`` seconds
-    of history is ~3 MB a second of memory that nothing would read.
+    whose shots are all live: at 30 fps of ~100 KB images, each second of
+    ``max_age`` holds ~3 MB that nothing would read.
     """
 
     def __init__(self, max_age: float = 10.0, max_bytes: int = 64 * 1024 * 1024) -> None:
