@@ -21,8 +21,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = (
-    "ingest", "recorder", "rules", "shots", "footprint", "streams", "lateness", "soak", "logtools",
-    "sim_world", "mcap_format", "http_page", "cluster",
+    "ingest", "recorder", "rules", "shots", "footprint", "startup", "streams", "lateness", "soak",
+    "logtools", "sim_world", "mcap_format", "http_page", "cluster",
 )  # fmt: skip
 
 

@@ -127,3 +127,18 @@ async def test_service_saves_stream_frames(tmp_path: Path) -> None:
 def test_stream_camera_without_cache_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no frame cache"):
         ShotService({"scope": {"type": "stream", "source": "pd"}})
+
+
+def test_a_cache_told_to_keep_no_past_holds_the_newest_frame_only_until_told_again() -> None:
+    cache = FrameCache(max_age=100)
+    cache.keep_past(False)
+    for i in range(5):
+        cache.update(image_frame(i, i))
+    assert cache.span("pd") == (4, 4)
+    latest = cache.latest("pd")
+    assert latest is not None and latest.seq == 4
+    assert cache.nearest("pd", 2, tolerance=1.0) is None  # evicted, as asked
+    cache.keep_past(True)
+    for i in range(5, 10):
+        cache.update(image_frame(i, i))
+    assert cache.span("pd") == (4, 9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import engine
 
@@ -63,3 +64,30 @@ def test_the_done_when_one_liner_prints_the_root() -> None:
     code = "import engine, engine.errors; print(engine.errors.CuecapError)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "<class 'engine.errors.CuecapError'>"
+
+
+def test_checking_the_shipped_rules_loads_no_camera_saver_recording_or_cel_shell() -> None:
+    code = (
+        "import sys\n"
+        "from engine.rules.loader import load_rules\n"
+        "load_rules(['rules/'])\n"
+        "heavy = ('engine.shots.saver', 'engine.shots.service', 'engine.shots.backends',\n"
+        "         'engine.shots.frame_cache', 'mcap', 'httpx', 'PIL', 'websockets',\n"
+        "         'prompt_toolkit', 'rich')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_shots_package_still_hands_out_every_name_it_lists() -> None:
+    import engine.shots as shots
+    from engine.shots.status import ShotStatus
+
+    # the seed's ``status`` (ShotStatus), not the module of the same name
+    assert shots.status is ShotStatus
+    for name in shots.__all__:
+        assert getattr(shots, name) is not None, name

@@ -438,3 +438,41 @@ def test_live_trigger_moves_past_fires_that_a_datetime_rounds_down() -> None:
         fire = trigger.get_next_fire_time(fire, now)
     steps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
     assert steps == [0.2] * 19
+
+
+LIVE_SHOTS_ONLY = """
+rules:
+  timelapse:
+    when: {type: schedule, every: 5s}
+    do: {type: shot, cameras: bench}
+"""
+
+
+def test_the_frame_cache_keeps_past_frames_only_when_a_shot_can_ask_for_them(
+    tmp_path: Path,
+) -> None:
+    from engine.runtime.core import EngineCore
+    from engine.shots.frame_cache import FrameCache
+
+    live = load_rules([rule_file(tmp_path, LIVE_SHOTS_ONLY)], env={})
+    past = load_rules(
+        [
+            rule_file(
+                tmp_path, LIVE_SHOTS_ONLY.replace("cameras: bench}", "cameras: bench, offset: -2s}")
+            )
+        ],
+        env={},
+    )
+    scheduler = VirtualScheduler(T0)
+    core = EngineCore(live, scheduler)
+    core.cache = cache = FrameCache()
+    core.set_recorders({})
+    assert cache.past is False  # every shot is live: the newest frame serves them
+    core.use_rules(past, 0.0)
+    assert cache.past is True  # a reload brought a shot of two seconds before
+    core.use_rules(live, 0.0)
+    assert cache.past is False
+    virtual = EngineCore(live, scheduler, exact_shot_times=True)
+    virtual.cache = other = FrameCache()
+    virtual.set_recorders({})
+    assert other.past is True  # under virtual time every shot asks for its moment

@@ -43,10 +43,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-import cel
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from engine.core import celnative
 from engine.core.clock import elapsed
 from engine.core.fieldpath import (
     kind_descriptor,
@@ -309,7 +309,7 @@ class Condition:
         if crossed is not None:
             raise self._at(f"too big to be a condition: {crossed[0]}", crossed[1])
         try:
-            self._program = cel.compile(expression)
+            self._program = celnative.cel.compile(expression)
         except Exception as exc:  # the extension raises ValueError; be safe about others
             raise self._cel_error(str(exc)) from None
         local_names = _locals(tokens)
@@ -648,7 +648,7 @@ class DataCondition:
                 f"too big to be a condition: {crossed[0]}", expression, line, column
             )
         try:
-            self._program = cel.compile(expression)
+            self._program = celnative.cel.compile(expression)
         except Exception as exc:
             match = _CEL_POSITION.search(str(exc))
             if match is None:

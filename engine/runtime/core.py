@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from engine.core.frame import Frame, Gap
 from engine.events import Event, SourceGap
 from engine.rules.loader import RuleSet
-from engine.rules.model import ScheduleTrigger
+from engine.rules.model import ScheduleTrigger, ShotAction
 from engine.runtime.jobs import Job, Key, Scheduler
 from engine.runtime.rulebook import Firing, Rulebook
 from engine.runtime.stats import RunStats
@@ -58,6 +58,8 @@ class FrameSink(Protocol):
 
     def update(self, frame: Frame) -> None: ...
 
+    def keep_past(self, keep: bool) -> None: ...
+
 
 def schedule_jobs(rules: RuleSet) -> dict[Key, Job]:
     """The schedules of enabled rules, each with the fingerprint that says when it changed."""
@@ -71,6 +73,16 @@ def schedule_jobs(rules: RuleSet) -> dict[Key, Job]:
         fingerprint = (trigger, rules.settings.timezone)
         jobs[(name, index)] = Job(schedule, trigger.grace, fingerprint)
     return jobs
+
+
+def wants_past_frames(rules: RuleSet, exact_shot_times: bool) -> bool:
+    """Whether a shot of these rules may ask a camera for a past moment (an ``offset``, or
+    every shot under virtual time): else the frame cache need keep only the newest frames."""
+    return exact_shot_times or any(
+        isinstance(action, ShotAction) and action.offset != 0
+        for rule in rules.rules.values()
+        for action in rule.do
+    )
 
 
 @dataclass(frozen=True)
@@ -89,8 +101,16 @@ class ReloadPlan:
 class EngineCore:
     """The engine's reactions for one rule set; see the module docstring."""
 
-    def __init__(self, rules: RuleSet, scheduler: Scheduler, stats: RunStats | None = None) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        scheduler: Scheduler,
+        stats: RunStats | None = None,
+        *,
+        exact_shot_times: bool = False,
+    ) -> None:
         self.rules = rules
+        self.exact_shot_times = exact_shot_times
         self.scheduler = scheduler
         self.stats = stats if stats is not None else RunStats()
         self.rulebook = Rulebook(rules.rules, rules.default_source(), self.stats.error)
@@ -118,6 +138,8 @@ class EngineCore:
             for camera in self.rules.cameras.values()
             if isinstance(camera, StreamCameraConfig)
         )
+        if self.cache is not None:
+            self.cache.keep_past(wants_past_frames(self.rules, self.exact_shot_times))
 
     def cached_sources(self) -> frozenset[str]:
         return self._cached_sources

@@ -139,7 +139,9 @@ class Engine:
         self.firing_sink = next((a for a in self.adapters if isinstance(a, FiringSink)), None)
         self.stats = RunStats()
         self.scheduler: Scheduler = self.time.scheduler(self._on_schedule, rules.tz)
-        self.core = EngineCore(rules, self.scheduler, self.stats)
+        self.core = EngineCore(
+            rules, self.scheduler, self.stats, exact_shot_times=self.time.exact_shot_times
+        )
         self.reloads: list[object] = []  # outcome of each reload: changes, or RuleFileError
         self.sources: dict[str, Source] = {}
         self.shots: ShotService | None = None
