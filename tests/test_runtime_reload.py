@@ -6,6 +6,8 @@ import asyncio
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from engine.rules.errors import RuleFileError
 from engine.rules.loader import load_rules
 from engine.runtime.engine import Engine
@@ -87,3 +89,23 @@ async def test_rule_files_are_reloaded_while_the_engine_runs(tmp_path: Path) -> 
     summary = await run
     assert summary.reason == "test over"
     assert len(engine.reloads) == 3
+
+
+async def test_a_reload_that_adds_targets_says_they_apply_at_the_next_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    write(folder, tmp_path)
+    engine = Engine(load_rules([folder], env={}))
+    run = asyncio.create_task(engine.run())
+    await wait_for(lambda: engine.recorders and engine.sources)
+    targets = "targets:\n  hook: {type: webhook, url: 'http://127.0.0.1:9/in'}\n"
+    write(folder, tmp_path, extra=targets)
+    await engine.apply(load_rules([folder], env={}))
+    engine.request_stop("test")
+    await run
+    assert any(
+        "targets changed: that applies when cuecap run starts again" in r.getMessage()
+        for r in caplog.records
+    )

@@ -636,6 +636,16 @@ class Engine:
         Returns what changed, by kind (``"rules"``, ``"recorders"``...), for the log.
         """
         plan = self.core.plan_reload(rules, own_sources=self._given_sources is None)
+        before = self.core.rules
+        # Adapters are built with the engine: what they serve changes only at a restart.
+        for what, old_value, new_value in (
+            ("targets", before.targets, rules.targets),
+            ("settings.mqtt", before.settings.mqtt, rules.settings.mqtt),
+            ("settings.cluster", before.settings.cluster, rules.settings.cluster),
+        ):
+            if old_value != new_value:
+                log.warning("%s changed: that applies when cuecap run starts again "
+                            "(until then the running %s stay as they were)", what, what)  # fmt: skip
         # A new shot service is built first: it is the step that fails on rules that load
         # (a camera function that does not import), and failing here changes nothing.
         new_shots = await self._start_shots(rules) if plan.replace_shots else None
