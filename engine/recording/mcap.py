@@ -236,20 +236,10 @@ class McapRecordingWriter:
             self.flush(time)
 
     def note_gap(self, gap: Gap) -> None:
-        self._manifest.gaps.append(
-            {
-                "start": gap.start,
-                "end": gap.end,
-                "seconds": round(gap.duration, 6),
-                "reason": gap.reason,
-            }
-        )
+        self._manifest.note_gap(gap)
 
     def note_activity(self, time: float) -> None:
-        m = self._manifest
-        if m.first_activity is None:
-            m.first_activity = time
-        m.last_activity = time
+        self._manifest.note_activity(time)
 
     @property
     def records(self) -> int:

@@ -73,6 +73,22 @@ class Manifest:
     # The records' schema (engine.core.schema.Schema.to_dict); None: PurpleDrop's.
     schema: dict[str, Any] | None = None
 
+    def note_gap(self, gap: Gap) -> None:
+        """The source was away from ``gap.start`` to ``gap.end`` (every format keeps these)."""
+        self.gaps.append(
+            {
+                "start": gap.start,
+                "end": gap.end,
+                "seconds": round(gap.duration, 6),
+                "reason": gap.reason,
+            }
+        )
+
+    def note_activity(self, time: float) -> None:
+        if self.first_activity is None:
+            self.first_activity = time
+        self.last_activity = time
+
     def to_json(self) -> str:
         # The fields as they are (no deep copy): a segment writes this twice at least.
         fields = vars(self)
@@ -255,20 +271,10 @@ class RecordingWriter:
 
     def note_gap(self, gap: Gap) -> None:
         """Record that the source was disconnected between ``gap.start`` and ``gap.end``."""
-        self._manifest.gaps.append(
-            {
-                "start": gap.start,
-                "end": gap.end,
-                "seconds": round(gap.duration, 6),
-                "reason": gap.reason,
-            }
-        )
+        self._manifest.note_gap(gap)
 
     def note_activity(self, time: float) -> None:
-        m = self._manifest
-        if m.first_activity is None:
-            m.first_activity = time
-        m.last_activity = time
+        self._manifest.note_activity(time)
 
     @property
     def records(self) -> int:
