@@ -41,7 +41,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -561,30 +561,8 @@ class Condition:
         """
         if self.disabled:
             return False
-        timer = self.timer
-        started = timer()
-        try:
-            result = self.check(frame)
-        except ConditionError as exc:
-            self.errors += 1
-            self.last_error = str(exc)
-            if self.errors == 1:
-                log.warning("%s (further errors of this condition are counted, not logged)", exc)
-            result = False
-        took = timer() - started
-        if took > BUDGET:
-            self.disabled = True
-            self.errors += 1
-            self.last_error = (
-                f"condition {self.expression!r} took {took * 1000:.0f} ms on frame {frame.seq}, "
-                f"more than its budget of {BUDGET * 1000:.0f} ms; it is disabled (never matches) "
-                "until the rules are loaded again"
-            )
-            log.error("%s", self.last_error)
-            if self.on_disabled is not None:
-                self.on_disabled(self.last_error)
-            return False
-        return result
+        return _within_budget(self, lambda: self.check(frame), repr(self.expression),
+                              f" on frame {frame.seq}")  # fmt: skip
 
     def inputs(self, frame: Frame) -> CelMessage:
         """What the condition read of ``frame``: the trace of why it matched.
@@ -639,6 +617,7 @@ class DataCondition:
         self.last_error: str | None = None
         self.disabled = False
         self.timer: Callable[[], float] = elapsed
+        self.on_disabled: Callable[[str], None] | None = None  # told why, once
         if not expression.strip():
             raise ConditionError(f"empty expression; use {', '.join(sorted(names))}", expression)
         crossed = _bounds(expression, _tokens(expression))
@@ -692,27 +671,7 @@ class DataCondition:
         """
         if self.disabled:
             return False
-        started = self.timer()
-        try:
-            result = self.check(variables)
-        except ConditionError as exc:
-            self.errors += 1
-            self.last_error = str(exc)
-            if self.errors == 1:
-                log.warning("%s (further errors of this condition are counted, not logged)", exc)
-            result = False
-        took = self.timer() - started
-        if took > BUDGET:
-            self.disabled = True
-            self.errors += 1
-            self.last_error = (
-                f"condition {_shown(self.expression)} took {took * 1000:.0f} ms, more than its "
-                f"budget of {BUDGET * 1000:.0f} ms; it is disabled (never matches) until the "
-                "rules are loaded again"
-            )
-            log.error("%s", self.last_error)
-            return False
-        return result
+        return _within_budget(self, lambda: self.check(variables), _shown(self.expression), "")
 
     def __repr__(self) -> str:
         return f"DataCondition({self.expression!r})"
@@ -757,3 +716,43 @@ def _fill(message: Message, depth: int) -> Message:
         else:
             setattr(message, field.name, value)
     return message
+
+
+class _Judged(Protocol):
+    """What ``_within_budget`` keeps on a condition (frame or data)."""
+
+    disabled: bool
+    errors: int
+    last_error: str | None
+    timer: Callable[[], float]
+    on_disabled: Callable[[str], None] | None  # told why, once
+
+
+def _within_budget(condition: _Judged, check: Callable[[], bool], shown: str, where: str) -> bool:
+    """``check()``, with its failures counted (logged once) and its time held to ``BUDGET``.
+
+    A condition that takes longer than that once is disabled: one that slow would
+    starve everything else the engine does.
+    """
+    started = condition.timer()
+    try:
+        result = check()
+    except ConditionError as exc:
+        condition.errors += 1
+        condition.last_error = str(exc)
+        if condition.errors == 1:
+            log.warning("%s (further errors of this condition are counted, not logged)", exc)
+        result = False
+    took = condition.timer() - started
+    if took <= BUDGET:
+        return result
+    condition.disabled = True
+    condition.errors += 1
+    condition.last_error = message = (
+        f"condition {shown} took {took * 1000:.0f} ms{where}, more than its budget of "
+        f"{BUDGET * 1000:.0f} ms; it is disabled (never matches) until the rules are loaded again"
+    )
+    log.error("%s", message)
+    if condition.on_disabled is not None:
+        condition.on_disabled(message)
+    return False
