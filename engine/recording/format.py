@@ -65,6 +65,15 @@ class RecordingError(CuecapError, OSError):
 MAX_MANIFEST = 64 * 1024 * 1024
 
 
+def check_readable(path: Path) -> int:
+    """The size of the recording at ``path``; ``RecordingError`` when there is none to read."""
+    if not path.exists():
+        raise RecordingError(f"{path}: no such recording")
+    if path.is_dir():
+        raise RecordingError(f"{path}: is a folder, not a recording")
+    return path.stat().st_size
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The JSON object in the manifest file ``path``; None when missing or unreadable.
 

@@ -45,7 +45,7 @@ from mcap.writer import CompressionType, IndexType, Writer
 
 from engine.core.frame import Frame, Gap, frame_class
 from engine.core.schema import PURPLEDROP, Schema, SchemaError, from_descriptor_set
-from engine.recording.format import MCAP_MAGIC, RecordingError
+from engine.recording.format import MCAP_MAGIC, RecordingError, check_readable
 from engine.recording.writer import Manifest
 
 MCAP_SUFFIX = ".mcap"
@@ -366,12 +366,8 @@ class McapRecordingReader:
         schema_name: str | None = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise RecordingError(f"{self.path}: no such recording")
-        if self.path.is_dir():
-            raise RecordingError(f"{self.path}: is a folder, not a recording")
+        self.size = check_readable(self.path)
         self.source = source if source is not None else self.path.name
-        self.size = self.path.stat().st_size
         self.records = 0
         self.bytes = 0
         self.truncated_bytes = 0

@@ -22,6 +22,7 @@ from engine.recording.format import (
     INDEX_MAGIC,
     RECORD_HEADER,
     RecordingError,
+    check_readable,
     companion_paths,
     read_manifest,
 )
@@ -47,12 +48,8 @@ class RecordingReader:
         schema: Schema | None = None,
     ) -> None:
         self.path, self.index_path, self.manifest_path = companion_paths(path)
-        if not self.path.exists():
-            raise RecordingError(f"{self.path}: no such recording")
-        if self.path.is_dir():
-            raise RecordingError(f"{self.path}: is a folder, not a recording")
+        self.size = check_readable(self.path)
         self.source = source if source is not None else self.path.name
-        self.size = self.path.stat().st_size
         self.records = 0
         self.bytes = 0
         self.truncated_bytes = 0
