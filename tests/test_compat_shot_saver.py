@@ -9,6 +9,7 @@ import pytest
 
 import engine
 from engine.compat import ShotSaver
+from engine.errors import InvalidArgument
 from engine.rules.errors import RuleFileError
 from engine.shots import UnknownCamera
 from engine.shots.testing import HttpCameraServer
@@ -127,3 +128,87 @@ def test_get_without_a_callback_uses_the_savers_or_raises_environment_error(
     assert [state for g, state in heard if g == guid][:-1] == ["in_queue", "saving", "success"]
     assert heard[-1] == (guid, camera.jpeg)  # then the image, as the original's class callback
     assert not list(tmp_path.rglob("*.jpg"))
+
+
+@pytest.mark.parametrize(
+    "folder,words",
+    [
+        (r"D:\DSSL\shots", "is a Windows path (drive D:)"),
+        (r"\\nas\shots", "is a Windows network share"),
+        (r"shots\day1", "is a Windows path ('\\' separates folders only on Windows)"),
+    ],
+    ids=["drive", "share", "backslash"],
+)
+def test_a_windows_folder_is_refused_naming_the_argument_and_nothing_is_made(
+    tmp_path: Path,
+    camera: HttpCameraServer,
+    monkeypatch: pytest.MonkeyPatch,
+    folder: str,
+    words: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with ShotSaver(cameras={"door": camera.url()}, screenshots_folder=tmp_path / "ok") as ss:
+        with pytest.raises(InvalidArgument) as info:
+            ss.save("door", file_path=folder)
+        message = str(info.value)
+        assert message.startswith(f"ShotSaver: file_path=r'{folder}' {words}"), message
+        assert f"in {str(tmp_path)!r}" in message  # where the stray folder would have landed
+        assert message.endswith(
+            "write it with '/': 'shots/day1'" if "day1" in folder else "e.g. '/mnt/shots')"
+        )
+        with pytest.raises(InvalidArgument, match=r"^ShotSaver: screenshots_folder="):
+            ss.screenshots_folder = folder
+        assert ss.screenshots_folder == str(tmp_path / "ok")  # the refused value is not kept
+        with pytest.raises(InvalidArgument, match=r"^ShotSaver: file_name=.* one file named"):
+            ss.save("door", file_name=folder + r"\x.jpg")
+        _, shot = ss.save("door", file_path=tmp_path / "fine")  # the saver still works
+        assert ss.wait(5) and shot.read_bytes() == camera.jpeg
+    with pytest.raises(InvalidArgument, match=r"^ShotSaver: screenshots_folder="):
+        ShotSaver(cameras={"door": camera.url()}, screenshots_folder=folder)
+    with pytest.raises(InvalidArgument, match=r"^ShotSaver: file_path=.*Windows"):
+        ShotSaver(cameras={"door": camera.url()}, file_path=folder)  # save()'s argument
+    assert [p.name for p in tmp_path.iterdir()] == ["fine"]  # no stray 'D:\\...' folder
+
+
+def test_file_path_given_to_the_saver_says_it_belongs_to_save(
+    tmp_path: Path, camera: HttpCameraServer
+) -> None:
+    with pytest.raises(InvalidArgument, match=r"takes no file_path: that is save\(\)'s folder"):
+        ShotSaver(cameras={"door": camera.url()}, file_path=tmp_path)
+
+
+def test_a_windows_folder_in_the_rule_files_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CUECAP_RULES", raising=False)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "c.yaml").write_text(
+        "cameras:\n  door: {type: http, url: 'http://cam/x'}\n"
+        "settings:\n  shots: {folder: 'E:\\shots'}\n",
+        "utf-8",
+    )
+    with pytest.raises(InvalidArgument, match=r"settings: shots: folder=r'E:\\shots' is a Win"):
+        ShotSaver()
+    assert [p.name for p in tmp_path.iterdir()] == ["rules"]
+
+
+def test_windows_paths_pass_on_windows_and_posix_paths_everywhere() -> None:
+    from engine.compat.winpaths import check_path, windows_path_problem
+
+    check_path(r"D:\shots", "file_path", windows=True)  # there it is a real folder
+    for fine in ("/srv/shots", "~/shots", "shots/%Y.%m.%d/{camera}", "cam:1", ""):
+        assert windows_path_problem(fine) == "", fine
+        check_path(fine, "file_path", windows=False)
+
+
+def test_the_migration_page_quotes_the_message_as_raised() -> None:
+    import re
+
+    from engine.compat.winpaths import check_path
+
+    page = (Path(__file__).parent.parent / "docs" / "coming-from-scripts.md").read_text("utf-8")
+    [quoted] = re.findall(r"```text\n(engine\.errors\.InvalidArgument: .*?)\n```", page)
+    with pytest.raises(InvalidArgument) as info:
+        check_path(r"D:\DSSL\shots", "file_path", cwd="/home/lab", windows=False)
+    assert quoted == f"engine.errors.InvalidArgument: {info.value}"

@@ -223,15 +223,32 @@ def test_simple_saves_into_the_screenshots_folder(tmp_path: Path, camera: HttpCa
     assert shot.relative_to(cwd).parts[0] == "shots" and shot.name.startswith("gate (")
 
 
-@pytest.mark.parametrize("code", [FOLDER_GLOBAL, FOLDER_PER_SHOT], ids=["global", "per-shot"])
-def test_changing_the_folder(tmp_path: Path, camera: HttpCameraServer, code: str) -> None:
+@pytest.mark.parametrize(
+    "code,argument",
+    [(FOLDER_GLOBAL, "screenshots_folder"), (FOLDER_PER_SHOT, "file_path")],
+    ids=["global", "per-shot"],
+)
+def test_changing_the_folder(
+    tmp_path: Path, camera: HttpCameraServer, code: str, argument: str
+) -> None:
+    """The seed's Windows folder is refused on Linux, saying so; a folder of this machine works."""
     cwd = folder(tmp_path, camera)
     done = run_script(cwd, channel(code))
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"engine.errors.InvalidArgument: ShotSaver: {argument}=r'D:\\DSSL\\shots' is a "
+        "Windows path (drive D:), and this system is not Windows: it would make one folder "
+        f"named r'D:\\DSSL\\shots' in {str(cwd)!r}; give a folder of this machine, e.g. "
+        "'/srv/shots' or '~/shots' (a Windows share is reached where it is mounted, "
+        "e.g. '/mnt/shots')"
+    )
+    assert not shots(cwd) and not list(cwd.glob("D:*"))  # no stray folder either
+    mine = cwd / "DSSL" / "shots"
+    done = run_script(cwd, channel(code).replace(r'r"D:\DSSL\shots"', repr(str(mine))))
     assert done.returncode == 0, done.stderr
     [shot] = shots(cwd)
-    # on Linux the Windows path is one (relative) folder name, under the folder the script ran in
-    assert shot.relative_to(cwd).parts[0] == r"D:\DSSL\shots"
-    assert shot.read_bytes() == camera.jpeg
+    assert shot.parent == mine and shot.read_bytes() == camera.jpeg
 
 
 def test_a_past_moment_asks_the_archive_and_says_why_it_cannot(
