@@ -13,10 +13,17 @@ firings' actions, publishes events, starts and stops sources and services.
 
 Live runs and replays differ only in the clock and scheduler the driver hands
 in, so a replay decides exactly what a live run decided.
+
+When the run stops is decided here too (``StopDecision``): a stop asked for
+(the API, a signal), ``--for`` reached, the sources ended. The driver hands
+in what happened (a source ended, virtual time moved to a frame, the wall
+clock ran out) and carries out the stop the core returns; the first decision
+is the one a run stops for.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +39,39 @@ from engine.runtime.stats import RunStats
 from engine.shots.config import StreamCameraConfig
 
 NO_FIRINGS: tuple[Firing, ...] = ()
+Failed = list[tuple[str, Exception]]  # recorders whose tick failed, with the error
+
+
+class StopCause(enum.StrEnum):
+    """Why a run stops (the words a person reads are in ``StopDecision.reason``)."""
+
+    REQUESTED = "requested"  # Engine.request_stop: the HTTP API, a script, a test
+    SIGNAL = "signal"  # SIGINT or SIGTERM
+    DURATION = "duration"  # run(duration=...) / --for reached
+    SOURCES_ENDED = "sources_ended"  # every source ended (and, live, no schedule is left)
+    RECORDING_ENDED = "recording_ended"  # a replay's recording ran out
+
+
+@dataclass(frozen=True, slots=True)
+class StopDecision:
+    """A run stops: why, and the reason as the log, ``engine.stopping`` and the summary say it."""
+
+    cause: StopCause
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What moving time (or a source ending) brought: firings to run, failed ticks, a stop.
+
+    ``go_on``: the source that moved time may go on (False once its frame is past
+    the end of ``--for``). ``stop``: the run stops for this, the first time it is decided.
+    """
+
+    firings: Sequence[Firing] = NO_FIRINGS
+    failed: Failed = field(default_factory=list)
+    stop: StopDecision | None = None
+    go_on: bool = True
 
 
 class RecorderPort(Protocol):
@@ -108,9 +148,14 @@ class EngineCore:
         stats: RunStats | None = None,
         *,
         exact_shot_times: bool = False,
+        time_moves_by_itself: bool = True,
     ) -> None:
         self.rules = rules
         self.exact_shot_times = exact_shot_times
+        # Live, time goes on without the sources: schedules still to come keep a run going
+        # after its sources end. In virtual time the frames move the clock, so a run ends
+        # with its sources (schedules up to the end of --for fire first).
+        self.time_moves_by_itself = time_moves_by_itself
         self.scheduler = scheduler
         self.stats = stats if stats is not None else RunStats()
         self.rulebook = Rulebook(rules.rules, rules.default_source(), self.stats.error)
@@ -121,6 +166,11 @@ class EngineCore:
         self.accepting = False  # frames, events and schedules fire rules only while True
         self.last_tick: float | None = None
         self.tick_failures: Counter[str] = Counter()
+        self.started_at = 0.0
+        self.duration: float | None = None
+        self.own_sources = True  # False: a replay's recording is the source
+        self.stop_decision: StopDecision | None = None  # the first one; it is the run's
+        self._running: set[str] = set()  # sources started and neither ended nor stopped
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -144,8 +194,15 @@ class EngineCore:
     def cached_sources(self) -> frozenset[str]:
         return self._cached_sources
 
-    def start(self, now: float) -> None:
-        """Begin taking frames, events and schedule fires at ``now``."""
+    def start(self, now: float, duration: float | None = None, *, own_sources: bool = True) -> None:
+        """Begin taking frames, events and schedule fires at ``now``, for ``duration`` seconds.
+
+        ``own_sources``: False when the sources are a replay's recording (its end is
+        "the end of the recording", not "sources ended").
+        """
+        self.started_at = now
+        self.duration = duration
+        self.own_sources = own_sources
         self.last_tick = now
         self.scheduler.set_jobs(schedule_jobs(self.rules), now)
         self.accepting = True
@@ -240,6 +297,79 @@ class EngineCore:
                 self.tick_failures[recorder.name] += 1
                 failed.append((recorder.name, exc))
         return failed
+
+    # -- stopping -------------------------------------------------------------------------
+
+    @property
+    def end_time(self) -> float | None:
+        """When ``duration`` runs out, in engine time; None: no ``duration``."""
+        return None if self.duration is None else self.started_at + self.duration
+
+    def request_stop(self, cause: StopCause, reason: str) -> StopDecision | None:
+        """A stop was asked for (before or during the run): the decision, if it is the first."""
+        if self.stop_decision is not None:
+            return None
+        self.stop_decision = StopDecision(cause, reason)
+        return self.stop_decision
+
+    def time_up(self) -> StopDecision | None:
+        """The wall clock ran out (live ``--for``): the run stops for its duration."""
+        if self.duration is None:
+            return None
+        return self.request_stop(StopCause.DURATION, f"ran for {self.duration:g} s")
+
+    def until(self, time: float) -> Step:
+        """Virtual time moves on to a frame's (or a gap's end) ``time``.
+
+        Past the end of ``duration`` the time stops at the end instead (a run
+        ``--for N`` covers ``[start, start + N)``) and the run stops.
+        """
+        end = self.end_time
+        if end is not None and time >= end:
+            firings, failed = self.advance(end, inclusive=False)
+            return Step(firings, failed, self.time_up(), go_on=False)
+        firings, failed = self.advance(time)
+        return Step(firings, failed, go_on=self.accepting)
+
+    def source_started(self, name: str) -> None:
+        self._running.add(name)
+
+    def source_stopped(self, name: str) -> None:
+        """The driver took a source away (a reload, the stop): never a reason to stop."""
+        self._running.discard(name)
+
+    def source_ended(self, name: str, now: float) -> Step:
+        """Source ``name`` ended by itself at ``now``: once the last one has, the run may end.
+
+        Live, schedules still to come keep it going. In virtual time it ends, and
+        time first moves to the end of ``duration``, so the schedules due before
+        then fire as they would have.
+        """
+        self._running.discard(name)
+        if not self.accepting or self._running:
+            return Step()
+        if self.time_moves_by_itself:
+            if any(t is not None for t in self.scheduler.next_times().values()):
+                return Step()
+            return Step(stop=self.request_stop(StopCause.SOURCES_ENDED, "sources ended"))
+        firings: Sequence[Firing] = NO_FIRINGS
+        failed: Failed = []
+        end = self.end_time
+        if end is not None and end > now:
+            firings, failed = self.advance(end, inclusive=False)
+        if self.own_sources:
+            stop = self.request_stop(StopCause.SOURCES_ENDED, "sources ended")
+        else:
+            stop = self.request_stop(StopCause.RECORDING_ENDED, "end of the recording")
+        return Step(firings, failed, stop)
+
+    @property
+    def nothing_to_run(self) -> bool:
+        """Live with no source and no schedule: nothing will happen until a stop is asked for.
+
+        (In virtual time such a run is driven from outside: MQTT, the HTTP API.)
+        """
+        return self.time_moves_by_itself and not self._running and not self.scheduler.next_times()
 
     # -- reloading ------------------------------------------------------------------------
 

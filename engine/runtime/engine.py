@@ -15,7 +15,8 @@ How time moves is the ``Timebase``'s (``engine.runtime.timebase``): on the wall
 clock APScheduler fires schedules and a timer ticks recorders; in virtual time
 (a ``ManualClock``) each frame's receive time moves the clock, and every
 schedule fire up to it happens first, so a replay sees schedules and messages
-in the order a live run saw them.
+in the order a live run saw them. When to stop is the core's decision
+(``StopDecision``): this driver tells it what happened and carries it out.
 
 Stopping (SIGINT, SIGTERM, ``--for``, or every source ended): no new
 firings, sources closed, running actions get ``stop_timeout`` seconds to
@@ -51,7 +52,7 @@ from engine.events import (
 )
 from engine.rules.loader import RuleSet
 from engine.runtime.actions import ActionRunner
-from engine.runtime.core import EngineCore, schedule_jobs
+from engine.runtime.core import EngineCore, Step, StopCause, StopDecision, schedule_jobs
 from engine.runtime.jobs import Scheduler
 from engine.runtime.rulebook import Firing, Rulebook
 from engine.runtime.runner import RuleRunner
@@ -59,8 +60,8 @@ from engine.runtime.sources import build_source
 from engine.runtime.stats import RunStats
 from engine.runtime.subscribers import Callback, EventStream, Subscribers
 from engine.runtime.summary import Summary
-from engine.runtime.timebase import timebase_for
-from engine.sources.base import Pourable, Source
+from engine.runtime.timebase import SourceStopped, timebase_for
+from engine.sources.base import Source
 
 if TYPE_CHECKING:
     from engine.recorder.recorder import Recorder
@@ -72,12 +73,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine")
 
-_YIELD_EVERY = 256  # frames between chances for timers and actions to run
 VIRTUAL_SETTLE = 5.0  # real seconds virtual time waits for rule runs to finish
-
-
-class _Stopped(Exception):
-    """The core takes no more frames: ends a pour from inside its callback."""
 
 
 class Adapter(Protocol):
@@ -140,13 +136,16 @@ class Engine:
         self.stats = RunStats()
         self.scheduler: Scheduler = self.time.scheduler(self._on_schedule, rules.tz)
         self.core = EngineCore(
-            rules, self.scheduler, self.stats, exact_shot_times=self.time.exact_shot_times
+            rules,
+            self.scheduler,
+            self.stats,
+            exact_shot_times=self.time.exact_shot_times,
+            time_moves_by_itself=self.time.moves_by_itself,
         )
         self.reloads: list[object] = []  # outcome of each reload: changes, or RuleFileError
         self.sources: dict[str, Source] = {}
         self.shots: ShotService | None = None
         self.cache: FrameCache | None = None
-        self.stop_reason = ""
         self.started_at = 0.0
         self._watch = list(watch) if watch else None
         self._env = env
@@ -172,13 +171,11 @@ class Engine:
         # Shot services replaced by a reload, finishing their queues; awaited at shutdown.
         self._retiring: set[asyncio.Task[None]] = set()
         self._seen_sources: dict[str, Source] = {}
-        self._ended: set[str] = set()
+        self._closed_said: set[str] = set()  # sources whose source.closed went out
         self._stop: asyncio.Event | None = None
         self._main: asyncio.Task[Any] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._end_time: float | None = None
         self._fired = False  # virtual time: runs were started, settle them before moving on
-        self._early_stop: str | None = None  # a stop asked before run()
         # What the status page and API read and steer (engine/runtime/status.py, control.py).
         from engine.runtime.control import Control
         from engine.runtime.history import RunHistory
@@ -206,6 +203,17 @@ class Engine:
     @property
     def tz(self) -> Any:
         return self.core.rules.tz
+
+    @property
+    def stop_decision(self) -> StopDecision | None:
+        """Why the run stops (``cause``, ``reason``), once that is decided; None until then."""
+        return self.core.stop_decision if self._stop is not None else None
+
+    @property
+    def stop_reason(self) -> str:
+        """The stop's reason as the summary says it ("ran for 20 s"); "" while running."""
+        decision = self.stop_decision
+        return decision.reason if decision is not None else ""
 
     # -- folders -------------------------------------------------------------
 
@@ -259,7 +267,8 @@ class Engine:
         source.notify = self.emit
         self.sources[name] = source
         self._seen_sources[name] = source
-        self._ended.discard(name)
+        self._closed_said.discard(name)
+        self.core.source_started(name)
         self._pumps[name] = asyncio.get_running_loop().create_task(
             self._pump(name, source), name=f"source {name}"
         )
@@ -267,6 +276,7 @@ class Engine:
     async def _stop_source(self, name: str) -> None:
         source = self.sources.pop(name, None)
         task = self._pumps.pop(name, None)
+        self.core.source_stopped(name)
         if source is not None:
             with contextlib.suppress(Exception):
                 await source.aclose()
@@ -274,8 +284,8 @@ class Engine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if source is not None and name not in self._ended:
-            self._ended.add(name)
+        if source is not None and name not in self._closed_said:
+            self._closed_said.add(name)
             self.emit(SourceClosed(time=self.clock.time(), source=name, reason="stopped"))
 
     # -- running -------------------------------------------------------------
@@ -287,7 +297,6 @@ class Engine:
         self._stop = asyncio.Event()
         self._main = asyncio.current_task()
         self.started_at = now = self.clock.time()
-        self._end_time = now + duration if duration is not None else None
         if self.dry_run:
             self._tmp = tempfile.TemporaryDirectory(prefix="cuecap-dry-run-")
         self.cache = self.core.cache = FrameCache()
@@ -297,7 +306,7 @@ class Engine:
             self.core.set_recorders(self._recorders)
             self.shots = await self._start_shots(self.rules)
             self.actions.shots = self.shots
-            self.core.start(now)
+            self.core.start(now, duration, own_sources=self._given_sources is None)
             self.scheduler.start()
             for adapter in self.adapters:
                 await adapter.start(self)
@@ -311,13 +320,12 @@ class Engine:
             for name, source in sources.items():
                 self._start_source(name, source)
             background = self._background()
-            if self._early_stop is not None:
-                self.request_stop(self._early_stop)
-            if not self.sources and not self.scheduler.next_times() and self.time.moves_by_itself:
+            self._stop_for(self.core.stop_decision)  # one asked before run()
+            if self.core.nothing_to_run:
                 log.warning("nothing to run: no sources and no schedules")
             try:
                 if await self.time.wait(self._stop, duration):
-                    self.request_stop(f"ran for {duration:g} s")
+                    self._stop_for(self.core.time_up())
             finally:
                 for task in background:
                     task.cancel()
@@ -331,8 +339,9 @@ class Engine:
     def _background(self) -> list[asyncio.Task[None]]:
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task[None]] = []
-        if self.time.moves_by_itself:
-            tasks.append(loop.create_task(self._timer(), name="engine timer"))
+        ticker = self.time.ticker(lambda: self.rules.settings.tick, self._tick)
+        if ticker is not None:
+            tasks.append(loop.create_task(ticker, name="engine timer"))
         if self._watch:
             from engine.runtime.reload import watch_rules
 
@@ -368,13 +377,14 @@ class Engine:
 
         Asked before ``run()``, the run stops as soon as it has started.
         """
-        if self._stop is None:
-            self._early_stop = reason
+        self._stop_for(self.core.request_stop(StopCause.REQUESTED, reason))
+
+    def _stop_for(self, decision: StopDecision | None) -> None:
+        """Carry out the core's stop decision (None: nothing decided, or decided before)."""
+        if decision is None or self._stop is None or self._stop.is_set():
             return
-        if not self._stop.is_set():
-            self.stop_reason = reason
-            log.info("stopping: %s", reason)
-            self._stop.set()
+        log.info("stopping: %s", decision.reason)
+        self._stop.set()
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Call ``callback(event)`` for every event from now on; returns the unsubscriber.
@@ -411,120 +421,76 @@ class Engine:
             if self._main is not None:
                 self._main.cancel()
             return
-        self.request_stop(f"{name} received")
+        self._stop_for(self.core.request_stop(StopCause.SIGNAL, f"{name} received"))
 
     async def _pump(self, name: str, source: Source) -> None:
         closed_reason = "ended"
-        core = self.core
-        moves_by_itself = self.time.moves_by_itself
         try:
-            if moves_by_itself and isinstance(source, Pourable):
-                await self._pour(name, source)
-            else:
-                await self._iterate(name, source)
+            await self.time.run_source(source, self)
         except asyncio.CancelledError:
             raise
-        except _Stopped:
+        except SourceStopped:
             closed_reason = "stopped"
         except Exception as exc:
             message = f"source {name} failed: {exc}"
             closed_reason = f"failed: {exc}"
             self.stats.error(message)
             log.error("%s", message)
-        self._ended.add(name)
+        self._closed_said.add(name)
         self.emit(SourceClosed(time=self.clock.time(), source=name, reason=closed_reason))
-        if core.accepting and self._pumps.get(name) is asyncio.current_task():
-            log.info("source %s ended", name)
-            if self._all_sources_ended():
-                self._sources_ended()
+        if self._pumps.get(name) is asyncio.current_task():  # not one a reload replaced
+            if self.core.accepting:
+                log.info("source %s ended", name)
+            self._step(self.core.source_ended(name, self.clock.time()))
 
-    async def _pour(self, name: str, source: Pourable) -> None:
-        """Live: the source calls in per frame (no generator to resume per message)."""
-        core = self.core
+    # -- the Feed a timebase drives sources into (engine.runtime.timebase.Feed) ----------
+
+    def take_frame(self, frame: Frame) -> bool:
+        """One frame: to the core, and its firings to the rule runner; False once stopped."""
+        try:
+            firings = self.core.frame(frame)
+        except Exception:
+            stats = self.stats
+            stats.frame_errors += 1
+            if stats.frame_errors <= 3:
+                log.exception("frame %d of %s could not be handled", frame.seq, frame.source)
+            return True
+        if firings is None:
+            return False
         fire = self._fire
-        stats = self.stats
+        for firing in firings:
+            fire(firing)
+        return True
 
-        def on_frame(frame: Frame) -> None:
-            try:
-                firings = core.frame(frame)
-            except Exception:
-                stats.frame_errors += 1
-                if stats.frame_errors <= 3:
-                    log.exception("frame %d of %s could not be handled", frame.seq, name)
-                return
-            if firings is None:
-                raise _Stopped
-            for firing in firings:
-                fire(firing)
+    def take_gap(self, gap: Gap) -> None:
+        self.emit(self.core.gap(gap))
 
-        def on_gap(gap: Gap) -> None:
-            self.emit(core.gap(gap))
+    def move_to(self, time: float) -> bool:
+        """Virtual time moves on to a frame's time: False once that is past the end."""
+        step = self.core.until(time)
+        self._step(step)
+        return step.go_on
 
-        await source.pour(on_frame, on_gap)
-
-    async def _iterate(self, name: str, source: Source) -> None:
-        """Any source; in virtual time each frame first moves the clock to its time."""
-        count = 0
-        core = self.core
-        moves_by_itself = self.time.moves_by_itself
-        async for item in source:
-            if isinstance(item, Frame):
-                if not moves_by_itself:
-                    if not self._until(item.time):
-                        break
-                    if self._fired:  # schedules fired: their runs happen before this frame
-                        await self._settle()
-                try:
-                    firings = core.frame(item)
-                except Exception:
-                    self.stats.frame_errors += 1
-                    if self.stats.frame_errors <= 3:
-                        log.exception("frame %d of %s could not be handled", item.seq, name)
-                else:
-                    if firings is None:
-                        break
-                    for firing in firings:
-                        self._fire(firing)
-                if self._fired and not moves_by_itself:
-                    await self._settle()
-            elif isinstance(item, Gap):
-                # Virtual time: what was due before the source came back happens first.
-                if not moves_by_itself and not self._until(item.end):
-                    break
-                self.emit(core.gap(item))
-            count += 1
-            if count % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-
-    def _sources_ended(self) -> None:
-        """Live, schedules still to come keep the engine going; virtual time ends here."""
-        if self.time.moves_by_itself:
-            if not any(t is not None for t in self.scheduler.next_times().values()):
-                self.request_stop("sources ended")
-            return
-        end = self._end_time
-        if end is not None and end > self.clock.time():
-            self._advance(end, inclusive=False)
-        self.request_stop("end of the recording" if self._given_sources else "sources ended")
-
-    async def _settle(self) -> None:
+    async def settle(self) -> None:
         """Virtual time: the runs just started finish before the stream moves on.
 
         Actions take no virtual time, so a rule's mode and the next frames see
         them done, as in a live run where they are quick. A run still going
         after ``VIRTUAL_SETTLE`` real seconds is left to finish in the background.
         """
+        if not self._fired:
+            return
         self._fired = False
         if not await self.runner.settle(VIRTUAL_SETTLE):
             log.warning("rule runs still going after %gs; virtual time moves on", VIRTUAL_SETTLE)
 
-    def _all_sources_ended(self) -> bool:
-        return all(name in self._ended for name in self.sources)
-
-    async def _timer(self) -> None:
-        while True:
-            await asyncio.sleep(self.rules.settings.tick)
-            self._tick(self.clock.time())
+    def _step(self, step: Step) -> None:
+        """Carry out what the core returned: firings run, failed ticks said, the stop begun."""
+        for firing in step.firings:
+            self._fire(firing)
+        if step.failed:
+            self._log_tick_failures(step.failed)
+        self._stop_for(step.stop)
 
     def _tick(self, now: float) -> None:
         self._log_tick_failures(self.core.tick(now))
@@ -534,24 +500,6 @@ class Engine:
             failures = self.core.tick_failures[name]
             if str(failures).rstrip("0") == "1":  # 1, 10, 100...: said, without a flood
                 log.error("recorder %s: tick failed (%d times)", name, failures, exc_info=exc)
-
-    def _advance(self, now: float, *, inclusive: bool = True) -> None:
-        """Virtual time moves to ``now``: due schedules fire, recorders tick."""
-        firings, failed = self.core.advance(now, inclusive=inclusive)
-        for firing in firings:
-            self._fire(firing)
-        if failed:
-            self._log_tick_failures(failed)
-
-    def _until(self, time: float) -> bool:
-        """Virtual time moves on to a frame's time: False once that is past the end."""
-        end = self._end_time
-        if end is not None and time >= end:
-            self._advance(end, inclusive=False)  # a run --for N covers [start, start + N)
-            self.request_stop(f"ran for {end - self.started_at:g} s")
-            return False
-        self._advance(time)
-        return self.core.accepting
 
     # -- events and firings ----------------------------------------------------------
 
@@ -721,7 +669,7 @@ class Engine:
         cancelled = await self.runner.stop(self.rules.settings.stop_timeout)
         if cancelled:
             self.stats.error(f"{cancelled} rule runs did not finish in time and were cancelled")
-        end_reason = "end" if not self.time.moves_by_itself else "shutdown"
+        end_reason = self.time.closes_recordings_with
         for name, recorder in self.recorders.items():
             try:
                 recorder.close(end_reason)

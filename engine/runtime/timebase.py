@@ -1,29 +1,80 @@
 """How time moves for a run: on the wall clock, or with the frames (virtual time).
 
-The engine core never asks which; the driver holds one of these two and asks
-it the few things that really differ:
+The driver never asks which: it holds one of these two and lets it do the
+few things that really differ:
 
 - which scheduler fires schedules (APScheduler on the wall clock, or a heap
   that the stream's times drain);
-- whether time moves by itself: live, a timer ticks the recorders and
-  ``--for 20`` is twenty wall seconds, and the engine outlives its sources while
-  schedules remain; in virtual time a frame's receive time *is* the time, so
-  schedules due before a frame fire before it, ``--for`` ends at the first
-  frame past the end, and the run ends with its sources;
+- how a source is driven (``run_source``): live, a timer ticks the recorders
+  and a source that can pours its frames in (no generator to resume per
+  message); in virtual time a frame's receive time *is* the time, so each
+  frame first moves time to it (schedules due before it fire, and their runs
+  finish, before it is handled);
+- how the run waits (``wait``): ``--for 20`` is twenty wall seconds live; in
+  virtual time the frames reach the end;
+- whether time moves by itself, which the core's stop decision needs (live, the
+  engine outlives its sources while schedules remain; virtually it ends with them);
 - whether sources are paced (a replay at the recorded speed) or run flat out;
 - whether a shot must name its moment (virtual "now" has moved on by the time
-  a shot is taken, so the trigger's time is asked for).
+  a shot is taken, so the trigger's time is asked for);
+- why recorders close at the stop: ``shutdown`` live, ``end`` (of the stream) virtually.
+
+When to stop is the core's decision (``EngineCore.until``, ``source_ended``):
+these only carry the time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Coroutine
 from datetime import tzinfo
+from typing import Any, Protocol
 
 from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
+from engine.core.frame import Frame, Gap
 from engine.runtime.jobs import OnFire, Scheduler, VirtualScheduler
 from engine.runtime.scheduler import LiveScheduler
+from engine.sources.base import Pourable, Source
+
+YIELD_EVERY = 256  # items between chances for timers and actions to run
+
+
+class SourceStopped(Exception):
+    """The core takes no more frames: ends a pour from inside its callback."""
+
+
+class Feed(Protocol):
+    """What a timebase drives a source's items into: the driver's handlers."""
+
+    def take_frame(self, frame: Frame) -> bool:
+        """Handle a frame; False once the core takes no more."""
+        ...
+
+    def take_gap(self, gap: Gap) -> None: ...
+
+    def move_to(self, time: float) -> bool:
+        """Virtual time moves to ``time``; False once that is past the end of the run."""
+        ...
+
+    async def settle(self) -> None:
+        """Virtual time: rule runs just started finish before the stream moves on."""
+        ...
+
+
+async def _iterate(source: Source, feed: Feed) -> None:
+    """Any source, item by item, as it comes (live sources that cannot pour)."""
+    count = 0
+    take_frame = feed.take_frame
+    async for item in source:
+        if isinstance(item, Frame):
+            if not take_frame(item):
+                break
+        elif isinstance(item, Gap):
+            feed.take_gap(item)
+        count += 1
+        if count % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
 
 
 class LiveTime:
@@ -36,8 +87,38 @@ class LiveTime:
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
 
+    closes_recordings_with = "shutdown"
+
     def scheduler(self, on_fire: OnFire, tz: tzinfo) -> Scheduler:
         return LiveScheduler(on_fire, tz, self.clock.time)
+
+    def ticker(
+        self, every: Callable[[], float], tick: Callable[[float], None]
+    ) -> Coroutine[Any, Any, None] | None:
+        """Recorders see the time every ``every()`` seconds (a post-roll ends in silence)."""
+
+        async def ticking() -> None:
+            while True:
+                await asyncio.sleep(every())
+                tick(self.clock.time())
+
+        return ticking()
+
+    async def run_source(self, source: Source, feed: Feed) -> None:
+        """A source that can pours its frames in; any other is iterated.
+
+        Raises ``SourceStopped`` when a pour ended because the core took no more.
+        """
+        if not isinstance(source, Pourable):
+            await _iterate(source, feed)
+            return
+        take_frame = feed.take_frame
+
+        def on_frame(frame: Frame) -> None:
+            if not take_frame(frame):
+                raise SourceStopped
+
+        await source.pour(on_frame, feed.take_gap)
 
     async def wait(self, stop: asyncio.Event, duration: float | None) -> bool:
         """Until ``stop`` is set or ``duration`` seconds pass; True if the time ran out."""
@@ -59,8 +140,36 @@ class VirtualTime:
     def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
 
+    closes_recordings_with = "end"
+
     def scheduler(self, on_fire: OnFire, tz: tzinfo) -> Scheduler:
         return VirtualScheduler(self.clock.time())
+
+    def ticker(
+        self, every: Callable[[], float], tick: Callable[[float], None]
+    ) -> Coroutine[Any, Any, None] | None:
+        """None: recorders are ticked as the frames move time (``EngineCore.advance``)."""
+        return None
+
+    async def run_source(self, source: Source, feed: Feed) -> None:
+        """Each frame (and each gap's end) moves time to it first, then is handled."""
+        count = 0
+        async for item in source:
+            if isinstance(item, Frame):
+                if not feed.move_to(item.time):
+                    break
+                await feed.settle()  # schedules fired: their runs happen before this frame
+                if not feed.take_frame(item):
+                    break
+                await feed.settle()
+            elif isinstance(item, Gap):
+                # what was due before the source came back happens first
+                if not feed.move_to(item.end):
+                    break
+                feed.take_gap(item)
+            count += 1
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     async def wait(self, stop: asyncio.Event, duration: float | None) -> bool:
         """The frames end the run (at ``--for``'s end or their own): wait for the stop."""
