@@ -91,21 +91,28 @@ async def test_rule_files_are_reloaded_while_the_engine_runs(tmp_path: Path) -> 
     assert len(engine.reloads) == 3
 
 
-async def test_a_reload_that_adds_targets_says_they_apply_at_the_next_start(
+async def test_a_reload_that_adds_a_cluster_says_it_applies_at_the_next_start_and_why(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The cluster link is not swapped while running (docs/cluster.md): the log says why."""
     folder = tmp_path / "rules"
     folder.mkdir()
     write(folder, tmp_path)
     engine = Engine(load_rules([folder], env={}))
     run = asyncio.create_task(engine.run())
     await wait_for(lambda: engine.recorders and engine.sources)
-    targets = "targets:\n  hook: {type: webhook, url: 'http://127.0.0.1:9/in'}\n"
-    write(folder, tmp_path, extra=targets)
-    await engine.apply(load_rules([folder], env={}))
+    (folder / "site.yaml").write_text(
+        "settings:\n  cluster: {nats: 'nats://127.0.0.1:1', name: lab}\n", encoding="utf-8"
+    )
+    changes = await engine.apply(load_rules([folder], env={}))
     engine.request_stop("test")
     await run
+    assert changes == {"at_next_start": ["settings.cluster"]}
+    assert not engine.adapters and engine.firing_sink is None  # nothing was swapped in
     assert any(
-        "targets changed: that applies when cuecap run starts again" in r.getMessage()
+        r.getMessage()
+        == "settings.cluster changed: that applies when cuecap run starts again (the cluster "
+        "link decides which engine of the site runs each schedule fire; swapped while running, "
+        "a fire could run on two engines or on none); until then it stays as it was"
         for r in caplog.records
     )

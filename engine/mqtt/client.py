@@ -9,6 +9,14 @@ each recorder's state and subscribes again. Incoming messages are bounded in
 size (``max_payload``); command topics become shots and recorder control,
 everything else goes to the rules' ``mqtt`` triggers.
 
+A reload that changes ``settings.mqtt`` starts a new adapter with
+``start(engine, replacing=old)``: at the instant the new one subscribes to the
+engine's events, the old one stops taking them and hands over what it had not
+published yet (``hand_over``), so no event is lost or published twice by the
+engine; the old one then says ``offline`` to its broker and disconnects. A
+message the old one was handing to its broker at that instant may reach both
+brokers: delivery is at least once, as QoS 1 is.
+
 aiomqtt's errors are translated here, once: the rest of cuecap sees
 ``MqttUnavailable`` at most, and the engine never sees one.
 """
@@ -93,6 +101,7 @@ class MqttAdapter:
         self.published = 0
         self.received = 0
         self.connections = 0
+        self.handed_over = 0  # messages given to the client that replaced this one
         self.connected = asyncio.Event()
         self._first_try = asyncio.Event()  # set once the first connection try is over
         self.last_error: str | None = None
@@ -105,13 +114,24 @@ class MqttAdapter:
         self._controls: set[asyncio.Task[Any]] = set()
 
     @property
+    def env(self) -> Mapping[str, str]:
+        """Where the secrets are read (a client built for new settings reads them there too)."""
+        return self._env
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    @property
     def bridge(self) -> Bridge:
         assert self._bridge is not None, "the adapter is not started"
         return self._bridge
 
     # -- the Adapter protocol ---------------------------------------------------
 
-    async def start(self, engine: Engine) -> None:
+    async def start(self, engine: Engine, *, replacing: MqttAdapter | None = None) -> None:
+        """Connect (waiting up to ``CONNECT_WAIT`` for the first try); ``replacing``: the
+        client of the settings before a reload, whose unpublished messages this one takes."""
         self._engine = engine
         self._bridge = Bridge(
             self.prefix,
@@ -122,6 +142,8 @@ class MqttAdapter:
             recorders=engine.rules.recorders,
             cameras=engine.rules.cameras,
         )
+        if replacing is not None:  # no await between: no event falls between the two
+            replacing.hand_over(self)
         self._unsubscribe = engine.subscribe(self._on_event)
         engine.actions.mqtt = self
         self._task = asyncio.get_running_loop().create_task(self._run(), name="mqtt client")
@@ -131,10 +153,26 @@ class MqttAdapter:
             async with asyncio.timeout(CONNECT_WAIT):
                 await self._first_try.wait()
 
+    def hand_over(self, successor: MqttAdapter) -> int:
+        """Take no more events; what is not published yet goes to ``successor``. Returns how many.
+
+        The successor's buffer bound holds (the oldest beyond it are dropped, counted).
+        """
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        moved = list(self._buffer)
+        self._buffer.clear()
+        for message in moved:
+            successor._enqueue(message)
+        self.handed_over = len(moved)
+        return len(moved)
+
     async def aclose(self) -> None:
         """Publish what is buffered and ``offline`` (up to ``CLOSE_TIMEOUT``), then disconnect."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+            self._unsubscribe = None
         if self._engine is not None and getattr(self._engine.actions, "mqtt", None) is self:
             self._engine.actions.mqtt = None
         for control in list(self._controls):
@@ -165,8 +203,6 @@ class MqttAdapter:
             self._enqueue(message)
         if isinstance(event, ReloadApplied) and self._engine is not None:
             rules = self._engine.rules
-            if rules.settings.mqtt != self.settings:
-                log.warning("mqtt: settings.mqtt changed; the new settings apply at the next start")
             for message in self.bridge.update(rules.recorders, rules.cameras):
                 self._enqueue(message)
             self._wake.set()  # the sender also brings subscriptions up to date

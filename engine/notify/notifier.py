@@ -11,6 +11,9 @@ done, if one of them asked for deletion and none failed, so a shot whose
 send failed anywhere stays on disk.
 
 Runs as an engine adapter: ``Engine(rules, adapters=[Notifier(rules.targets)])``.
+A reload that changes ``targets:`` hands the new ones to ``use``: each target
+keeps its queue, and the sends after the change (retries of the one under
+way excepted) go with the new settings, so nothing queued is lost.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from engine.errors import UnknownName
-from engine.events import Event, ReloadApplied, SendErrored, SendSucceeded
+from engine.events import Event, SendErrored, SendSucceeded
 from engine.notify.config import EmailTarget, TelegramTarget, WebhookTarget
 from engine.notify.message import Notification
 from engine.notify.spam import SpamPolicy
@@ -91,7 +94,7 @@ class Notifier:
         self._client: httpx.AsyncClient | None = None
         self._engine: Engine | None = None
         self.refused = 0  # by a spam period
-        self._unsubscribe: Callable[[], None] | None = None
+        self.env = self._env  # where secrets are read; a reload's new notifier reads there too
 
     # -- the Adapter protocol -------------------------------------------------------
 
@@ -101,7 +104,6 @@ class Notifier:
             self._emit = self._emit or engine.emit
             self._clock = self._clock or engine.clock.time
             engine.actions.sender = self
-            self._unsubscribe = engine.subscribe(self._on_event)
         self._client = httpx.AsyncClient()
         loop = asyncio.get_running_loop()
         for worker in self._workers.values():
@@ -117,8 +119,6 @@ class Notifier:
             timeout = engine.rules.settings.stop_timeout if engine is not None else CLOSE_TIMEOUT
         if self._engine is not None and getattr(self._engine.actions, "sender", None) is self:
             self._engine.actions.sender = None
-        if self._unsubscribe is not None:
-            self._unsubscribe()
         waits = [w.queue.join() for w in self._workers.values()]
         if waits:
             with contextlib.suppress(TimeoutError):
@@ -140,14 +140,11 @@ class Notifier:
                 log.info("send %s: %d sent, %d failed, %d within a spam period", name,
                          counts["sent"], counts["failed"], counts["refused"])  # fmt: skip
 
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, ReloadApplied) and self._engine is not None:
-            self.use(self._engine.rules.targets)
-
-    def use(self, targets: Mapping[str, Target]) -> None:
+    def use(self, targets: Mapping[str, Target]) -> int:
         """Rules reloaded: new targets get a worker, changed ones their new settings.
 
-        A removed target finishes what it holds and takes nothing new.
+        A removed target finishes what it holds and takes nothing new. Returns how
+        many messages wait in the queues (kept: they go with the new settings).
         """
         loop = asyncio.get_running_loop()
         for name, target in targets.items():
@@ -160,6 +157,7 @@ class Notifier:
                 worker.target = target
                 worker.spam.period, worker.spam.camera_period = target.period, target.camera_period
         self._active = frozenset(targets)
+        return sum(worker.queue.qsize() for worker in self._workers.values())
 
     # -- in ---------------------------------------------------------------------
 
@@ -196,13 +194,14 @@ class Notifier:
     async def _work(self, worker: _Worker) -> None:
         while True:
             note = await worker.queue.get()
-            target = worker.target  # a reload may have changed it
+            target = worker.target
             backoff = Backoff(target.backoff_initial,
                               max(target.backoff_max, target.backoff_initial), jitter=0.5)  # fmt: skip
             try:
                 tries = 0
                 while True:
                     tries += 1
+                    target = worker.target  # a reload may have changed it: the next try uses it
                     try:
                         async with asyncio.timeout(target.timeout):
                             await self._deliver(target, note)

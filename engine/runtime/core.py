@@ -129,13 +129,18 @@ def wants_past_frames(rules: RuleSet, exact_shot_times: bool) -> bool:
 class ReloadPlan:
     """What a reload changes; the driver carries it out, in this order.
 
-    ``changes``: the changed names by kind (``rules``, ``recorders``...), for the log.
+    ``changes``: the changed names by kind (``rules``, ``recorders``, ``targets``,
+    ``settings``...), for the log and the ``reload.applied`` event; ``at_next_start``
+    holds the settings that changed but apply only when the engine starts again.
     """
 
     changes: Mapping[str, Sequence[str]] = field(default_factory=dict)
     replace_shots: bool = False  # build a new shot service, let the old one finish
     recorders: Sequence[str] = ()  # close (if running) and build again (if still defined)
     sources: Sequence[str] = ()  # stop (if running) and start again (if still defined)
+    targets: bool = False  # the notifier takes the new targets (built if there was none)
+    mqtt: bool = False  # a new MQTT client for the new settings takes over from the old
+    at_next_start: Sequence[str] = ()  # "settings.cluster", "settings.http": restart to apply
 
 
 class EngineCore:
@@ -398,7 +403,23 @@ class EngineCore:
                 recorders.add(name)
         sources = changed("sources", old.sources, rules.sources) if own_sources else set()
         changed("rules", old.rules, rules.rules)
-        return ReloadPlan(changes, replace_shots, sorted(recorders), sorted(sources))
+        targets = bool(changed("targets", old.targets, rules.targets))
+        mqtt = old.settings.mqtt != rules.settings.mqtt
+        if mqtt:
+            changes["settings"] = ["mqtt"]
+        # The cluster link is the engine's firing sink and its presence in the site: swapped
+        # mid-run, a schedule fire could run on two engines or none. The HTTP socket is bound
+        # (with the command line's --http) before the engine starts. Both wait for a restart.
+        later = [
+            f"settings.{name}"
+            for name in ("cluster", "http")
+            if getattr(old.settings, name) != getattr(rules.settings, name)
+        ]
+        if later:
+            changes["at_next_start"] = later
+        return ReloadPlan(
+            changes, replace_shots, sorted(recorders), sorted(sources), targets, mqtt, later
+        )
 
     def use_rules(self, rules: RuleSet, now: float) -> None:
         """Switch to ``rules``: firing policies of unchanged rules and schedules carry over."""

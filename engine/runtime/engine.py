@@ -60,7 +60,7 @@ from engine.runtime.sources import build_source
 from engine.runtime.stats import RunStats
 from engine.runtime.subscribers import Callback, EventStream, Subscribers
 from engine.runtime.summary import Summary
-from engine.runtime.timebase import SourceStopped, timebase_for
+from engine.runtime.timebase import timebase_for
 from engine.sources.base import Source
 
 if TYPE_CHECKING:
@@ -426,11 +426,10 @@ class Engine:
     async def _pump(self, name: str, source: Source) -> None:
         closed_reason = "ended"
         try:
-            await self.time.run_source(source, self)
+            if await self.time.run_source(source, self):
+                closed_reason = "stopped"
         except asyncio.CancelledError:
             raise
-        except SourceStopped:
-            closed_reason = "stopped"
         except Exception as exc:
             message = f"source {name} failed: {exc}"
             closed_reason = f"failed: {exc}"
@@ -584,16 +583,6 @@ class Engine:
         Returns what changed, by kind (``"rules"``, ``"recorders"``...), for the log.
         """
         plan = self.core.plan_reload(rules, own_sources=self._given_sources is None)
-        before = self.core.rules
-        # Adapters are built with the engine: what they serve changes only at a restart.
-        for what, old_value, new_value in (
-            ("targets", before.targets, rules.targets),
-            ("settings.mqtt", before.settings.mqtt, rules.settings.mqtt),
-            ("settings.cluster", before.settings.cluster, rules.settings.cluster),
-        ):
-            if old_value != new_value:
-                log.warning("%s changed: that applies when cuecap run starts again "
-                            "(until then the running %s stay as they were)", what, what)  # fmt: skip
         # A new shot service is built first: it is the step that fails on rules that load
         # (a camera function that does not import), and failing here changes nothing.
         new_shots = await self._start_shots(rules) if plan.replace_shots else None
@@ -642,6 +631,11 @@ class Engine:
         self.core.use_rules(rules, self.clock.time())
         self.runner.use(self.core.rulebook)
         self.actions.tz = rules.tz
+        if plan.mqtt or plan.targets or plan.at_next_start:
+            # Last: a new MQTT client subscribes to the new rules' topics from the start.
+            from engine.runtime.adapters import reload_adapters
+
+            await reload_adapters(self, plan, self._env)
         return {kind: list(names) for kind, names in plan.changes.items()}
 
     def _reloaded(self, outcome: object) -> None:

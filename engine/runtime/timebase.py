@@ -40,7 +40,7 @@ from engine.sources.base import Pourable, Source
 YIELD_EVERY = 256  # items between chances for timers and actions to run
 
 
-class SourceStopped(Exception):
+class _Stopped(Exception):
     """The core takes no more frames: ends a pour from inside its callback."""
 
 
@@ -104,21 +104,25 @@ class LiveTime:
 
         return ticking()
 
-    async def run_source(self, source: Source, feed: Feed) -> None:
+    async def run_source(self, source: Source, feed: Feed) -> bool:
         """A source that can pours its frames in; any other is iterated.
 
-        Raises ``SourceStopped`` when a pour ended because the core took no more.
+        True when a pour ended because the core took no more (the source "stopped").
         """
         if not isinstance(source, Pourable):
             await _iterate(source, feed)
-            return
+            return False
         take_frame = feed.take_frame
 
         def on_frame(frame: Frame) -> None:
             if not take_frame(frame):
-                raise SourceStopped
+                raise _Stopped
 
-        await source.pour(on_frame, feed.take_gap)
+        try:
+            await source.pour(on_frame, feed.take_gap)
+        except _Stopped:
+            return True
+        return False
 
     async def wait(self, stop: asyncio.Event, duration: float | None) -> bool:
         """Until ``stop`` is set or ``duration`` seconds pass; True if the time ran out."""
@@ -151,7 +155,7 @@ class VirtualTime:
         """None: recorders are ticked as the frames move time (``EngineCore.advance``)."""
         return None
 
-    async def run_source(self, source: Source, feed: Feed) -> None:
+    async def run_source(self, source: Source, feed: Feed) -> bool:
         """Each frame (and each gap's end) moves time to it first, then is handled."""
         count = 0
         async for item in source:
@@ -170,6 +174,7 @@ class VirtualTime:
             count += 1
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+        return False
 
     async def wait(self, stop: asyncio.Event, duration: float | None) -> bool:
         """The frames end the run (at ``--for``'s end or their own): wait for the stop."""
