@@ -39,7 +39,7 @@ from engine.runtime.stats import RunStats
 from engine.shots.config import StreamCameraConfig
 
 NO_FIRINGS: tuple[Firing, ...] = ()
-Failed = list[tuple[str, Exception]]  # recorders whose tick failed, with the error
+Failed = Sequence[tuple[str, Exception]]  # recorders whose tick failed, with the error
 
 
 class StopCause(enum.StrEnum):
@@ -69,7 +69,7 @@ class Step:
     """
 
     firings: Sequence[Firing] = NO_FIRINGS
-    failed: Failed = field(default_factory=list)
+    failed: Failed = ()
     stop: StopDecision | None = None
     go_on: bool = True
 
@@ -141,6 +141,10 @@ class ReloadPlan:
     targets: bool = False  # the notifier takes the new targets (built if there was none)
     mqtt: bool = False  # a new MQTT client for the new settings takes over from the old
     at_next_start: Sequence[str] = ()  # "settings.cluster", "settings.http": restart to apply
+
+
+_GO_ON = Step()
+_HOLD = Step(go_on=False)
 
 
 class EngineCore:
@@ -334,6 +338,8 @@ class EngineCore:
             firings, failed = self.advance(end, inclusive=False)
             return Step(firings, failed, self.time_up(), go_on=False)
         firings, failed = self.advance(time)
+        if not firings and not failed:  # almost every frame: nothing was due
+            return _GO_ON if self.accepting else _HOLD
         return Step(firings, failed, go_on=self.accepting)
 
     def source_started(self, name: str) -> None:
@@ -358,7 +364,7 @@ class EngineCore:
                 return Step()
             return Step(stop=self.request_stop(StopCause.SOURCES_ENDED, "sources ended"))
         firings: Sequence[Firing] = NO_FIRINGS
-        failed: Failed = []
+        failed: Failed = ()
         end = self.end_time
         if end is not None and end > now:
             firings, failed = self.advance(end, inclusive=False)

@@ -175,7 +175,7 @@ class Engine:
         self._stop: asyncio.Event | None = None
         self._main: asyncio.Task[Any] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._fired = False  # virtual time: runs were started, settle them before moving on
+        self.unsettled = False  # virtual time: runs were started, settle them before moving on
         # What the status page and API read and steer (engine/runtime/status.py, control.py).
         from engine.runtime.control import Control
         from engine.runtime.history import RunHistory
@@ -477,9 +477,7 @@ class Engine:
         them done, as in a live run where they are quick. A run still going
         after ``VIRTUAL_SETTLE`` real seconds is left to finish in the background.
         """
-        if not self._fired:
-            return
-        self._fired = False
+        self.unsettled = False
         if not await self.runner.settle(VIRTUAL_SETTLE):
             log.warning("rule runs still going after %gs; virtual time moves on", VIRTUAL_SETTLE)
 
@@ -494,7 +492,7 @@ class Engine:
     def _tick(self, now: float) -> None:
         self._log_tick_failures(self.core.tick(now))
 
-    def _log_tick_failures(self, failed: list[tuple[str, Exception]]) -> None:
+    def _log_tick_failures(self, failed: Sequence[tuple[str, Exception]]) -> None:
         for name, exc in failed:
             failures = self.core.tick_failures[name]
             if str(failures).rstrip("0") == "1":  # 1, 10, 100...: said, without a flood
@@ -557,7 +555,7 @@ class Engine:
         self.runner.submit(firing)
 
     def _announce(self, firing: Firing, detail: str) -> None:
-        self._fired = True
+        self.unsettled = True
         log.debug("rule %s fired: %s", firing.rule, detail)
         if self._subscribers:
             self._subscribers.publish(

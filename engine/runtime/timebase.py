@@ -47,6 +47,8 @@ class _Stopped(Exception):
 class Feed(Protocol):
     """What a timebase drives a source's items into: the driver's handlers."""
 
+    unsettled: bool  # rule runs were started since the last ``settle``
+
     def take_frame(self, frame: Frame) -> bool:
         """Handle a frame; False once the core takes no more."""
         ...
@@ -58,7 +60,7 @@ class Feed(Protocol):
         ...
 
     async def settle(self) -> None:
-        """Virtual time: rule runs just started finish before the stream moves on."""
+        """Virtual time: the rule runs started (``unsettled``) finish before the stream moves on."""
         ...
 
 
@@ -162,10 +164,12 @@ class VirtualTime:
             if isinstance(item, Frame):
                 if not feed.move_to(item.time):
                     break
-                await feed.settle()  # schedules fired: their runs happen before this frame
+                if feed.unsettled:  # schedules fired: their runs happen before this frame
+                    await feed.settle()
                 if not feed.take_frame(item):
                     break
-                await feed.settle()
+                if feed.unsettled:
+                    await feed.settle()
             elif isinstance(item, Gap):
                 # what was due before the source came back happens first
                 if not feed.move_to(item.end):
