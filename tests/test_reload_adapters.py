@@ -115,11 +115,21 @@ async def test_a_new_broker_port_reconnects_there_and_hands_over_what_was_queued
     )
 
 
-async def test_the_old_broker_hears_offline_and_nothing_after_the_switch(tmp_path: Path) -> None:
+PING = """\
+    rules:
+      ping:
+        when: {type: mqtt, topic: lab/in}
+        do: {type: publish, topic: lab/out, payload: "pong {payload}"}
+    """
+
+
+async def test_the_old_broker_hears_offline_and_the_new_one_fires_the_rules(
+    tmp_path: Path,
+) -> None:
     first = start_broker(tmp_path / "a")
     second = start_broker(tmp_path / "b")
     path = tmp_path / "rules.yaml"
-    mqtt_rules(path, first)
+    mqtt_rules(path, first, PING)
     rules = load_rules([path], env={})
     engine = Engine(rules, adapters=rule_adapters(rules), watch=[path], reload_debounce=0.05)
     seen: list[Event] = []
@@ -139,20 +149,26 @@ async def test_the_old_broker_hears_offline_and_nothing_after_the_switch(tmp_pat
         await asyncio.gather(*(asyncio.wait_for(r.wait(), 10) for r in ready))
         old.publish("lab/out", b"before")
         await until(lambda: ("lab/out", b"before") in at_first)
-        mqtt_rules(path, second)
+        mqtt_rules(path, second, PING)
         await until(lambda: reloads(seen))
-        assert engine.actions.mqtt is not None and engine.actions.mqtt is not old
-        engine.actions.mqtt.publish("lab/out", b"after", qos=1)
+        new = engine.actions.mqtt
+        assert isinstance(new, MqttAdapter) and new is not old
+        new.publish("lab/out", b"after", qos=1)
         await until(lambda: ("lab/out", b"after") in at_second)
         await until(lambda: ("cuecap/lab/availability", b"offline") in at_first)
+        for broker, payload in ((first, b"to the old"), (second, b"to the new")):
+            async with aiomqtt.Client(broker.host, broker.port) as client:
+                await client.publish("lab/in", payload, qos=1)
+        await until(lambda: ("lab/out", b"pong to the new") in at_second)
+        assert old._task is None and old._closing  # the old link hears nothing any more
     finally:
         engine.request_stop("test done")
         await run
         await stop_listening(*listeners)
         first.stop()
         second.stop()
-    assert [p for t, p in at_first if t == "lab/out"] == [b"before"]
-    assert [p for t, p in at_second if t == "lab/out"] == [b"after"]
+    assert [p for t, p in at_first if t == "lab/out"] == [b"before"]  # nothing after the switch
+    assert [p for t, p in at_second if t == "lab/out"] == [b"after", b"pong to the new"]
 
 
 def target_rules(path: Path, url: str) -> None:

@@ -112,6 +112,7 @@ class MqttAdapter:
         self._client: aiomqtt.Client | None = None
         self._subscribed: set[str] = set()
         self._controls: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     @property
     def env(self) -> Mapping[str, str]:
@@ -169,7 +170,12 @@ class MqttAdapter:
         return len(moved)
 
     async def aclose(self) -> None:
-        """Publish what is buffered and ``offline`` (up to ``CLOSE_TIMEOUT``), then disconnect."""
+        """Publish what is buffered and ``offline`` (up to ``CLOSE_TIMEOUT``), then disconnect.
+
+        From here on, incoming messages fire nothing: after a reload the new client
+        has subscribed already, and at a stop the rules take no more.
+        """
+        self._closing = True
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -372,7 +378,7 @@ class MqttAdapter:
     def handle(self, topic: str, payload: bytes) -> None:
         """An incoming message: a command, else the rules' mqtt triggers."""
         engine = self._engine
-        if engine is None:
+        if engine is None or self._closing:
             return
         if self.bridge.is_command_topic(topic):
             command = self.bridge.command(topic, payload)
