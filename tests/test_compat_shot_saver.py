@@ -11,6 +11,7 @@ import engine
 from engine.compat import ShotSaver
 from engine.errors import InvalidArgument
 from engine.rules.errors import RuleFileError
+from engine.shots.config import ShotsConfig
 from engine.shots import UnknownCamera
 from engine.shots.testing import HttpCameraServer
 
@@ -188,13 +189,18 @@ def test_a_windows_folder_in_the_rule_files_is_refused(
         "settings:\n  shots: {folder: 'E:\\shots'}\n",
         "utf-8",
     )
-    with pytest.raises(InvalidArgument, match=r"settings: shots: folder=r'E:\\shots' is a Win"):
+    with pytest.raises(
+        RuleFileError, match=r"^rules/c.yaml:4:19: shots.folder: r'E:\\shots' is a Win"
+    ):
         ShotSaver()
     assert [p.name for p in tmp_path.iterdir()] == ["rules"]
+    # the same folder handed in from Python is refused by the saver itself
+    with pytest.raises(InvalidArgument, match=r"^ShotSaver: settings: shots: folder=r'E:\\sh"):
+        ShotSaver(cameras={"door": "http://cam/x"}, settings=ShotsConfig(folder="E:\\shots"))
 
 
 def test_windows_paths_pass_on_windows_and_posix_paths_everywhere() -> None:
-    from engine.compat.winpaths import check_path, windows_path_problem
+    from engine.core.winpaths import check_path, windows_path_problem
 
     check_path(r"D:\shots", "file_path", windows=True)  # there it is a real folder
     for fine in ("/srv/shots", "~/shots", "shots/%Y.%m.%d/{camera}", "cam:1", ""):
@@ -205,7 +211,7 @@ def test_windows_paths_pass_on_windows_and_posix_paths_everywhere() -> None:
 def test_the_migration_page_quotes_the_message_as_raised() -> None:
     import re
 
-    from engine.compat.winpaths import check_path
+    from engine.core.winpaths import check_path
 
     page = (Path(__file__).parent.parent / "docs" / "coming-from-scripts.md").read_text("utf-8")
     [quoted] = re.findall(r"```text\n(engine\.errors\.InvalidArgument: .*?)\n```", page)

@@ -369,3 +369,25 @@ def test_templates_of_actions_are_checked_at_load(tmp_path: Path) -> None:
     assert "unknown field {nope}" in errors[0]
     assert errors[1].startswith(f"{path}:10:48: argv: template '{{rule.__dict__}}'")
     assert "attribute and index lookups are not allowed" in errors[1]
+
+
+def test_windows_folders_in_the_settings_are_errors_where_they_are_written(
+    tmp_path: Path,
+) -> None:
+    """On Linux ``D:\\rec`` would be one folder of that name in the current folder."""
+    path = write(
+        tmp_path,
+        "a.yaml",
+        "settings:\n  recordings: 'D:\\rec'\n  shots: {folder: 'shots\\day'}\n",
+    )
+    assert errors_of([path]) == [
+        f"{path}:2:15: recordings: r'D:\\rec' is a Windows path (drive D:), and this system "
+        "is not Windows: it would make one folder named r'D:\\rec'; give a folder of this "
+        "machine, e.g. '/srv/recordings' or '~/recordings' (a Windows share is reached where "
+        "it is mounted, e.g. '/mnt/recordings')",
+        f"{path}:3:19: shots.folder: r'shots\\day' is a Windows path ('\\' separates folders "
+        "only on Windows), and this system is not Windows: it would make one folder named "
+        "r'shots\\day'; write it with '/': 'shots/day'",
+    ]
+    fine = write(tmp_path, "b.yaml", "settings:\n  recordings: /srv/rec\n  shots: {folder: s/d}\n")
+    assert load_rules([fine], env={}).settings.recordings == "/srv/rec"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.compat.rulefiles import SaverConfig, default_config, file_config
-from engine.compat.winpaths import check_path
+from engine.core.winpaths import check_path
 from engine.errors import InvalidArgument
 from engine.shots.config import ShotsConfig
 from engine.shots.frame_cache import FrameCache
@@ -33,7 +33,7 @@ class ShotSaver(_Saver):
     ``file:line:column``; an unknown camera's ``UnknownCamera`` says where
     cameras are configured. A Windows folder (``r"D:\\shots"``, ``r"shots\\day"``)
     as ``screenshots_folder``, ``file_path`` or ``file_name`` raises
-    ``InvalidArgument`` on other systems (``engine.compat.winpaths``), before
+    ``InvalidArgument`` on other systems (``engine.core.winpaths``), before
     anything is made.
     """
 

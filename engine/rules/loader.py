@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from engine.core.schema import SchemaError
+from engine.core.winpaths import ON_WINDOWS, as_written, problem_text
 from engine.notify.config import TargetConfig, secret_names, templates
 from engine.recorder.config import RecorderConfig
 from engine.rules.errors import Location, RuleError, RuleFileError
@@ -215,6 +216,7 @@ class _Merger:
         self.targets: dict[str, TargetConfig] = {}
         self.settings: dict[str, object] = {}
         self.settings_origin: dict[str, Location] = {}
+        self.settings_docs: dict[str, Document] = {}  # the file each setting is set in
         self.settings_declared: set[str] = set()  # also those whose value has errors
 
     def add(self, doc: Document) -> None:
@@ -311,6 +313,7 @@ class _Merger:
                 )
                 continue
             self.settings_origin[key] = location
+            self.settings_docs[key] = doc
             self.settings[key] = getattr(settings, key)
 
     def _invalid(
@@ -424,6 +427,27 @@ def _check_references(m: _Merger, settings: Settings, env: Mapping[str, str]) ->
         _check_fields(m, name, rule)
     _check_targets(m)
     _check_secrets(m, settings, env)
+    if not ON_WINDOWS:
+        _check_windows_paths(m, settings)
+
+
+def _check_windows_paths(m: _Merger, settings: Settings) -> None:
+    """``D:\\shots`` is one folder's name on Linux, not a drive: said where it is written.
+
+    (Rule files moved from the Windows machine the original scripts ran on.) A shot
+    action's ``folder`` needs no check here: its template refuses a backslash and
+    a drive already (a path must stay inside its folder).
+    """
+    for key, path, value in (
+        ("recordings", ("settings", "recordings"), settings.recordings),
+        ("shots", ("settings", "shots", "folder"), settings.shots.folder),
+    ):
+        doc = m.settings_docs.get(key)
+        text = problem_text(value, example=key) if doc is not None else ""
+        if doc is not None and text:
+            m.error(
+                doc.positions.location(path), f"{'.'.join(path[1:])}: {as_written(value)} {text}"
+            )
 
 
 def _templates(action: Any) -> list[tuple[tuple[str | int, ...], str]]:

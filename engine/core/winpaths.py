@@ -7,7 +7,9 @@ carry folders such as ``r"D:\\DSSL\\shots"``. On Linux that string is a legal
 shots in the wrong place for days. No translation is right for every script
 (which mount is ``D:``? is ``\\\\nas\\shots`` mounted at all?), so the value is
 refused at once, naming the argument, what it would have become and what to
-write instead. Pure: the system and the current folder are passed in.
+write instead. ``ShotSaver`` checks its arguments (``check_path``); the rule
+loader checks the folders of rule files (``problem_text``), at file:line:column.
+Pure: the system and the current folder are passed in.
 """
 
 from __future__ import annotations
@@ -32,6 +34,30 @@ def windows_path_problem(value: str) -> str:
     return ""
 
 
+def problem_text(text: str, *, what: str = "folder", cwd: str = "", example: str = "shots") -> str:
+    """Why ``text`` is no path here and what to write instead, or ``""`` when it is one.
+
+    ``what``: "folder" or "file"; ``cwd``: where a relative name would land ("" leaves
+    it out); ``example``: the last part of the folders suggested instead.
+    """
+    problem = windows_path_problem(text)
+    if not problem:
+        return ""
+    drive, rest = ntpath.splitdrive(text)
+    if drive:
+        instead = (
+            f"give a folder of this machine, e.g. '/srv/{example}' or '~/{example}' "
+            f"(a Windows share is reached where it is mounted, e.g. '/mnt/{example}')"
+        )
+    else:
+        instead = f"write it with '/': {rest.replace(chr(92), '/')!r}"
+    landing = f" in {cwd!r}" if cwd else ""
+    return (
+        f"is {problem}, and this system is not Windows: it would make one {what} named "
+        f"{as_written(text)}{landing}; {instead}"
+    )
+
+
 def check_path(
     value: str | os.PathLike[str] | None,
     argument: str,
@@ -49,25 +75,12 @@ def check_path(
     if value is None or windows:
         return
     text = os.fspath(value)
-    problem = windows_path_problem(text)
-    if not problem:
-        return
-    drive, rest = ntpath.splitdrive(text)
-    if drive:
-        instead = (
-            "give a folder of this machine, e.g. '/srv/shots' or '~/shots' "
-            "(a Windows share is reached where it is mounted, e.g. '/mnt/shots')"
-        )
-    else:
-        instead = f"write it with '/': {rest.replace(chr(92), '/')!r}"
-    shown = _as_written(text)
-    raise InvalidArgument(
-        f"{where}: {argument}={shown} is {problem}, and this system is not Windows: "
-        f"it would make one {what} named {shown} in {cwd!r}; {instead}"
-    )
+    tail = problem_text(text, what=what, cwd=cwd)
+    if tail:
+        raise InvalidArgument(f"{where}: {argument}={as_written(text)} {tail}")
 
 
-def _as_written(text: str) -> str:
+def as_written(text: str) -> str:
     """The value as a script writes it: ``r'D:\\shots'`` rather than ``'D:\\\\shots'``."""
     if "\\" in text and "'" not in text and not text.endswith("\\"):
         return f"r'{text}'"
