@@ -11,8 +11,8 @@ import engine
 from engine.compat import ShotSaver
 from engine.errors import InvalidArgument
 from engine.rules.errors import RuleFileError
-from engine.shots.config import ShotsConfig
 from engine.shots import UnknownCamera
+from engine.shots.config import ShotsConfig
 from engine.shots.testing import HttpCameraServer
 
 
