@@ -633,7 +633,11 @@ class Engine:
             # Last: a new MQTT client subscribes to the new rules' topics from the start.
             from engine.runtime.adapters import reload_adapters
 
-            await reload_adapters(self, plan, self._env)
+            try:
+                await reload_adapters(self, plan, self._env)
+            except Exception:  # the new rules run already: say so, and keep them
+                log.exception("the rules were reloaded, but rebuilding an adapter (MQTT, "
+                              "targets) failed; it applies when cuecap run starts again")  # fmt: skip
         return {kind: list(names) for kind, names in plan.changes.items()}
 
     def _reloaded(self, outcome: object) -> None:
