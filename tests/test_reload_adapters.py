@@ -258,3 +258,37 @@ async def test_the_first_targets_start_a_notifier_and_http_waits_for_a_restart(
         in r.getMessage()
         for r in caplog.records
     )
+
+
+async def test_settings_mqtt_added_then_removed_connects_then_says_offline(
+    tmp_path: Path,
+) -> None:
+    broker = start_broker(tmp_path / "a")
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules: {}\n", encoding="utf-8")
+    rules = load_rules([path], env={})
+    engine = Engine(rules, adapters=rule_adapters(rules), watch=[path], reload_debounce=0.05)
+    seen: list[Event] = []
+    engine.subscribe(seen.append)
+    heard: list[tuple[str, bytes]] = []
+    ready = asyncio.Event()
+    listener = asyncio.create_task(collect(broker, heard, ready))
+    run = asyncio.create_task(engine.run())
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        await until(lambda: engine.running)
+        mqtt_rules(path, broker)
+        await until(lambda: len(reloads(seen)) == 1)
+        [client] = engine.adapters
+        assert isinstance(client, MqttAdapter) and engine.actions.mqtt is client
+        await until(lambda: ("cuecap/lab/availability", b"online") in heard)
+        path.write_text("rules: {}\n", encoding="utf-8")
+        await until(lambda: len(reloads(seen)) == 2)
+        assert reloads(seen)[1].changes == {"settings": ("mqtt",)}
+        assert engine.adapters == [] and engine.actions.mqtt is None
+        await until(lambda: ("cuecap/lab/availability", b"offline") in heard)
+    finally:
+        engine.request_stop("test done")
+        await run
+        await stop_listening(listener)
+        broker.stop()
