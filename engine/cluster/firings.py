@@ -44,6 +44,7 @@ class _Running:
     instant: float
     task: asyncio.Task[bool]
     superseded: bool = False
+    delivery: int = 1
 
 
 @dataclass
@@ -210,7 +211,7 @@ class Firings:
         run = asyncio.get_running_loop().create_task(
             self.run(rule, index, instant, delivery.delivered), name=f"cluster rule {rule}"
         )
-        running = _Running(instant, run)
+        running = _Running(instant, run, delivery=delivery.delivered)
         self._running.setdefault(rule, []).append(running)
         beat = asyncio.get_running_loop().create_task(self._beat(msg))
         self.stats.ran += 1
@@ -286,6 +287,10 @@ class Firings:
             if running.instant < instant and not running.superseded:
                 running.superseded = True
                 running.task.cancel()
+
+    def running(self) -> list[tuple[str, float, int]]:
+        """(rule, instant, delivery) of every fire running here now, for the engine's record."""
+        return [(rule, r.instant, r.delivery) for rule, runs in self._running.items() for r in runs]
 
     @property
     def in_flight(self) -> int:

@@ -10,6 +10,7 @@ import base64
 import re
 
 PREFIX = "cuecap"
+ENGINE_HEADER = "Cuecap-Engine"  # the publishing engine's name on every event
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -35,6 +36,7 @@ class Names:
         self.shot_stream = f"CUECAP_{upper}_SHOTS"
         self.rule_bucket = f"cuecap_{site}_rules"
         self.shot_bucket = f"cuecap_{site}_shots"
+        self.engine_bucket = f"cuecap_{site}_engines"  # each engine's record of itself
 
     # -- firings ---------------------------------------------------------------
 

@@ -6,7 +6,9 @@ site's work queue instead of the local rule runner, and the fires the queue
 hands this engine run here through ``Engine.run_firing``. It stands in for
 the engine's shot service (shots are bounded site-wide) and publishes every
 engine event on ``cuecap.<site>.events.<kind>`` with the engine's name in
-the ``Cuecap-Engine`` header.
+the ``Cuecap-Engine`` header. It keeps the engine's record in the site's
+engines bucket (``engine.cluster.presence``) and answers ``site_status()``
+for the status page.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from engine.cluster.config import ClusterConfig
 from engine.cluster.decide import Mode, RulePolicy
 from engine.cluster.firings import Firings
 from engine.cluster.link import Link, Outgoing
-from engine.cluster.names import Names
+from engine.cluster.names import ENGINE_HEADER, Names
+from engine.cluster.presence import Presence, build_record, rules_digest
+from engine.cluster.roster import EngineRecord, EngineState, RunningFire, SiteStatus
 from engine.cluster.shots import ClusterShots, FiringScope, current_firing
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.events import EngineStopping, Event, ReloadApplied, discard
@@ -34,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.cluster")
 
-ENGINE_HEADER = "Cuecap-Engine"
+__all__ = ["ENGINE_HEADER", "ClusterAdapter", "default_engine_name", "rule_policies"]
 
 
 def default_engine_name() -> str:
@@ -73,6 +77,8 @@ class ClusterAdapter:
         self._engine: Engine | None = None
         self._unsubscribe: Any = None
         self.events_sent = 0
+        self.presence: Presence | None = None
+        self.rules_hash = ""
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- FiringSink --------------------------------------------------------------------
@@ -103,6 +109,9 @@ class ClusterAdapter:
         self.firings.policies.update(rule_policies(engine.rules))
         await self.firings.start()
         self._unsubscribe = engine.subscribe(self._on_event)
+        self.rules_hash = await asyncio.to_thread(rules_digest, engine.rules.files)
+        self.presence = Presence(self.link, self._record, now=self.clock.time)
+        await self.presence.start()
         log.info("cluster %s: engine %s joined (%s)", self.names.site, self.name,
                  ", ".join(self.config.nats))  # fmt: skip
 
@@ -142,12 +151,44 @@ class ClusterAdapter:
         await self.shots.start()
         engine.actions.shots = self.shots
 
+    # -- the site's view --------------------------------------------------------------
+
+    def leads(self) -> tuple[str, ...]:
+        """Sources whose stream this engine publishes for the site (none: not built yet)."""
+        return ()
+
+    def _record(self, state: EngineState) -> EngineRecord:
+        engine = self._engine
+        assert engine is not None
+        local = self._local if self._local is not None else engine.shots
+        return build_record(
+            engine,
+            self.link,
+            state=state,
+            started=engine.started_at,
+            rules_hash=self.rules_hash,
+            running=[RunningFire(*fire) for fire in self.firings.running()],
+            load=local.load() if local is not None else {},
+            leads=self.leads(),
+        )
+
+    def site_status(self) -> SiteStatus:
+        """Every live engine of the site, its recent fires and warnings (``GET /api/site``)."""
+        if self.presence is None:
+            from engine.cluster.roster import site_status
+
+            note = "this engine has not joined the site yet"
+            return site_status(self.names.site, self.name, self.clock.time(), {}, (),
+                               notes=[note])  # fmt: skip
+        return self.presence.site_status()
+
     async def _reloaded(self) -> None:
         """Rule files changed: the site's queues follow (new rules, new cameras)."""
         engine = self._engine
         if engine is None:
             return
         try:
+            self.rules_hash = await asyncio.to_thread(rules_digest, engine.rules.files)
             await self.firings.update(rule_policies(engine.rules))
             if self.shots is not None and engine.actions.shots is not self.shots:
                 # The engine built a new shot service for changed cameras: so does the site.
@@ -167,6 +208,8 @@ class ClusterAdapter:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if isinstance(event, EngineStopping):
+            if self.presence is not None:
+                self.presence.stopping()
             self.firings.stop_taking()
             if self.shots is not None:
                 self.shots.stop_taking()
@@ -192,6 +235,8 @@ class ClusterAdapter:
             await self._local.aclose(graceful=False)
         if self.link.nc is None:  # never joined (the server could not be reached)
             return
+        if self.presence is not None:
+            await self.presence.leave()
         await self.link.flush(min(timeout, 5.0))
         outbox = self.link.outbox
         stats = self.firings.stats
