@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "record": "engine.cli.record:record",
     "log": "engine.cli.log:log",
     "shot": "engine.cli.shot:shot",
+    "site": "engine.cli.site:site",
     "graph": "engine.cli.graph:graph",
     "init": "engine.cli.init:init",
 }

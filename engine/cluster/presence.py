@@ -24,7 +24,7 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
+from engine.cluster.config import ClusterConfig
 from engine.cluster.errors import ClusterError
 from engine.cluster.link import Link
 from engine.cluster.names import ENGINE_HEADER, Names, token
@@ -130,6 +131,9 @@ class Presence:
         self._subs: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        # Updates heard while a full read is under way (None: a purge): they are newer than
+        # what the read may return (a record rewritten mid-listing can be missed by it).
+        self._heard: dict[str, EngineRecord | None] | None = None
 
     async def start(self) -> None:
         nc = self.link.nc
@@ -205,19 +209,34 @@ class Presence:
         """Read every record of the bucket again: what a missed update left stale is healed."""
         if self._kv is None or not self.link.connected.is_set():
             return
-        self.records, self.unreadable = await read_bucket(self._kv)
+        heard: dict[str, EngineRecord | None] = {}
+        self._heard = heard
+        try:
+            records, self.unreadable = await read_bucket(self._kv)
+        finally:
+            self._heard = None
+        for key, record in heard.items():
+            if record is None:
+                records.pop(key, None)
+            else:
+                records[key] = record
+        self.records = records
 
     async def _changed(self, msg: Msg) -> None:
         key = msg.subject.removeprefix(self._prefix)
+        record: EngineRecord | None = None
         if (msg.headers or {}).get(_OPERATION) in ("DEL", "PURGE"):
             self.records.pop(key, None)
             self.unreadable.pop(key, None)
-            return
-        try:
-            self.records[key] = decode(msg.data)
-            self.unreadable.pop(key, None)
-        except ClusterError as exc:
-            self.unreadable[key] = str(exc)
+        else:
+            try:
+                record = self.records[key] = decode(msg.data)
+                self.unreadable.pop(key, None)
+            except ClusterError as exc:
+                self.unreadable[key] = str(exc)
+                return
+        if self._heard is not None:
+            self._heard[key] = record
 
     async def _fired(self, msg: Msg) -> None:
         engine = (msg.headers or {}).get(ENGINE_HEADER, "")
@@ -320,3 +339,40 @@ def build_record(
         ),
         leads=tuple(leads),
     )
+
+
+# -- reading a site from outside (``cuecap site``) ---------------------------------------
+
+
+class _Reader(Link):
+    """A connection that only reads: it declares none of the site's streams or buckets."""
+
+    async def _declare(self) -> None:
+        return None
+
+
+async def read_site(
+    config: ClusterConfig, *, now: Callable[[], float], env: Mapping[str, str] | None = None
+) -> SiteStatus:
+    """The site's live engines as its engines bucket holds them; changes nothing on the server.
+
+    ``ClusterError`` when the server cannot be reached. The site's recent fires
+    are events, which the server does not keep: a reader from outside has none.
+    """
+    reader = _Reader(config, f"site-reader-{os.getpid()}", now=now, env=env)
+    await reader.open()
+    try:
+        try:
+            kv = await reader.js.key_value(reader.names.engine_bucket)
+        except nats.js.errors.BucketNotFoundError:
+            records: dict[str, EngineRecord] = {}
+            unreadable = {"-": f"no engine of site {config.name} has run on this server yet"}
+        else:
+            records, unreadable = await read_bucket(kv)
+    except (nats.errors.Error, OSError) as exc:
+        raise ClusterError(f"cluster {config.name}: cannot read the site's engines: {exc}") from exc
+    finally:
+        await reader.close()
+    notes = [why if key == "-" else f"a record cannot be read ({key}): {why}"
+             for key, why in sorted(unreadable.items())]  # fmt: skip
+    return site_status(config.name, "", now(), records, (), notes=notes)

@@ -9,8 +9,9 @@ Routes (the OpenAPI description is at ``/api/openapi.json``)::
     GET  /api/sources  /api/recorders[/NAME]  /api/cameras[/NAME]  /api/rules[/NAME]
     GET  /api/segments  /api/shots  /api/firings       the recent ones, newest first
     GET  /api/segments/file/PATH  /api/shots/file/PATH  downloads (recordings, shots only)
+    GET  /api/site                  the site's engines, which ran recent fires, warnings (cluster)
     GET  /api/events                every event as server-sent events (the event model's JSON)
-    GET  /api/live                  the page's stream: events plus a status each second
+    GET  /api/live                  the page's stream: events plus a status (and site) each second
     POST /api/recorders/NAME/start  /api/recorders/NAME/stop
     POST /api/rules/NAME/fire       /api/cameras/NAME/shot
     POST /api/session               sign in with the token (sets the page's cookie)
@@ -38,6 +39,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.cluster.roster import SiteStatus, no_site, site_of
 from engine.core.templates import PathEscapeError
 from engine.http.files import inside
 from engine.http.security import COOKIE, AccessPolicy, Kind, Verdict, token_matches
@@ -178,6 +180,10 @@ def build_app(
     def status() -> EngineStatus:
         return engine.status()
 
+    def site() -> SiteStatus:
+        reporter = site_of(engine.adapters)
+        return reporter.site_status() if reporter is not None else no_site(engine.clock.time())
+
     def recordings_root() -> Path:
         return Path(engine.recordings_root)
 
@@ -298,6 +304,14 @@ def build_app(
         out.sort(key=lambda f: f.time, reverse=True)
         return out
 
+    @app.get("/api/site", response_model=SiteStatus, tags=["site"])
+    async def get_site() -> SiteStatus:
+        """Every live engine of the site with what it runs, who ran recent fires, and warnings.
+
+        An engine without ``settings.cluster`` answers ``site: null`` and a note saying so.
+        """
+        return site()
+
     # -- streams -------------------------------------------------------------------
 
     def open_stream() -> EventStream:
@@ -349,17 +363,23 @@ def build_app(
     @app.get("/api/live", include_in_schema=False)
     async def live() -> StreamingResponse:
         stream = open_stream()
-        last: list[bytes] = [b""]
+        last: dict[str, bytes] = {}
+        in_site = site_of(engine.adapters) is not None
 
-        def snapshot() -> bytes | None:
-            """The status when it changed since the last one sent (its time aside)."""
-            now = status().to_json()
+        def changed(kind: str, now: dict[str, Any]) -> bytes:
+            """``kind`` when it changed since the last one sent (its time aside), else b""."""
             at = now.pop("time")
             body = json.dumps(now, separators=(",", ":")).encode()
-            if body == last[0]:
-                return None
-            last[0] = body
-            return _sse("status", {**now, "time": at})
+            if body == last.get(kind):
+                return b""
+            last[kind] = body
+            return _sse(kind, {**now, "time": at})
+
+        def snapshot() -> bytes | None:
+            out = changed("status", status().to_json())
+            if in_site:
+                out += changed("site", site().to_json())
+            return out or None
 
         return StreamingResponse(
             relay(stream, snapshot), media_type="text/event-stream", headers=sse_headers

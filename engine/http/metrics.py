@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from engine.cluster.roster import site_of
 from engine.events import Event, RuleFired, ShotErrored, ShotQueued, ShotSaved
 from engine.runtime.status import RecorderState
 
@@ -103,6 +104,18 @@ class _StatusCollector:
         running = gauge("running", "1 while the engine runs.", [])
         running.add_metric([], 1.0 if status.running else 0.0)
         yield running
+        reporter = site_of(self._engine.adapters)
+        if reporter is not None:
+            site = reporter.site_status()
+            engines = gauge("site_engines", "Engines of the site seen alive.", [])
+            engines.add_metric([], len(site.engines))
+            rule_sets = gauge(
+                "site_rule_file_sets", "Different rule files among them (1 when all agree).", []
+            )
+            rule_sets.add_metric([], len({e.rules_hash for e in site.engines}))
+            warnings = gauge("site_warnings", "Warnings about the site.", [])
+            warnings.add_metric([], len(site.warnings))
+            yield from (engines, rule_sets, warnings)
 
 
 class Metrics:

@@ -221,6 +221,55 @@ function render(status) {
   log(status);
 }
 
+// The site (engines of one cluster): one table row per engine, kept by name, rebuilt in place.
+function siteCell(text, cls) {
+  return el("td", cls ? { class: cls, textContent: text } : { textContent: text });
+}
+
+function site(s) {
+  $("site-section").hidden = s.site === null;
+  if (s.site === null) return;
+  $("site-name").textContent = `${s.site}: ${s.engines.length} engine${s.engines.length === 1 ? "" : "s"}`;
+  const hashes = new Map();
+  for (const e of s.engines) hashes.set(e.rules_hash, (hashes.get(e.rules_hash) || 0) + 1);
+  const common = [...hashes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const rows = s.engines.map((e) => {
+    const since = Math.max(0, s.time - e.seen);
+    const late = since > (2 * e.ttl) / 3;
+    const running = e.running.map((f) => `${f.rule} ${time(f.instant)}${f.delivery > 1 ? ` (delivery ${f.delivery})` : ""}`);
+    const shots = e.cameras.filter((c) => c.in_flight || c.waiting)
+      .map((c) => `${c.camera}: ${c.in_flight} in flight, ${c.waiting} waiting`);
+    const reads = [
+      ...e.sources.map((x) => `${x.name} (${x.connected ? "connected" : "down"}, ${x.frame_rate.toFixed(1)}/s)`),
+      ...e.recorders.map((r) => `${r.name}: ${r.state.replace("_", " ")}`),
+      ...e.leads.map((name) => `leads ${name}`),
+    ];
+    const link = e.link.connected ? "connected" : "away";
+    const row = el("tr", { "data-name": e.name, "data-state": e.state },
+      siteCell(`${e.name}${e.host ? ` (${e.host}, pid ${e.pid})` : ""}`),
+      siteCell(e.state),
+      siteCell(`${seconds(since)} ago`),
+      siteCell(e.rules_hash.slice(0, 12), hashes.size > 1 && e.rules_hash !== common ? "differs" : ""),
+      siteCell(running.join(", ") || (e.runs_in_flight ? `${e.runs_in_flight} runs` : "–")),
+      siteCell(shots.join("; ") || "–"),
+      siteCell(reads.join("; ") || "–"),
+      siteCell(String(e.counts.fired)),
+      siteCell(`${e.counts.shots_ok}, ${e.counts.shots_failed}`),
+      siteCell(`${link}${e.link.waiting ? `, ${e.link.waiting} waiting` : ""}`));
+    row.id = `site-engine-${e.name}`;
+    if (e.name === s.engine) row.classList.add("self");
+    if (late) row.classList.add("late");
+    return row;
+  });
+  $("site").tBodies[0].replaceChildren(...rows);
+  const warnings = $("site-warnings");
+  warnings.hidden = s.warnings.length === 0;
+  warnings.replaceChildren(...s.warnings.map((w) => el("li", { textContent: w })));
+  $("site-firings").replaceChildren(...(s.firings.length
+    ? s.firings.slice(0, 10).map((f) => el("li", { textContent: `${time(f.time)} ${f.rule} on ${f.engine} (${f.trigger})` }))
+    : [el("li", { class: "muted", textContent: "none yet" })]));
+}
+
 let noticeTimer = null;
 function notice(text) {
   const box = $("notice");
@@ -270,6 +319,9 @@ function connect() {
   const live = new EventSource("/api/live");
   live.addEventListener("status", (e) => {
     render(JSON.parse(e.data));
+  });
+  live.addEventListener("site", (e) => {
+    site(JSON.parse(e.data));
   });
   live.onerror = () => {
     $("state").textContent = "disconnected";
