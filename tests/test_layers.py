@@ -23,6 +23,7 @@ PURE = [
     "engine/errors.py",
     "engine/cluster/decide.py",
     "engine/cluster/names.py",
+    "engine/cluster/roster.py",
     "engine/core/winpaths.py",
     "engine/core/clock.py",
     "engine/core/condition.py",

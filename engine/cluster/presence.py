@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -68,7 +69,9 @@ log = logging.getLogger("engine.cluster")
 _OPERATION = "KV-Operation"  # nats-py's header for deletes and purges on a KV subject
 
 
+@functools.cache
 def cuecap_version() -> str:
+    """Read once: the package's metadata is a file."""
     try:
         return version("cuecap")
     except PackageNotFoundError:  # run from a source tree that was never installed
@@ -126,6 +129,7 @@ class Presence:
         self.unreadable: dict[str, str] = {}  # key -> why, for the warnings
         self.recent = RecentFirings()
         self.writes = 0
+        self.clash = ""  # another engine writing under this engine's name: where it runs
         self._kv: KeyValue | None = None
         self._prefix = f"$KV.{self.names.engine_bucket}."
         self._subs: list[Any] = []
@@ -146,6 +150,13 @@ class Presence:
         await self.write()
         await self.read_all()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="presence")
+        self.link.on_reconnect.append(self._reconnected)
+
+    def _reconnected(self) -> None:
+        """The server is back: say this engine is here now, not at the next beat."""
+        task = asyncio.get_running_loop().create_task(self._renew())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     # -- this engine's record ------------------------------------------------------------
 
@@ -154,6 +165,9 @@ class Presence:
         if not self.link.connected.is_set():
             return
         record = self.build(self.state)
+        theirs = self.records.get(self.key)
+        if theirs is not None and (theirs.host, theirs.pid) != (record.host, record.pid):
+            self.clash = f"{theirs.host}, pid {theirs.pid}"
         data = encode(record)
         await self.link.js.publish(self._prefix + self.key, data, timeout=2.0, msg_ttl=self.ttl)
         self.records[self.key] = record
@@ -162,28 +176,31 @@ class Presence:
     def stopping(self) -> None:
         """The engine began to stop: say so now (the record goes when it has stopped)."""
         self.state = EngineState.STOPPING
-        task = asyncio.get_running_loop().create_task(self._write_quietly())
+        task = asyncio.get_running_loop().create_task(self._renew(read=False))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _write_quietly(self) -> None:
+    async def _renew(self, *, read: bool = True) -> None:
+        """Write this engine's record and read the others'; a failure waits for the next beat."""
         try:
             await self.write()
-        except (nats.errors.Error, OSError, ClusterError) as exc:
-            log.debug("cluster: the engine record was not renewed (%s)", exc)
+            if read:
+                await self.read_all()
+        except (nats.errors.Error, OSError) as exc:  # the server away, a reconnect under way
+            log.debug("cluster: the site's engine records were not renewed (%s)", exc)
+        except Exception:  # never the end of the heartbeat: the engine would leave the site
+            log.exception("cluster: renewing the engine record failed")
 
     async def _loop(self) -> None:
         every = beat(self.ttl)
         while True:
             await asyncio.sleep(every)
-            await self._write_quietly()
-            try:
-                await self.read_all()
-            except (nats.errors.Error, OSError) as exc:
-                log.debug("cluster: the site's engines were not read (%s)", exc)
+            await self._renew()
 
     async def leave(self) -> None:
         """Stop renewing and purge this engine's record: it leaves the site at once."""
+        with contextlib.suppress(ValueError):
+            self.link.on_reconnect.remove(self._reconnected)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -253,6 +270,9 @@ class Presence:
         records[self.key] = self.build(self.state)
         notes = [f"a record in the site's engines bucket cannot be read ({key}): {why}"
                  for key, why in sorted(self.unreadable.items())]  # fmt: skip
+        if self.clash:
+            notes.insert(0, f"another engine ({self.clash}) uses this engine's name "
+                         f"{self.link.engine_name}: give each engine its own (cluster: engine:)")  # fmt: skip
         if not self.link.connected.is_set():
             notes.insert(0, "this engine has lost the NATS server: the others are shown as "
                          "they were last seen")  # fmt: skip
@@ -285,6 +305,11 @@ async def read_bucket(kv: KeyValue) -> tuple[dict[str, EngineRecord], dict[str, 
 # -- what an engine says about itself ---------------------------------------------------
 
 
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()
+
+
 def build_record(
     engine: Engine,
     link: Link,
@@ -305,7 +330,7 @@ def build_record(
     outbox = link.outbox
     return EngineRecord(
         name=link.engine_name,
-        host=socket.gethostname(),
+        host=_host(),
         pid=os.getpid(),
         version=cuecap_version(),
         started=started,
