@@ -67,6 +67,7 @@ def test_bad_input_exits_2_with_one_error_line_in_every_command(tmp_path: Path) 
         (("replay", str(not_a_recording), str(tmp_path)), "notes.bin"),
         (("sim", "--port", "0", "--replay", str(tmp_path / "none.bin")), "none.bin"),
         (("log", "info", str(tmp_path / "none.bin")), "none.bin"),
+        (("site", str(tmp_path)), "no settings.cluster"),
     ]
     for args, needle in cases:
         result = invoke(*args)

@@ -147,6 +147,29 @@ def test_the_table_has_one_line_per_engine_then_the_warnings() -> None:
     assert lines[1].split() == ["engine", "host", "state", "seen", "rules", "runs", "now", "shots",
                                 "sources"]  # fmt: skip
     assert lines[2].split()[:6] == ["e0", "lab-1", "running", "0.0", "s", "ago"]
-    assert f"tick@{NOW - 1:.3f}" in lines[2] and "cam 1+2" in lines[2] and "sim" in lines[2]
+    assert (
+        f"tick@{NOW - 1:.3f}" in lines[2]
+        and "cam 1 in flight, 2 waiting" in lines[2]
+        and "sim" in lines[2]
+    )
     assert lines[4].startswith("warning: the engines run different rule files")
     assert table(no_site(NOW)) == [no_site(NOW).note]
+
+
+def test_the_documented_cuecap_site_output_is_what_the_table_prints() -> None:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cluster.md").read_text("utf-8")
+    (shown,) = re.findall(r"```text\n(site lab: .*?)```", doc, re.S)
+    now = 1796160000.4
+    a, c = "4f1c09a2b7e3" + "0" * 20, "9d0e55c1a4f8" + "0" * 20
+    quiet = {"running": (), "cameras": (CameraLoad("cam", 0, 0),), "sources": ()}
+    records = {
+        "cam-a-1187": record("cam-a-1187", seen=now - 0.4, digest=a, host="cam-a",
+                             running=(RunningFire("tick", 1796160000.0, 1),),
+                             cameras=(CameraLoad("cam", 1, 0),)),
+        "cam-b-2203": record("cam-b-2203", seen=now - 0.9, digest=a, host="cam-b", **quiet),
+        "cam-c-981": record("cam-c-981", seen=now - 1.0, digest=c, host="cam-c", **quiet),
+    }  # fmt: skip
+    assert "\n".join(table(site_status("lab", "", now, records, ()))) + "\n" == shown

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +41,15 @@ sources:
 recorders:
   moves: {source: sim, activity: [{type: message, types: [electrode_state]}], post_roll: 5s}
 """
+
+
+DOCS = (Path(__file__).resolve().parents[1] / "docs" / "cluster.md").read_text("utf-8")
+DOC_COMMANDS = [
+    line.strip()
+    for block in re.findall(r"```console\n(.*?)```", DOCS, re.S)
+    for line in block.splitlines()
+    if line.startswith("cuecap site")
+]
 
 
 def names(status: SiteStatus) -> list[str]:
@@ -188,7 +198,14 @@ def test_engines_on_different_rule_files_are_warned_about_and_cuecap_site_shows_
         assert rules == {"e0": ["slow"], "e1": ["slow"], "e2": ["slow", "extra"]}
         assert "cuecap_site_rule_file_sets 2.0" in httpx.get(f"{site.url}metrics").text
 
-        command = [sys.executable, "-m", "engine", "site", str(tmp_path / "e0" / "site.yaml")]
+        # the commands docs/cluster.md shows, on these rule files
+        rules_file = str(tmp_path / "e0" / "site.yaml")
+        for line in DOC_COMMANDS:
+            argv = line.replace("/etc/cuecap/rules", rules_file).split()[1:]
+            shown = subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True,
+                                   text=True, timeout=60)  # fmt: skip
+            assert shown.returncode == 0 and "e2" in shown.stdout, (line, shown.stderr)
+        command = [sys.executable, "-m", "engine", "site", rules_file]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()

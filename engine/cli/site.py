@@ -22,9 +22,9 @@ from engine.cli.common import EXIT_FAILED, fail, load_rules_or_exit
 @click.argument("rules", nargs=-1, type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the site as JSON (as GET /api/site).")
 def site(rules: tuple[str, ...], as_json: bool) -> None:
-    """Show the engines of the site RULES join (files or folders; default: rules/).
+    """Show the engines of the site of RULES, read from its NATS server.
 
-    One line per live engine: its state, when it was last seen, its rule
+    RULES: rule files or folders (default: rules/). One line per live engine: its state, when it was last seen, its rule
     files' digest, the fires it runs, its shots in flight and its sources.
     Engines on different rule files, or not seen for a while, are warned about.
     """

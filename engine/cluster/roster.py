@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import TypeAdapter, ValidationError
 
 from engine.cluster.errors import ClusterError
+from engine.errors import UnknownName
 from engine.events import RuleFired
 
 RECORD_VERSION = 1
@@ -159,7 +160,7 @@ class SiteStatus:
         for record in self.engines:
             if record.name == name:
                 return record
-        raise KeyError(name)
+        raise UnknownName(name)
 
 
 @runtime_checkable
@@ -328,8 +329,15 @@ def table(status: SiteStatus) -> list[str]:
     rows = [("engine", "host", "state", "seen", "rules", "runs now", "shots", "sources")]
     for r in status.engines:
         running = ", ".join(f"{f.rule}@{f.instant:.3f}" for f in r.running) or "-"
-        shots = ", ".join(f"{c.camera} {c.in_flight}+{c.waiting}" for c in r.cameras
-                          if c.in_flight or c.waiting) or "-"  # fmt: skip
+        shots = (
+            "; ".join(
+                f"{c.camera} {c.in_flight} in flight"
+                + (f", {c.waiting} waiting" if c.waiting else "")
+                for c in r.cameras
+                if c.in_flight or c.waiting
+            )
+            or "-"
+        )
         sources = ", ".join(s.name for s in r.sources) or "-"
         rows.append((r.name, r.host, r.state.value, f"{max(0.0, status.time - r.seen):.1f} s ago",
                      r.rules_hash[:12], running, shots, sources))  # fmt: skip
