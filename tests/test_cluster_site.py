@@ -308,3 +308,21 @@ def test_the_page_has_no_site_section_without_cluster(tmp_path: Path, browser: o
         driver.get(served.url)
         WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "state").text == "running")
         assert not driver.find_element(By.ID, "site-section").is_displayed()
+
+
+def test_losing_the_server_is_said_and_the_site_comes_back_with_it(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    with running_site(tmp_path, nats_server, ["e0", "e1"], ack_wait=1.0) as site:
+        nats_server.stop()
+        site.wait(lambda: not site.status("e0").engine_named("e0").link.connected)
+        status = site.status("e0")
+        assert status.warnings[0].startswith("this engine has lost the NATS server")
+        # e1's record runs out by e0's clock too: the view does not keep the dead alive
+        site.wait(lambda: names(site.status("e0")) == ["e0"])
+        nats_server.start()
+        site.wait(lambda: names(site.status("e0")) == ["e0", "e1"])
+        back = site.status("e0")
+        assert back.warnings == ()
+        assert back.engine_named("e0").link.disconnects == 1
+        assert back.engine_named("e1").link.connected

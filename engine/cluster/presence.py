@@ -241,6 +241,8 @@ class Presence:
 
     async def _changed(self, msg: Msg) -> None:
         key = msg.subject.removeprefix(self._prefix)
+        if key not in self.records and len(self.records) + len(self.unreadable) >= MAX_ENGINES:
+            return  # the bound holds however many names write; a full read shows the count
         record: EngineRecord | None = None
         if (msg.headers or {}).get(_OPERATION) in ("DEL", "PURGE"):
             self.records.pop(key, None)
@@ -275,7 +277,7 @@ class Presence:
                          f"{self.link.engine_name}: give each engine its own (cluster: engine:)")  # fmt: skip
         if not self.link.connected.is_set():
             notes.insert(0, "this engine has lost the NATS server: the others are shown as "
-                         "they were last seen")  # fmt: skip
+                         "they were last seen, until their records expire")  # fmt: skip
         return site_status(self.names.site, self.link.engine_name, self.now(), records,
                            self.recent.items, notes=notes)  # fmt: skip
 

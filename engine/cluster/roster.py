@@ -271,8 +271,11 @@ def beat(ttl: float) -> float:
     return max(0.1, ttl / 3)
 
 
-def warnings(records: Sequence[EngineRecord], now: float) -> list[str]:
-    """What a site's operator should know: engines on other rule files, silent engines."""
+def warnings(records: Sequence[EngineRecord], now: float, reader: str = "") -> list[str]:
+    """What a site's operator should know: engines on other rule files, silent engines.
+
+    ``reader``: the engine asking, which says itself when it has lost the server.
+    """
     out: list[str] = []
     by_hash: dict[str, list[str]] = {}
     for record in records:
@@ -290,7 +293,7 @@ def warnings(records: Sequence[EngineRecord], now: float) -> list[str]:
         if silent > LATE_BEATS * beat(record.ttl):
             out.append(f"engine {record.name} not seen for {silent:.1f} s (it is taken for "
                        f"gone {record.ttl:g} s after it was last seen)")  # fmt: skip
-        if not record.link.connected:
+        if not record.link.connected and record.name != reader:
             out.append(f"engine {record.name} has lost the NATS server")
     return out
 
@@ -306,7 +309,7 @@ def site_status(
 ) -> SiteStatus:
     """The site as ``engine`` sees it at ``now``; ``notes``: warnings of the reader itself."""
     engines = live(records.values(), now)
-    said = [*notes, *warnings(engines, now)]
+    said = [*notes, *warnings(engines, now, engine)]
     return SiteStatus(site, engine, now, tuple(engines), tuple(firings)[:SITE_FIRINGS],
                       tuple(said))  # fmt: skip
 
