@@ -26,6 +26,8 @@ import nats.js.errors
 from engine.cluster.devserver import NatsServer
 from engine.cluster.names import Names
 from engine.cluster.roster import NO_SITE, SiteStatus
+from engine.rules.loader import load_rules
+from engine.runtime.engine import Engine
 from engine.shots.testing import HttpCameraServer
 from tests.http_engine import serving
 from tests.natsserver import nats_server
@@ -218,9 +220,20 @@ def test_engines_on_different_rule_files_are_warned_about_and_cuecap_site_shows_
         read = json.loads(done.stdout)
         assert [e["name"] for e in read["engines"]] == ["e0", "e1", "e2"]
         assert read["firings"] == [] and read["engine"] == ""
+
+        # e2 reloads the others' rule files: its digest follows and the warning goes
+        (tmp_path / "e2" / "site.yaml").write_bytes((tmp_path / "e0" / "site.yaml").read_bytes())
+        asyncio.run_coroutine_threadsafe(reload(site.engines["e2"]), site.loop).result(10)
+        site.wait(lambda: site.status("e0").warnings == ())
+        assert site.status("e0").engine_named("e2").rules == ("slow",)
     # every engine stopped cleanly: the server knows no engine of the site any more
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.splitlines()[0] == "site lab: 0 engine(s)"
+
+
+async def reload(engine: Engine) -> None:
+    """What the rule watcher does when the engine's files changed."""
+    engine._reloaded(await engine.apply(load_rules(engine.rules.files, env={})))
 
 
 def test_cuecap_site_without_a_site_or_a_server_says_so(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.cluster")
 
+RENEW_LIMIT = 5.0  # seconds one renewal (a write and a full read) may take
+LEAVE_WAIT = 2.0  # seconds a renewal under way may still take when the engine leaves
 _OPERATION = "KV-Operation"  # nats-py's header for deletes and purges on a KV subject
 
 
@@ -183,10 +186,14 @@ class Presence:
     async def _renew(self, *, read: bool = True) -> None:
         """Write this engine's record and read the others'; a failure waits for the next beat."""
         try:
-            await self.write()
-            if read:
-                await self.read_all()
-        except (nats.errors.Error, OSError) as exc:  # the server away, a reconnect under way
+            async with asyncio.timeout(RENEW_LIMIT):
+                await self.write()
+                if read:
+                    await self.read_all()
+        except (
+            nats.errors.Error,
+            OSError,
+        ) as exc:  # OSError: TimeoutError too  # the server away, a reconnect under way
             log.debug("cluster: the site's engine records were not renewed (%s)", exc)
         except Exception:  # never the end of the heartbeat: the engine would leave the site
             log.exception("cluster: renewing the engine record failed")
@@ -206,7 +213,11 @@ class Presence:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._pending:  # a renewal under way: it gets a moment, not the stop's whole time
+            _, late = await asyncio.wait(self._pending, timeout=LEAVE_WAIT)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._pending, return_exceptions=True)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -229,7 +240,8 @@ class Presence:
         heard: dict[str, EngineRecord | None] = {}
         self._heard = heard
         try:
-            records, self.unreadable = await read_bucket(self._kv)
+            records, self.unreadable = await read_bucket(self.link.js, self._kv,
+                                                         self.names.engine_bucket)  # fmt: skip
         finally:
             self._heard = None
         for key, record in heard.items():
@@ -282,12 +294,18 @@ class Presence:
                            self.recent.items, notes=notes)  # fmt: skip
 
 
-async def read_bucket(kv: KeyValue) -> tuple[dict[str, EngineRecord], dict[str, str]]:
-    """Every record of an engines bucket (at most MAX_ENGINES), and why others were unreadable."""
-    try:
-        keys = await kv.keys()
-    except nats.js.errors.NoKeysError:
-        return {}, {}
+async def read_bucket(
+    js: JetStreamContext, kv: KeyValue, bucket: str
+) -> tuple[dict[str, EngineRecord], dict[str, str]]:
+    """Every record of an engines bucket (at most MAX_ENGINES), and why others were unreadable.
+
+    The keys come from the stream's subjects (one request, bounded by the client's
+    timeout), not from nats-py's key listing, whose watcher waits without end for
+    a reply a reconnect may have lost.
+    """
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+    keys = [subject.removeprefix(prefix) for subject in (info.state.subjects or {})]
     records: dict[str, EngineRecord] = {}
     unreadable: dict[str, str] = {}
     if len(keys) > MAX_ENGINES:
@@ -395,7 +413,7 @@ async def read_site(
             records: dict[str, EngineRecord] = {}
             unreadable = {"-": f"no engine of site {config.name} has run on this server yet"}
         else:
-            records, unreadable = await read_bucket(kv)
+            records, unreadable = await read_bucket(reader.js, kv, reader.names.engine_bucket)
     except (nats.errors.Error, OSError) as exc:
         raise ClusterError(f"cluster {config.name}: cannot read the site's engines: {exc}") from exc
     finally:

@@ -27,7 +27,7 @@ from engine.cluster.firings import Firings
 from engine.cluster.link import Link, Outgoing
 from engine.cluster.names import ENGINE_HEADER, Names
 from engine.cluster.presence import Presence, build_record, rules_digest
-from engine.cluster.roster import EngineRecord, EngineState, RunningFire, SiteStatus
+from engine.cluster.roster import EngineRecord, EngineState, RunningFire, SiteStatus, site_status
 from engine.cluster.shots import ClusterShots, FiringScope, current_firing
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.events import EngineStopping, Event, ReloadApplied, discard
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from engine.runtime.engine import Engine
 
 log = logging.getLogger("engine.cluster")
-
-__all__ = ["ENGINE_HEADER", "ClusterAdapter", "default_engine_name", "rule_policies"]
 
 
 def default_engine_name() -> str:
@@ -175,8 +173,6 @@ class ClusterAdapter:
     def site_status(self) -> SiteStatus:
         """Every live engine of the site, its recent fires and warnings (``GET /api/site``)."""
         if self.presence is None:
-            from engine.cluster.roster import site_status
-
             note = "this engine has not joined the site yet"
             return site_status(self.names.site, self.name, self.clock.time(), {}, (),
                                notes=[note])  # fmt: skip
