@@ -173,3 +173,11 @@ def test_the_documented_cuecap_site_output_is_what_the_table_prints() -> None:
         "cam-c-981": record("cam-c-981", seen=now - 1.0, digest=c, host="cam-c", **quiet),
     }  # fmt: skip
     assert "\n".join(table(site_status("lab", "", now, records, ()))) + "\n" == shown
+
+
+def test_the_site_picture_is_there_and_named() -> None:
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    assert "](cluster-site.png)" in (docs / "cluster.md").read_text("utf-8")
+    assert (docs / "cluster-site.png").stat().st_size > 10_000

@@ -45,7 +45,8 @@ recorders:
 """
 
 
-DOCS = (Path(__file__).resolve().parents[1] / "docs" / "cluster.md").read_text("utf-8")
+DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
+DOCS = (DOCS_DIR / "cluster.md").read_text("utf-8")
 DOC_COMMANDS = [
     line.strip()
     for block in re.findall(r"```console\n(.*?)```", DOCS, re.S)
@@ -304,6 +305,15 @@ def test_the_page_shows_the_site_table_live(
         # live: the fires the engines run show up in the table and in the site's fire list
         wait.until(lambda d: "slow " in d.find_element(By.ID, "site").text)
         wait.until(lambda d: " on e" in d.find_element(By.ID, "site-firings").text)
+        if os.environ.get("CUECAP_DOCS_SCREENSHOT") == "1":  # the picture in docs/cluster.md
+            section = driver.find_element(By.ID, "site-section")
+            assert section.screenshot(str(DOCS_DIR / "cluster-site.png"))
+        # Readable on a phone: the table scrolls inside its box, the page does not widen.
+        driver.set_window_size(390, 844)
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0
         site.stop("e1")
         wait.until(lambda d: [r["name"] for r in site_rows(d)] == ["e0", "e2"])
         assert (
