@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine.cluster")
 
+FULL_READ_BEATS = 3  # heartbeats between full reads of the bucket (what a reconnect missed)
 RENEW_LIMIT = 5.0  # seconds one renewal (a write and a full read) may take
 LEAVE_WAIT = 2.0  # seconds a renewal under way may still take when the engine leaves
 _OPERATION = "KV-Operation"  # nats-py's header for deletes and purges on a KV subject
@@ -143,15 +145,26 @@ class Presence:
         self._heard: dict[str, EngineRecord | None] | None = None
 
     async def start(self) -> None:
+        """Join: the bucket declared, the others followed, this engine's record written.
+
+        ``ClusterError`` when the server refuses (a server before 2.11 has no
+        per-message TTL).
+        """
         nc = self.link.nc
         assert nc is not None, "the link is not open"
-        self._kv = await self.link.js.create_key_value(bucket_config(self.names))
-        self._subs = [
-            await nc.subscribe(f"{self._prefix}>", cb=self._changed),
-            await nc.subscribe(self.names.event_subject("rule.fired"), cb=self._fired),
-        ]
-        await self.write()
-        await self.read_all()
+        try:
+            self._kv = await self.link.js.create_key_value(bucket_config(self.names))
+            self._subs = [
+                await nc.subscribe(f"{self._prefix}>", cb=self._changed),
+                await nc.subscribe(self.names.event_subject("rule.fired"), cb=self._fired),
+            ]
+            await self.write()
+            await self.read_all()
+        except (nats.errors.Error, OSError) as exc:
+            raise ClusterError(
+                f"cluster {self.names.site}: the server refused the site's engines bucket "
+                f"{self.names.engine_bucket} (NATS Server 2.11 or newer with JetStream?): {exc}"
+            ) from exc
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="presence")
         self.link.on_reconnect.append(self._reconnected)
 
@@ -171,6 +184,8 @@ class Presence:
         theirs = self.records.get(self.key)
         if theirs is not None and (theirs.host, theirs.pid) != (record.host, record.pid):
             self.clash = f"{theirs.host}, pid {theirs.pid}"
+        elif theirs is not None:
+            self.clash = ""
         data = encode(record)
         await self.link.js.publish(self._prefix + self.key, data, timeout=2.0, msg_ttl=self.ttl)
         self.records[self.key] = record
@@ -190,19 +205,17 @@ class Presence:
                 await self.write()
                 if read:
                     await self.read_all()
-        except (
-            nats.errors.Error,
-            OSError,
-        ) as exc:  # OSError: TimeoutError too  # the server away, a reconnect under way
+        except (nats.errors.Error, OSError) as exc:  # the server away (TimeoutError is an OSError)
             log.debug("cluster: the site's engine records were not renewed (%s)", exc)
         except Exception:  # never the end of the heartbeat: the engine would leave the site
             log.exception("cluster: renewing the engine record failed")
 
     async def _loop(self) -> None:
+        """Write every beat; read the whole bucket once a TTL (updates arrive as they happen)."""
         every = beat(self.ttl)
-        while True:
+        for count in itertools.count(1):
             await asyncio.sleep(every)
-            await self._renew()
+            await self._renew(read=count % FULL_READ_BEATS == 0)
 
     async def leave(self) -> None:
         """Stop renewing and purge this engine's record: it leaves the site at once."""
