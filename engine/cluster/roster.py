@@ -21,6 +21,7 @@ import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter, ValidationError
@@ -325,13 +326,18 @@ class RecentFirings:
         del self.items[SITE_FIRINGS:]
 
 
+def _clock(instant: float) -> str:
+    """An instant as UTC time of day (engines of a site may be in other zones)."""
+    return datetime.fromtimestamp(instant, UTC).strftime("%H:%M:%SZ")
+
+
 def table(status: SiteStatus) -> list[str]:
     """The site as text lines: one engine a line, then the warnings (``cuecap site``)."""
     if status.site is None:
         return [status.note]
     rows = [("engine", "host", "state", "seen", "rules", "runs now", "shots", "sources")]
     for r in status.engines:
-        running = ", ".join(f"{f.rule}@{f.instant:.3f}" for f in r.running) or "-"
+        running = ", ".join(f"{f.rule} {_clock(f.instant)}" for f in r.running) or "-"
         shots = (
             "; ".join(
                 f"{c.camera} {c.in_flight} in flight"
