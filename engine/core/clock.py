@@ -9,6 +9,7 @@ reproduces what a live run recorded.
 from __future__ import annotations
 
 import time
+from enum import Enum
 from typing import Protocol
 
 from engine.errors import InvalidArgument
@@ -62,3 +63,17 @@ def elapsed() -> float:
     tests replace it where they need exact figures.
     """
     return time.perf_counter()
+
+
+class FlushClock(Enum):
+    """What a segment's ``flush_interval`` is counted in: it bounds what a crash loses.
+
+    Live, receive time is the wall clock, so the writer flushes as receive
+    time passes. In virtual time (a replay flat out) receive time runs far
+    ahead of the wall clock: flushing on it would flush a hundred times per
+    wall second for no gain, so the writer flushes only when told, and the
+    driver tells it every ``flush_interval`` of wall time.
+    """
+
+    RECEIVE_TIME = "receive time"
+    WHEN_TOLD = "when told"

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.core.clock import Clock
+from engine.core.clock import Clock, FlushClock
 from engine.core.frame import Frame, Gap
 from engine.events import (
     Emit,
@@ -85,7 +85,9 @@ class Recorder:
         emit: Emit,
         clock: Clock,
         detectors: ActivityDetectors | None = None,
+        flushes: FlushClock = FlushClock.RECEIVE_TIME,
     ) -> None:
+        """``flushes``: ``WHEN_TOLD`` leaves flushing to whoever calls ``flush``."""
         self.name = name
         self.config = config
         self.root = Path(root)
@@ -111,7 +113,8 @@ class Recorder:
         )
         self._on_frame = self.policy.on_frame
         self._keep = self.policy.keep
-        self.files = SegmentFiles(name, config, self.root)
+        self.flushes = flushes
+        self.files = SegmentFiles(name, config, self.root, flushes)
         self.machine = RecorderMachine(
             name,
             self._notify,
@@ -215,6 +218,15 @@ class Recorder:
                 self._fail(exc, now)
         if self.retention is not None:
             self.retention.tick(now, writer.path if writer is not None else None)
+
+    def flush(self, now: float) -> None:
+        """Push the open segment's records to the OS now (``FlushClock.WHEN_TOLD``'s hook)."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                writer.flush(now)
+            except OSError as exc:
+                self._fail(exc, now)
 
     # -- commands ----------------------------------------------------------------
 

@@ -7,14 +7,19 @@ joined under the recordings root with ``safe_join``, so no name escapes it. A
 name that is already taken (a restart within the same second, a template
 without ``{seq}``) gets ``-2``, ``-3``... before its suffix: a recording is
 never overwritten.
+
+How often an open segment is flushed is the recorder's ``flush_interval``,
+and what that interval is counted in is the run's: ``FlushClock``.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.core.clock import FlushClock
 from engine.core.templates import Template, safe_join
 from engine.recorder.config import RecorderConfig, RecordingFormat
 from engine.recording.format import RecordingError, companion_paths
@@ -43,12 +48,21 @@ def unique_path(path: Path) -> Path:
 class SegmentFiles:
     """Names and opens the segment files of one recorder."""
 
-    def __init__(self, recorder: str, config: RecorderConfig, root: str | Path) -> None:
+    def __init__(
+        self,
+        recorder: str,
+        config: RecorderConfig,
+        root: str | Path,
+        flushes: FlushClock = FlushClock.RECEIVE_TIME,
+    ) -> None:
         self.recorder = recorder
         self.root = Path(root)
         self.template: Template = config.path_template()
         self.tz = UTC if config.utc else None
-        self.flush_interval = config.flush_interval
+        # Told to flush: the writers never flush by themselves on receive time.
+        self.flush_interval = (
+            config.flush_interval if flushes is FlushClock.RECEIVE_TIME else math.inf
+        )
         self.schema = config.message_schema
         self.format = config.format
         self.mcap_compression = config.mcap_compression

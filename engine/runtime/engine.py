@@ -243,7 +243,14 @@ class Engine:
         source = rules.recorder_source(name)
         if config.source != source:
             config = config.model_copy(update={"source": source})
-        return Recorder(name, config, root=self.recordings_root, emit=self.emit, clock=self.clock)
+        return Recorder(
+            name,
+            config,
+            root=self.recordings_root,
+            emit=self.emit,
+            clock=self.clock,
+            flushes=self.time.flushes,
+        )
 
     async def _start_shots(self, rules: RuleSet) -> ShotService | None:
         if self.dry_run or not rules.cameras:
@@ -342,6 +349,9 @@ class Engine:
         ticker = self.time.ticker(lambda: self.rules.settings.tick, self._tick)
         if ticker is not None:
             tasks.append(loop.create_task(ticker, name="engine timer"))
+        flusher = self.time.flusher(lambda: self._recorders, self.clock.time)
+        if flusher is not None:
+            tasks.append(loop.create_task(flusher, name="recorder flusher"))
         if self._watch:
             from engine.runtime.reload import watch_rules
 

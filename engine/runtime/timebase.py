@@ -17,6 +17,10 @@ few things that really differ:
 - whether sources are paced (a replay at the recorded speed) or run flat out;
 - whether a shot must name its moment (virtual "now" has moved on by the time
   a shot is taken, so the trigger's time is asked for);
+- what a recorder's ``flush_interval`` is counted in (``FlushClock``,
+  ``flusher``): it bounds what a crash loses in wall time, so live the writers
+  flush as receive time (the wall clock) passes, and in virtual time they are
+  flushed on the wall clock instead of once per half second of stream;
 - why recorders close at the stop: ``shutdown`` live, ``end`` (of the stream) virtually.
 
 When to stop is the core's decision (``EngineCore.until``, ``source_ended``):
@@ -27,17 +31,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import tzinfo
 from typing import Any, Protocol
 
-from engine.core.clock import SYSTEM_CLOCK, Clock, ManualClock
+from engine.core.clock import SYSTEM_CLOCK, Clock, FlushClock, ManualClock
 from engine.core.frame import Frame, Gap
 from engine.runtime.jobs import OnFire, Scheduler, VirtualScheduler
 from engine.runtime.scheduler import LiveScheduler
 from engine.sources.base import Pourable, Source
 
 YIELD_EVERY = 256  # items between chances for timers and actions to run
+_IDLE_FLUSH_CHECK = 0.5  # real seconds between looks for recorders to flush, when none
+_MIN_FLUSH_SLEEP = 0.001
+
+
+class Flushable(Protocol):
+    """What the virtual-time flusher drives of a recorder."""
+
+    @property
+    def config(self) -> Any: ...  # its flush_interval
+
+    def flush(self, now: float) -> None: ...
+
+
+async def _flush_on_the_wall_clock(
+    recorders: Callable[[], Mapping[str, Flushable]], now: Callable[[], float]
+) -> None:
+    """Each recorder flushed every ``flush_interval`` of wall time, whatever ``now`` says.
+
+    The asyncio loop's clock is the wall clock whatever the engine's clock is, so
+    a crash loses at most that much wall time, as live; the stream runs in
+    between (sources yield to the loop every ``YIELD_EVERY`` items).
+    """
+    loop = asyncio.get_running_loop()
+    due: dict[str, float] = {}  # by recorder: the loop time of its next flush
+    while True:
+        wall = loop.time()
+        current = dict(recorders())
+        for name in due.keys() - current.keys():  # gone with a reload
+            del due[name]
+        for name, recorder in current.items():
+            interval = recorder.config.flush_interval
+            if wall >= due.setdefault(name, wall + interval):
+                recorder.flush(now())
+                due[name] = wall + interval
+        soonest = min(due.values(), default=wall + _IDLE_FLUSH_CHECK)
+        await asyncio.sleep(max(soonest - loop.time(), _MIN_FLUSH_SLEEP))
 
 
 class _Stopped(Exception):
@@ -85,6 +125,7 @@ class LiveTime:
     moves_by_itself = True
     paced = True
     exact_shot_times = False
+    flushes = FlushClock.RECEIVE_TIME
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
@@ -105,6 +146,12 @@ class LiveTime:
                 tick(self.clock.time())
 
         return ticking()
+
+    def flusher(
+        self, recorders: Callable[[], Mapping[str, Flushable]], now: Callable[[], float]
+    ) -> Coroutine[Any, Any, None] | None:
+        """None: the writers flush as receive time, the wall clock, passes."""
+        return None
 
     async def run_source(self, source: Source, feed: Feed) -> bool:
         """A source that can pours its frames in; any other is iterated.
@@ -142,6 +189,7 @@ class VirtualTime:
     moves_by_itself = False
     paced = False
     exact_shot_times = True
+    flushes = FlushClock.WHEN_TOLD
 
     def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
@@ -156,6 +204,12 @@ class VirtualTime:
     ) -> Coroutine[Any, Any, None] | None:
         """None: recorders are ticked as the frames move time (``EngineCore.advance``)."""
         return None
+
+    def flusher(
+        self, recorders: Callable[[], Mapping[str, Flushable]], now: Callable[[], float]
+    ) -> Coroutine[Any, Any, None] | None:
+        """Recorders flushed on the wall clock (they are ``FlushClock.WHEN_TOLD``)."""
+        return _flush_on_the_wall_clock(recorders, now)
 
     async def run_source(self, source: Source, feed: Feed) -> bool:
         """Each frame (and each gap's end) moves time to it first, then is handled."""
