@@ -27,6 +27,7 @@ The tree (module of each class in brackets)::
      ├── TemplateError(ValueError)          a bad name template [core.templates]
      ├── PathEscapeError(ValueError)        a rendered path that leaves its folder [core.templates]
      ├── ConditionError(ValueError)         a CEL condition that does not compile [core.condition]
+     ├── CelError(ValueError)               a compiled CEL expression failed to evaluate [core.celfast]
      ├── FieldPathError(ValueError)         a field path the schema does not have [core.fieldpath]
      ├── FrameDecodeError(ValueError)       bytes that are not a message [core.frame]
      ├── SchemaError(ValueError)            a protobuf schema that cannot be used [core.schema]

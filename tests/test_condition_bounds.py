@@ -110,10 +110,18 @@ def test_within_the_bounds_is_fine() -> None:
     Condition("electrode_state.drive_groups.all(g, g.electrodes.exists(e, e))")
 
 
+@pytest.mark.parametrize(
+    ("expression", "compiled"),
+    [
+        ("active_capacitance.calibrated > 3.5", True),  # the subset, as Python closures
+        ("[active_capacitance.calibrated].exists(c, c > 3.5)", False),  # on the extension
+    ],
+)
 def test_a_condition_over_its_budget_is_disabled_and_said_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, expression: str, compiled: bool
 ) -> None:
-    condition = Condition("active_capacitance.calibrated > 3.5")
+    condition = Condition(expression)
+    assert (condition.compiled is not None) is compiled
     assert condition.evaluate(cap(4.0))
     ticks = count(step=BUDGET * 3)  # every evaluation "takes" three budgets
     condition.timer = lambda: next(ticks)

@@ -26,6 +26,7 @@ PURE = [
     "engine/cluster/roster.py",
     "engine/core/winpaths.py",
     "engine/core/clock.py",
+    "engine/core/celfast.py",
     "engine/core/condition.py",
     "engine/core/fieldpath.py",
     "engine/core/frame.py",
