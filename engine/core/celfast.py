@@ -55,6 +55,8 @@ __all__ = [
 Compiled = Callable[[Any], Any]  # evaluates for one environment (what the names read)
 # The value of a name for an environment, or of a name's field (fused: no dict in between).
 Resolve = Callable[[str, "str | None"], "Compiled | None"]
+# The size of a name's field read directly (a repeated field's length without its items).
+SizeOf = Callable[[str, "str | None"], "Compiled | None"]
 
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 63) - 1
@@ -372,6 +374,9 @@ def _size(v: Any) -> int:
     raise _no_overload("size", v)
 
 
+size = _size  # for callers sizing values themselves
+
+
 # -- parsing ------------------------------------------------------------------------------
 
 _TOKEN = re.compile(
@@ -420,10 +425,13 @@ def _lex(text: str) -> list[tuple[str, str]]:
 class _Parser:
     """Recursive descent over CEL's grammar, building closures as it goes."""
 
-    def __init__(self, text: str, resolve: Resolve) -> None:
+    def __init__(self, text: str, resolve: Resolve, size_of: SizeOf | None) -> None:
         self.tokens = _lex(text)
         self.pos = 0
         self.resolve = resolve
+        self.size_of = size_of
+        # By id of a node reading a name (field None) or a name's field: which.
+        self.fused: dict[int, tuple[str, str | None]] = {}
 
     def peek(self, ahead: int = 0) -> str:
         i = self.pos + ahead
@@ -530,6 +538,8 @@ class _Parser:
                     name = None
                     continue
                 fused = self.resolve(name, field) if name is not None else None
+                if fused is not None and name is not None:
+                    self.fused[id(fused)] = (name, field)
                 node = fused if fused is not None else _selector(node, field)
                 name = None
             else:
@@ -544,6 +554,16 @@ class _Parser:
         self.take(")")
         if name != "size":
             raise _Unsupported(f"method {name}")
+        return self.sized(target)
+
+    def sized(self, target: Compiled) -> Compiled:
+        """``size(target)``: read directly when ``target`` is a fused field and the caller
+        can tell its size without building it."""
+        fused = self.fused.get(id(target))
+        if fused is not None and self.size_of is not None:
+            direct = self.size_of(*fused)
+            if direct is not None:
+                return direct
         return _unary(_size, target)
 
     def primary(self) -> tuple[Compiled, str | None]:
@@ -560,6 +580,7 @@ class _Parser:
             node = self.resolve(text, None)
             if node is None:
                 raise _Unsupported(f"name {text}")
+            self.fused[id(node)] = (text, None)
             return node, text
         if text == "(":
             self.take()
@@ -605,7 +626,7 @@ class _Parser:
         if name == "size":
             arg = self.expr()
             self.take(")")
-            return _unary(_size, arg)
+            return self.sized(arg)
         raise _Unsupported(f"function {name}")
 
     def literal(self, negative: bool = False) -> Any:
@@ -686,17 +707,20 @@ def _logic(left: Compiled, right: Compiled, decides: bool) -> Compiled:
     return logic
 
 
-def compile_subset(expression: str, resolve: Resolve) -> Compiled | None:
+def compile_subset(
+    expression: str, resolve: Resolve, size_of: SizeOf | None = None
+) -> Compiled | None:
     """``expression`` as a closure over an environment, or None when outside the subset.
 
     ``resolve(name, None)`` gives the closure reading a name (None: the name is not
     known here, so the expression falls back); ``resolve(name, field)`` may give one
-    reading ``name.field`` directly (None: select the field from the name's value).
+    reading ``name.field`` directly (None: select the field from the name's value),
+    and then ``size_of(name, field)`` one reading its size (None: ``size`` of the value).
     The expression must already have compiled with the CEL extension (its syntax
     errors are the extension's to report).
     """
     try:
-        return _Parser(expression, resolve).parse()
+        return _Parser(expression, resolve, size_of).parse()
     except (_Unsupported, RecursionError):
         return None
 

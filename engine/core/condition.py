@@ -383,7 +383,9 @@ class Condition:
         # The common subset runs as Python closures (the same outcomes, a tenth of the
         # cost); anything else keeps the CEL extension's program. The dry run above
         # used the extension, so load-time errors read the same either way.
-        self.compiled: celfast.Compiled | None = celfast.compile_subset(expression, self._resolve)
+        self.compiled: celfast.Compiled | None = celfast.compile_subset(
+            expression, self._resolve, self._size_of
+        )
 
     def _resolve(self, name: str, member: str | None) -> celfast.Compiled | None:
         """What a name (or ``name.member``) reads, for ``celfast``: env is (kind, message,
@@ -428,6 +430,38 @@ class Condition:
             raise celfast.CelError(missing)
 
         return one
+
+    def _size_of(self, name: str, member: str | None) -> celfast.Compiled | None:
+        """``size(name.member)`` (or of a bare field name) of a repeated field, without
+        converting its items."""
+        if member is None:
+            if name not in self._bare_fields:
+                return None
+            owner, member = self.message_type or "", name
+        elif name in self._bare_fields:
+            return None
+        else:
+            owner = name
+        descriptor = self.schema.kinds.get(owner) if owner in self._plan else None
+        default = self._defaults.get(owner)
+        if descriptor is None or not isinstance(default, dict):
+            return None
+        field = descriptor.fields_by_name.get(member)
+        if field is None or not field.is_repeated:
+            return None
+        missing = f"no such key: {member!r}"
+
+        def size(env: tuple[str | None, Any, Frame]) -> int:
+            kind, message, _ = env
+            if kind == owner and isinstance(message, Message):
+                return len(getattr(message, member))
+            if kind == owner and message is not None:
+                return celfast.size(celfast.select(message, member))
+            if member in default:
+                return celfast.size(default[member])
+            raise celfast.CelError(missing)
+
+        return size
 
     # -- compile-time checks ---------------------------------------------------
 
