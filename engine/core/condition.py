@@ -41,7 +41,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -648,8 +648,7 @@ class Condition:
         """
         if self.disabled:
             return False
-        return _within_budget(self, lambda: self.check(frame), repr(self.expression),
-                              f" on frame {frame.seq}")  # fmt: skip
+        return _within_budget(self, self.check, frame, repr(self.expression), _on_frame)
 
     def inputs(self, frame: Frame) -> CelMessage:
         """What the condition read of ``frame``: the trace of why it matched.
@@ -786,7 +785,7 @@ class DataCondition:
         """
         if self.disabled:
             return False
-        return _within_budget(self, lambda: self.check(variables), _shown(self.expression), "")
+        return _within_budget(self, self.check, variables, _shown(self.expression), _nowhere)
 
     def __repr__(self) -> str:
         return f"DataCondition({self.expression!r})"
@@ -833,6 +832,9 @@ def _fill(message: Message, depth: int) -> Message:
     return message
 
 
+_Input = TypeVar("_Input")
+
+
 class _Judged(Protocol):
     """What ``_within_budget`` keeps on a condition (frame or data)."""
 
@@ -843,15 +845,30 @@ class _Judged(Protocol):
     on_disabled: Callable[[str], None] | None  # told why, once
 
 
-def _within_budget(condition: _Judged, check: Callable[[], bool], shown: str, where: str) -> bool:
-    """``check()``, with its failures counted (logged once) and its time held to ``BUDGET``.
+def _on_frame(frame: Frame) -> str:
+    return f" on frame {frame.seq}"
+
+
+def _nowhere(variables: object) -> str:
+    return ""
+
+
+def _within_budget(
+    condition: _Judged,
+    check: Callable[[_Input], bool],
+    given: _Input,
+    shown: str,
+    where: Callable[[_Input], str],
+) -> bool:
+    """``check(given)``, with its failures counted (logged once) and its time held to
+    ``BUDGET``; ``where(given)`` says on what, in the message (only built when needed).
 
     A condition that takes longer than that once is disabled: one that slow would
     starve everything else the engine does.
     """
     started = condition.timer()
     try:
-        result = check()
+        result = check(given)
     except ConditionError as exc:
         condition.errors += 1
         condition.last_error = str(exc)
@@ -864,7 +881,7 @@ def _within_budget(condition: _Judged, check: Callable[[], bool], shown: str, wh
     condition.disabled = True
     condition.errors += 1
     condition.last_error = message = (
-        f"condition {shown} took {took * 1000:.0f} ms{where}, more than its budget of "
+        f"condition {shown} took {took * 1000:.0f} ms{where(given)}, more than its budget of "
         f"{BUDGET * 1000:.0f} ms; it is disabled (never matches) until the rules are loaded again"
     )
     log.error("%s", message)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from engine.core.condition import Condition
 from engine.core.frame import Frame
 from engine.events import Event
 from engine.mqtt.topics import matches
@@ -25,6 +26,7 @@ from engine.rules.model import EventTrigger, MessageTrigger, MqttTrigger, Rule, 
 from engine.runtime.policy import FiringPolicy
 
 TriggerKey = tuple[str, int]  # (rule name, index of the trigger in its ``when``)
+_Candidate = tuple[str, int, "str | None", "Condition | None"]
 TRACE_CHARS = 300  # of a condition's inputs in a firing's description
 
 
@@ -85,8 +87,10 @@ class Rulebook:
             name: FiringPolicy(rule.mode, rule.max, rule.cooldown)
             for name, rule in self.rules.items()
         }
-        self._by_kind: dict[str, list[tuple[str, int, MessageTrigger]]] = {}
-        self._any_kind: list[tuple[str, int, MessageTrigger]] = []
+        # (rule, trigger index, source or None, condition or None): read once here, as
+        # the trigger's condition is a property of a pydantic model, dear per frame.
+        self._by_kind: dict[str, list[_Candidate]] = {}
+        self._any_kind: list[_Candidate] = []
         self._by_event: dict[str, list[tuple[str, int, EventTrigger]]] = {}
         self.schedules: list[TriggerKey] = []
         self._mqtt: list[tuple[str, int, MqttTrigger]] = []
@@ -97,11 +101,12 @@ class Rulebook:
                     if condition is not None and on_problem is not None:
                         condition.on_disabled = partial(_tell, on_problem, name)
                     kinds = trigger.kinds
+                    candidate = (name, i, trigger.source, condition)
                     if kinds is None:
-                        self._any_kind.append((name, i, trigger))
+                        self._any_kind.append(candidate)
                     else:
                         for kind in kinds:
-                            self._by_kind.setdefault(kind, []).append((name, i, trigger))
+                            self._by_kind.setdefault(kind, []).append(candidate)
                 elif isinstance(trigger, EventTrigger):
                     self._by_event.setdefault(trigger.event, []).append((name, i, trigger))
                 elif isinstance(trigger, ScheduleTrigger):
@@ -132,17 +137,16 @@ class Rulebook:
         kind = frame.kind
         if kind is None:
             return []
-        candidates: Iterable[tuple[str, int, MessageTrigger]] = self._by_kind.get(kind, ())
+        candidates: Iterable[_Candidate] = self._by_kind.get(kind, ())
         if self._any_kind:
             candidates = [*candidates, *self._any_kind]
         out: list[Firing] = []
         fired: set[str] = set()
-        for name, index, trigger in candidates:
+        for name, index, source, condition in candidates:
             if name in fired:
                 continue  # two triggers of one rule on one frame fire it once
-            if trigger.source is not None and trigger.source != frame.source:
+            if source is not None and source != frame.source:
                 continue
-            condition = trigger.condition
             if condition is not None and not condition.evaluate(frame):
                 continue
             facts: dict[str, Any] = {"seq": frame.seq, "source": frame.source}
