@@ -430,8 +430,10 @@ class _Parser:
         self.pos = 0
         self.resolve = resolve
         self.size_of = size_of
-        # By id of a node reading a name (field None) or a name's field: which.
-        self.fused: dict[int, tuple[str, str | None]] = {}
+        # By id of a node reading a name (field None) or a name's field: which (the node
+        # is kept too, so that no other node can take its id).
+        self.fused: dict[int, tuple[Compiled, str, str | None]] = {}
+        self.constants: dict[int, tuple[Compiled, Any]] = {}  # by id of a literal's node
 
     def peek(self, ahead: int = 0) -> str:
         i = self.pos + ahead
@@ -445,6 +447,17 @@ class _Parser:
             raise _Unsupported(f"expected {text}")
         self.pos += 1
         return token
+
+    def constant(self, value: Any) -> Compiled:
+        node = _constant(value)
+        self.constants[id(node)] = (node, value)
+        return node
+
+    def binary(self, op: Callable[[Any, Any], Any], left: Compiled, right: Compiled) -> Compiled:
+        constant = self.constants.get(id(right))
+        if constant is not None:
+            return _binary_constant(op, left, constant[1])
+        return _binary(op, left, right)
 
     def parse(self) -> Compiled:
         node = self.expr()
@@ -489,21 +502,21 @@ class _Parser:
         node = self.addition()
         while self.peek() in _RELATIONS:
             op = _RELATIONS[self.take()[1]]
-            node = _binary(op, node, self.addition())
+            node = self.binary(op, node, self.addition())
         return node
 
     def addition(self) -> Compiled:
         node = self.multiplication()
         while self.peek() in ("+", "-"):
             op = _ARITHMETIC[self.take()[1]]
-            node = _binary(op, node, self.multiplication())
+            node = self.binary(op, node, self.multiplication())
         return node
 
     def multiplication(self) -> Compiled:
         node = self.unary()
         while self.peek() in ("*", "/", "%"):
             op = _ARITHMETIC[self.take()[1]]
-            node = _binary(op, node, self.unary())
+            node = self.binary(op, node, self.unary())
         return node
 
     def unary(self) -> Compiled:
@@ -522,7 +535,7 @@ class _Parser:
             if kind in ("int", "double") and self.peek(1) not in (".", "["):
                 # CEL's grammar reads "-1" as one literal (so -9223372036854775808 fits).
                 value = self.literal(negative=True)
-                return _repeat(_neg, _constant(value), count - 1)
+                return _repeat(_neg, self.constant(value), count - 1)
             return _repeat(_neg, self.member(), count)
         return self.member()
 
@@ -539,7 +552,7 @@ class _Parser:
                     continue
                 fused = self.resolve(name, field) if name is not None else None
                 if fused is not None and name is not None:
-                    self.fused[id(fused)] = (name, field)
+                    self.fused[id(fused)] = (fused, name, field)
                 node = fused if fused is not None else _selector(node, field)
                 name = None
             else:
@@ -561,7 +574,7 @@ class _Parser:
         can tell its size without building it."""
         fused = self.fused.get(id(target))
         if fused is not None and self.size_of is not None:
-            direct = self.size_of(*fused)
+            direct = self.size_of(fused[1], fused[2])
             if direct is not None:
                 return direct
         return _unary(_size, target)
@@ -580,7 +593,7 @@ class _Parser:
             node = self.resolve(text, None)
             if node is None:
                 raise _Unsupported(f"name {text}")
-            self.fused[id(node)] = (text, None)
+            self.fused[id(node)] = (node, text, None)
             return node, text
         if text == "(":
             self.take()
@@ -598,7 +611,7 @@ class _Parser:
             self.take("]")
             return _list(items), None
         if kind in ("int", "uint", "double", "string"):
-            return _constant(self.literal()), None
+            return self.constant(self.literal()), None
         raise _Unsupported(text or "end of input")
 
     def call(self, name: str) -> Compiled:
@@ -675,6 +688,62 @@ def _selector(node: Compiled, name: str) -> Compiled:
 
 def _binary(op: Callable[[Any, Any], Any], left: Compiled, right: Compiled) -> Compiled:
     return lambda env: op(left(env), right(env))
+
+
+def _binary_constant(op: Callable[[Any, Any], Any], left: Compiled, c: Any) -> Compiled:
+    """``op(left, c)`` for a literal ``c``: one call less, the double case inline."""
+    if type(c) is float and op in _FLOAT_FAST:
+        return _FLOAT_FAST[op](left, c)
+    return lambda env: op(left(env), c)
+
+
+def _float_lt(left: Compiled, c: float) -> Compiled:
+    def lt(env: Any) -> bool:
+        a = left(env)
+        if type(a) is float and a == a:  # not NaN: compares as Python does
+            return a < c
+        return _lt(a, c)
+
+    return lt
+
+
+def _float_le(left: Compiled, c: float) -> Compiled:
+    def le(env: Any) -> bool:
+        a = left(env)
+        if type(a) is float and a == a:
+            return a <= c
+        return _le(a, c)
+
+    return le
+
+
+def _float_gt(left: Compiled, c: float) -> Compiled:
+    def gt(env: Any) -> bool:
+        a = left(env)
+        if type(a) is float and a == a:
+            return a > c
+        return _gt(a, c)
+
+    return gt
+
+
+def _float_ge(left: Compiled, c: float) -> Compiled:
+    def ge(env: Any) -> bool:
+        a = left(env)
+        if type(a) is float and a == a:
+            return a >= c
+        return _ge(a, c)
+
+    return ge
+
+
+# A comparison with a double literal (the usual condition): the double case inline.
+_FLOAT_FAST: dict[Callable[[Any, Any], Any], Callable[[Compiled, float], Compiled]] = {
+    _lt: _float_lt,
+    _le: _float_le,
+    _gt: _float_gt,
+    _ge: _float_ge,
+}
 
 
 def _logic(left: Compiled, right: Compiled, decides: bool) -> Compiled:
