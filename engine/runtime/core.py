@@ -24,6 +24,7 @@ is the one a run stops for.
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -174,6 +175,9 @@ class EngineCore:
         self._cached_sources: frozenset[str] = frozenset()
         self.accepting = False  # frames, events and schedules fire rules only while True
         self.last_tick: float | None = None
+        # Before this time the scheduler has nothing due (-inf: ask it): the frames in
+        # between skip asking.
+        self._quiet_until = -math.inf
         self.tick_failures: Counter[str] = Counter()
         self.started_at = 0.0
         self.duration: float | None = None
@@ -214,6 +218,7 @@ class EngineCore:
         self.own_sources = own_sources
         self.last_tick = now
         self.scheduler.set_jobs(schedule_jobs(self.rules), now)
+        self._quiet_until = -math.inf
         self.accepting = True
 
     def stop(self) -> None:
@@ -281,13 +286,17 @@ class EngineCore:
         virtual one hands back every fire up to ``now``, in time order. Returns the
         firings and the recorders whose tick failed (see ``tick``).
         """
+        last = self.last_tick
+        due_tick = last is None or now - last >= self.rules.settings.tick
+        if now < self._quiet_until and not due_tick:
+            return [], []  # the usual frame: nothing due
         out: list[Firing] = []
         for time, rule, index in self.scheduler.due(now, inclusive=inclusive):
             firing = self.schedule(rule, index, time)
             if firing is not None:
                 out.append(firing)
-        last = self.last_tick
-        if last is None or now - last >= self.rules.settings.tick:
+        self._quiet_until = self.scheduler.next_due()
+        if due_tick:
             return out, self.tick(now)
         return out, []
 
@@ -434,6 +443,7 @@ class EngineCore:
         rulebook.carry_over(self.rulebook)
         self.rulebook = rulebook
         self.scheduler.set_jobs(schedule_jobs(rules), now)
+        self._quiet_until = -math.inf
         self.set_recorders(self.recorders)  # stream cameras may read other sources now
 
     def _fired(self, firings: list[Firing]) -> list[Firing]:

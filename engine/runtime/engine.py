@@ -556,17 +556,25 @@ class Engine:
         firing = Firing(rule, time, "schedule", index, "schedule", "",
                         self.stats.firing_counts[rule] + 1, {})  # fmt: skip
         self.stats.fired(firing)
-        self._announce(firing, detail or firing.describe())
+        self._announce(firing, detail or None)
         await self.actions.run(current, firing)
         return True
 
     def _fire(self, firing: Firing) -> None:
-        self._announce(firing, firing.describe())
+        self._announce(firing, None)
         self.runner.submit(firing)
 
-    def _announce(self, firing: Firing, detail: str) -> None:
+    def _announce(self, firing: Firing, detail: str | None) -> None:
+        """Log and publish a firing; its description (``detail`` when None) is only
+        written when a debug log or a subscriber will read it."""
         self.unsettled = True
-        log.debug("rule %s fired: %s", firing.rule, detail)
+        debug = log.isEnabledFor(logging.DEBUG)
+        if not debug and not self._subscribers:
+            return
+        if detail is None:
+            detail = firing.describe()
+        if debug:
+            log.debug("rule %s fired: %s", firing.rule, detail)
         if self._subscribers:
             self._subscribers.publish(
                 RuleFired(

@@ -11,6 +11,7 @@ ask the pure ``Schedule`` for fire times, so they fire at the same instants.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +33,11 @@ class Scheduler(Protocol):
     def set_jobs(self, jobs: Mapping[Key, Job], now: float) -> tuple[int, int, int]: ...
 
     def due(self, now: float, *, inclusive: bool = True) -> list[tuple[float, str, int]]: ...
+
+    def next_due(self) -> float:
+        """The earliest time ``due`` could return anything for (inf: never, until
+        ``set_jobs``); lets the core skip asking on every frame."""
+        ...
 
     def next_times(self) -> dict[Key, float | None]: ...
 
@@ -128,6 +134,10 @@ class VirtualScheduler:
             time, key, _ = heapq.heappop(self._heap)
             out.append((time, key[0], key[1]))
             self._push(key, time)
+
+    def next_due(self) -> float:
+        self._discard_stale()
+        return self._heap[0][0] if self._heap else math.inf
 
     def next_times(self) -> dict[Key, float | None]:
         self._discard_stale()

@@ -120,6 +120,10 @@ class LiveScheduler:
         """Nothing: APScheduler fires live schedules by itself, through ``on_fire``."""
         return []
 
+    def next_due(self) -> float:
+        """Never: nothing is ever ``due``."""
+        return math.inf
+
     def next_times(self) -> dict[Key, float | None]:
         out: dict[Key, float | None] = {}
         for key in self._jobs:
