@@ -286,6 +286,7 @@ class Condition:
         self, expression: str, message_type: str | None = None, schema: Schema = PURPLEDROP
     ) -> None:
         self.expression = expression
+        self._shown = repr(expression)  # as messages quote it
         self.message_type = message_type
         self.schema = schema
         self.errors = 0
@@ -648,7 +649,7 @@ class Condition:
         """
         if self.disabled:
             return False
-        return _within_budget(self, self.check, frame, repr(self.expression), _on_frame)
+        return _within_budget(self, self.check, frame, self._shown, _on_frame)
 
     def inputs(self, frame: Frame) -> CelMessage:
         """What the condition read of ``frame``: the trace of why it matched.

@@ -279,7 +279,7 @@ class EngineCore:
 
     def advance(
         self, now: float, *, inclusive: bool = True
-    ) -> tuple[list[Firing], list[tuple[str, Exception]]]:
+    ) -> tuple[Sequence[Firing], Failed]:
         """Time is ``now``: the schedule fires due by then, and a recorder tick if one is due.
 
         A scheduler that fires by itself (on the wall clock) has nothing due here; a
@@ -289,7 +289,7 @@ class EngineCore:
         last = self.last_tick
         due_tick = last is None or now - last >= self.rules.settings.tick
         if now < self._quiet_until and not due_tick:
-            return [], []  # the usual frame: nothing due
+            return NO_FIRINGS, ()  # the usual frame: nothing due
         out: list[Firing] = []
         for time, rule, index in self.scheduler.due(now, inclusive=inclusive):
             firing = self.schedule(rule, index, time)
@@ -298,7 +298,7 @@ class EngineCore:
         self._quiet_until = self.scheduler.next_due()
         if due_tick:
             return out, self.tick(now)
-        return out, []
+        return out, ()
 
     def tick(self, now: float) -> list[tuple[str, Exception]]:
         """Recorders see the time (a post-roll ends in silence); returns those that failed.
