@@ -118,6 +118,13 @@ class RuleRunner:
         for them, and a rule's mode decides as if each run ended at once.
         """
         running = [t for tasks in self._rules.values() for t in tasks.running]
+        # Most runs (a log line, a recorder command) end in the loop's next turn and are
+        # counted off in the one after: two turns, without a waiter and a timer per run.
+        for _ in range(2):
+            if not running:
+                return True
+            await asyncio.sleep(0)
+            running = [t for tasks in self._rules.values() for t in tasks.running]
         while running:
             _, pending = await asyncio.wait(running, timeout=timeout)
             if pending:
