@@ -125,6 +125,7 @@ def test_a_condition_over_its_budget_is_disabled_and_said_once(
     assert condition.evaluate(cap(4.0))
     ticks = count(step=BUDGET * 3)  # every evaluation "takes" three budgets
     condition.timer = lambda: next(ticks)
+    condition.cpu_timer = lambda: next(ticks)  # and as much CPU when timed again
     with caplog.at_level(logging.ERROR):
         assert not condition.evaluate(cap(4.0, seq=2))
         assert condition.disabled
@@ -132,7 +133,25 @@ def test_a_condition_over_its_budget_is_disabled_and_said_once(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert "more than its budget" in errors[0] and "frame 2" in errors[0]
-    assert next(ticks) == pytest.approx(BUDGET * 3 * 2)  # the disabled one was not timed
+    # Timed on the clock, then again on the CPU; the disabled one was not timed.
+    assert next(ticks) == pytest.approx(BUDGET * 3 * 4)
+
+
+def test_an_overrun_on_the_clock_alone_is_a_busy_machine_not_a_slow_condition(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    condition = Condition("active_capacitance.calibrated > 3.5")
+    ticks = count(step=BUDGET * 3)  # the process was not running for three budgets...
+    condition.timer = lambda: next(ticks)
+    cpu = count(step=BUDGET / 10)  # ...but the evaluation itself cost a tenth of one
+    condition.cpu_timer = lambda: next(cpu)
+    with caplog.at_level(logging.WARNING):
+        assert condition.evaluate(cap(4.0))
+        assert not condition.evaluate(cap(1.0))
+    assert not condition.disabled
+    assert condition.errors == 0
+    assert next(cpu) == pytest.approx(BUDGET / 10 * 4)  # each overrun was timed again
+    assert caplog.records == []
 
 
 def test_a_slow_rule_is_disabled_and_the_others_keep_firing(tmp_path: Path) -> None:
@@ -157,7 +176,7 @@ def test_a_slow_rule_is_disabled_and_the_others_keep_firing(tmp_path: Path) -> N
     book = Rulebook(rules.rules, on_problem=problems.append)
     slow = rules.rules["slow"].when[0].condition
     ticks = count(step=BUDGET * 2)
-    slow.timer = lambda: next(ticks)
+    slow.timer = slow.cpu_timer = lambda: next(ticks)
     fired = [f.rule for seq in range(5) for f in book.on_frame(cap(3.0, seq))]
     assert slow.disabled
     assert fired.count("fast") == 5
@@ -191,6 +210,6 @@ def test_mqtt_data_conditions_have_the_same_bounds_and_budget() -> None:
     condition = DataCondition("topic == 'lab/door'", names)
     assert condition.evaluate({"topic": "lab/door", "payload": 1, "text": "1"})
     ticks = count(step=BUDGET * 2)
-    condition.timer = lambda: next(ticks)
+    condition.timer = condition.cpu_timer = lambda: next(ticks)
     assert not condition.evaluate({"topic": "lab/door", "payload": 1, "text": "1"})
     assert condition.disabled and "budget" in (condition.last_error or "")
