@@ -28,6 +28,8 @@ The tree (module of each class in brackets)::
      ├── PathEscapeError(ValueError)        a rendered path that leaves its folder [core.templates]
      ├── ConditionError(ValueError)         a CEL condition that does not compile [core.condition]
      ├── CelError(ValueError)               a compiled CEL expression failed to evaluate [core.celfast]
+     ├── Deferred                           an evaluation the compiled CEL subset leaves to
+     │                                      the CEL extension (never escapes) [core.celfast]
      ├── FieldPathError(ValueError)         a field path the schema does not have [core.fieldpath]
      ├── FrameDecodeError(ValueError)       bytes that are not a message [core.frame]
      ├── SchemaError(ValueError)            a protobuf schema that cannot be used [core.schema]

@@ -29,7 +29,10 @@ values map to CEL's as the extension maps them: an int of 2**63 or more is a
 uint, past 2**64 (or below -2**63) a double.
 
 Errors are ``CelError``; a compiled expression never raises anything else
-for well-formed inputs (the nested dicts, lists and scalars CEL reads).
+for well-formed inputs (the nested dicts, lists and scalars CEL reads) but
+``Deferred``, for the one case whose outcome only the extension knows (a
+list plus a map gives the map's keys, in its order): the caller then
+evaluates that once with the extension.
 """
 
 from __future__ import annotations
@@ -44,12 +47,16 @@ from engine.errors import CuecapError
 __all__ = [
     "CelError",
     "Compiled",
+    "Deferred",
     "Resolve",
+    "SizeOf",
     "UInt",
     "compile_subset",
     "plain",
     "resolver",
     "select",
+    "size",
+    "value",
 ]
 
 Compiled = Callable[[Any], Any]  # evaluates for one environment (what the names read)
@@ -79,6 +86,11 @@ class UInt(int):
 
 class _Unsupported(Exception):
     """Outside the subset: the caller falls back to the extension."""
+
+
+class Deferred(CuecapError):
+    """This evaluation met values whose outcome only the extension gives (a list plus
+    a map: the map's keys, in the extension's order); evaluate it there instead."""
 
 
 def _kind(v: Any) -> int:
@@ -139,8 +151,6 @@ def _eq(a: Any, b: Any) -> bool:
         return True
     if ka == _NULL:
         return True
-    if ka == _OTHER:
-        return bool(a == b)
     return bool(a == b)
 
 
@@ -215,7 +225,7 @@ def _add(a: Any, b: Any) -> Any:
         return a + b
     ka, kb = _kind(a), _kind(b)
     if ka != kb:
-        raise _no_overload("+", a, b)
+        return _add_mixed(a, b)
     if ka == _INT:
         return _int_result(a + b, "+")
     if ka == _UINT:
@@ -226,6 +236,12 @@ def _add(a: Any, b: Any) -> Any:
         return a + b
     if ka == _LIST:
         return [*a, *b]
+    raise _no_overload("+", a, b)
+
+
+def _add_mixed(a: Any, b: Any) -> Any:
+    if _kind(a) == _LIST and _kind(b) == _MAP:
+        raise Deferred("list + map")
     raise _no_overload("+", a, b)
 
 

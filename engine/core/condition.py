@@ -625,9 +625,11 @@ class Condition:
             raise ConditionError(str(exc), self.expression) from None
         compiled = self.compiled
         try:
-            if compiled is not None:
+            try:
+                if compiled is None:
+                    raise celfast.Deferred("not in the compiled subset")
                 result = compiled((kind, message, frame))
-            else:
+            except celfast.Deferred:
                 variables = self._variables(
                     kind, message, frame.time, frame.seq, frame.source, len(frame.raw)
                 )
