@@ -9,6 +9,7 @@ reproduces what a live run recorded.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from enum import Enum
 from typing import Protocol
 
@@ -56,24 +57,17 @@ class ManualClock:
 SYSTEM_CLOCK = SystemClock()
 
 
-def elapsed() -> float:
-    """A monotonic counter in seconds, for measuring what a step costs (never the time of day).
+# A monotonic counter in seconds, for measuring what a step costs (never the time of
+# day). The pure core measures budgets with it (a condition's evaluation time, twice
+# per evaluation: the C function itself, no Python call around it) and tests replace
+# it where they need exact figures.
+elapsed: Callable[[], float] = time.perf_counter
 
-    The pure core measures budgets with it (a condition's evaluation time) and
-    tests replace it where they need exact figures.
-    """
-    return time.perf_counter()
-
-
-def cpu_elapsed() -> float:
-    """This thread's CPU time in seconds: what a step cost when the machine was busy.
-
-    Dearer to read than ``elapsed`` (a system call), so budgets read it only to
-    confirm an overrun: a step that took long on ``elapsed`` because the process
-    was not running (a loaded machine, another thread holding the GIL) did not
-    cost that much.
-    """
-    return time.thread_time()
+# This thread's CPU time in seconds: what a step cost when the machine was busy.
+# Dearer to read than ``elapsed`` (a system call), so budgets read it only to confirm
+# an overrun: a step that took long on ``elapsed`` because the process was not
+# running (a loaded machine, another thread holding the GIL) did not cost that much.
+cpu_elapsed: Callable[[], float] = time.thread_time
 
 
 class FlushClock(Enum):

@@ -421,8 +421,22 @@ class Condition:
         field = descriptor.fields_by_name.get(member)
         if field is None:
             return None
-        read = _field_reader(field)
         missing = f"no such key: {member!r}"
+        if field.cpp_type != FieldDescriptor.CPPTYPE_MESSAGE and not field.is_repeated:
+
+            def scalar(env: tuple[str | None, Any, Frame]) -> Any:
+                """The usual case (a number of the frame's message), in one call."""
+                kind, message, _ = env
+                if kind == owner and message is not None:
+                    if isinstance(message, Message):
+                        return getattr(message, member)
+                    return celfast.select(message, member)
+                if member in default:
+                    return default[member]
+                raise celfast.CelError(missing)
+
+            return scalar
+        read = _field_reader(field)
 
         def one(env: tuple[str | None, Any, Frame]) -> Any:
             kind, message, _ = env
