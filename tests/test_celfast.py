@@ -164,6 +164,18 @@ def test_errors_of_both(expression: str) -> None:
     assert _compiled(expression, {})[0] == "error"
 
 
+def test_a_long_expression_stays_on_the_extension() -> None:
+    """Closures nest one level a token: past a bound, the extension keeps it (no
+    RecursionError at run time for a chain within the 2000 characters allowed)."""
+    chain = "+".join(["seq"] * 450) + " > 0"  # 1,805 characters, 901 tokens
+    condition = Condition(chain)
+    assert condition.compiled is None
+    assert condition.check(FRAMES[1])
+    shorter = Condition(" + ".join(["seq"] * 60) + " > 0")
+    assert shorter.compiled is not None
+    assert shorter.check(FRAMES[1])
+
+
 def test_a_list_plus_a_map_is_left_to_the_extension() -> None:
     names = {"l": lambda e: [1], "m": lambda e: {"a": 1, "b": 2}}
     compiled = celfast.compile_subset("l + m", celfast.resolver(names))

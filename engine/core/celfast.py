@@ -72,6 +72,10 @@ _UINT_MAX = (1 << 64) - 1
 _BOOL, _INT, _UINT, _DOUBLE, _STRING, _BYTES, _LIST, _MAP, _NULL, _OTHER = range(10)
 _NUMERIC = (_INT, _UINT, _DOUBLE)
 _KEYS = (_INT, _UINT, _BOOL, _STRING)  # what a map key may be
+# Closures nest as deep as the expression, at most one level a token, two or three
+# Python frames a level: a longer expression stays on the extension, well inside
+# Python's recursion limit (a condition is at most 2000 characters).
+_MAX_TOKENS = 150
 
 
 class CelError(CuecapError, ValueError):
@@ -443,6 +447,8 @@ class _Parser:
 
     def __init__(self, text: str, resolve: Resolve, size_of: SizeOf | None) -> None:
         self.tokens = _lex(text)
+        if len(self.tokens) > _MAX_TOKENS:
+            raise _Unsupported("too long to nest closures for")
         self.pos = 0
         self.resolve = resolve
         self.size_of = size_of
