@@ -277,9 +277,7 @@ class EngineCore:
             self.stats.fired(firing)
         return firing
 
-    def advance(
-        self, now: float, *, inclusive: bool = True
-    ) -> tuple[Sequence[Firing], Failed]:
+    def advance(self, now: float, *, inclusive: bool = True) -> tuple[Sequence[Firing], Failed]:
         """Time is ``now``: the schedule fires due by then, and a recorder tick if one is due.
 
         A scheduler that fires by itself (on the wall clock) has nothing due here; a
