@@ -95,6 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner: HttpCameraServer = self.server.owner
         url = urlsplit(self.path)
         query = parse_qs(url.query)
+        if query:  # before answering: the client may look as soon as it has the answer
+            owner.queries.append(query)
         owner._enter(self.path)
         try:
             if not self._authorized():
@@ -125,8 +127,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, owner.jpeg, "application/octet-stream")
             else:
                 self._send(404, b"no such route", "text/plain")
-            if query:
-                owner.queries.append(query)
         finally:
             owner._leave()
 
