@@ -7,11 +7,21 @@ import logging
 
 import pytest
 from scripted_server import ScriptedServer, sample_events
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
 
 from engine.core.clock import ManualClock
 from engine.core.frame import Frame, Gap
 from engine.sources.backoff import Backoff
-from engine.sources.websocket import SourceUnavailable, WebSocketSource, normalize_uri
+from engine.sources.websocket import (
+    YIELD_EVERY,
+    SourceUnavailable,
+    WebSocketSource,
+    _Receiver,
+    normalize_uri,
+)
 
 FAST = Backoff(initial=0.01, maximum=0.05, factor=2.0, jitter=0.5)
 
@@ -195,3 +205,93 @@ def test_normalize_uri() -> None:
     assert normalize_uri("wss://x/y") == "wss://x/y"
     with pytest.raises(ValueError, match="'http://x' is not a websocket URI"):
         normalize_uri("http://x")
+
+
+class ChunkServer:
+    """Writes a whole script of websocket frames in one go, so the client reads many at once.
+
+    What a fast pdserver does to a busy client: one read holds hundreds of messages,
+    with a text frame or a fragmented message among them now and then.
+    """
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.chunk = b"".join(frames)
+        self.port = 0
+        self._server: Server | None = None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        ws.transport.write(self.chunk)
+        await ws.wait_closed()
+
+    async def __aenter__(self) -> str:
+        self._server = await serve(self._handler, "127.0.0.1", 0, compression=None)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+def _wire(opcode: Opcode, data: bytes, fin: bool = True) -> bytes:
+    return WireFrame(opcode, data, fin).serialize(mask=False)
+
+
+def _mixed_script(n: int) -> tuple[list[bytes], list[bytes | str]]:
+    """Wire frames: n events, a text frame, a message in three fragments, n more events."""
+    events = sample_events(2 * n)
+    fragmented = events[0] + events[1] + events[2]
+    frames = [_wire(Opcode.BINARY, e) for e in events[:n]]
+    frames.append(_wire(Opcode.TEXT, b"hello"))
+    frames.append(_wire(Opcode.BINARY, events[0], fin=False))
+    frames.append(_wire(Opcode.CONT, events[1], fin=False))
+    frames.append(_wire(Opcode.CONT, events[2]))
+    frames.extend(_wire(Opcode.BINARY, e) for e in events[n:])
+    return frames, [*events[:n], "hello", fragmented, *events[n:]]
+
+
+async def test_messages_queued_in_one_read_come_in_batches_in_order() -> None:
+    frames, expected = _mixed_script(600)  # far more than max_queue: reading must resume
+    async with ChunkServer(frames) as uri, connect(uri, compression=None, max_queue=16) as ws:
+        batch = _Receiver(ws).batch
+        got: list[bytes | str] = []
+        sizes = []
+        async with asyncio.timeout(10):
+            while len(got) < len(expected):
+                messages = await batch()
+                sizes.append(len(messages))
+                got.extend(messages)
+    assert got == expected
+    assert all(type(m) is bytes for m in got if not isinstance(m, str))
+    assert max(sizes) == YIELD_EVERY  # queued messages came without a recv each, bounded
+    # the text frame and the fragmented message each start a batch: recv handles them
+    starts = {sum(sizes[:i]) for i in range(len(sizes))}
+    assert {600, 601} <= starts
+
+
+async def test_pour_and_iteration_see_every_message_of_a_burst() -> None:
+    frames, expected = _mixed_script(700)
+    events = [m for m in expected if isinstance(m, bytes)]
+    async with ChunkServer(frames) as uri:
+        poured: list[bytes] = []
+        source = WebSocketSource(uri)
+
+        async def pour() -> None:
+            await source.pour(lambda f: poured.append(f.raw), lambda g: None)
+
+        task = asyncio.ensure_future(pour())
+        async with asyncio.timeout(10):
+            while len(poured) < len(events):
+                await asyncio.sleep(0.01)
+        await source.aclose()
+        await task
+        second = WebSocketSource(uri)
+        iterated = [f.raw for f in await take(second, len(events)) if isinstance(f, Frame)]
+        await second.aclose()
+        written: list[bytes] = []
+        third = WebSocketSource(uri)
+        assert await third.pour_raw(lambda raw, t: written.append(raw), lambda g: None, len(events))
+        await third.aclose()
+    assert poured == iterated == written == events
+    assert [source.stats.frames, source.stats.invalid] == [len(events), 1]  # the text frame
