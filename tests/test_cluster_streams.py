@@ -106,6 +106,64 @@ async def test_another_engine_records_the_same_frames_times_and_pre_roll(
     assert isinstance(feed, NatsSource) and feed.stats.gaps == []
 
 
+async def test_losing_the_server_the_reader_records_on_and_late_frames_are_a_gap(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    everything = "activity: [{type: rate, per_second: 1}], pre_roll: 0, post_roll: 30"
+    rules = site_rules(
+        tmp_path,
+        nats_server,
+        "sources:\n"
+        "  sim: {type: simulator, seed: 5, fps: 10, image_size: [32, 32], idle: [0.5, 1],"
+        " first_burst_delay: 0.2, publish_to: sim}\n"
+        "  late: {type: nats, stream: sim, max_lag: 0.5s}\n"
+        "  patient: {type: nats, stream: sim, max_lag: 30s}\n"
+        f"recorders:\n  all: {{source: sim, {everything}}}\n"
+        f"  got: {{source: patient, {everything}}}\n",
+    )
+    site = [
+        Engine(
+            rules,
+            recordings=tmp_path / f"rec{i}",
+            adapters=[ClusterAdapter(rules.settings.cluster, name=f"e{i}")],  # type: ignore[arg-type]
+        )
+        for i in range(2)
+    ]
+    runs = asyncio.gather(*(engine.run(6.0) for engine in site))
+    await asyncio.sleep(1.5)
+    nats_server.stop()
+    stopped = time.time()
+    reader = next(e.sources["sim"] for e in site if e.sources["sim"].stats.frames)
+    assert isinstance(reader, LedSource)
+    frames_before = reader.stats.frames
+    await asyncio.sleep(2.0)
+    assert reader.stats.frames > frames_before + 100, "the reader stopped reading"
+    assert len(reader.publisher) > 100  # what it read waits to be published
+    nats_server.start()
+    restarted = time.time()
+    await runs
+    leader, other = leader_of(site, "sim")
+    assert reader is leader.known_sources()["sim"]
+    assert reader.publisher.stats.dropped == 0 and reader.publisher.stats.too_big == 0
+    assert other.known_sources()["sim"].stats.frames == 0  # the lease stayed where it was
+    local = recorded(leader, "all")
+    remote = recorded(other, "got")
+    # The patient consumer got everything, late: the same frames with the same times.
+    start = remote[0][1]
+    end = min(remote[-1][1], local[-1][1])
+    assert remote == [(raw, t) for raw, t in local if start <= t <= end]
+    assert any(stopped < t < restarted for _, t in remote)
+    assert end > restarted + 1
+    for engine in site:
+        patient, late = (engine.known_sources()[n] for n in ("patient", "late"))
+        assert patient.stats.gaps == []
+        # The impatient one says it lost the outage: one gap across it, frames on both sides.
+        (gap,) = late.stats.gaps
+        assert gap.start < stopped + 0.2 and gap.end > restarted - 0.2
+        assert "late" in gap.reason
+        assert late.stats.frames > 0
+
+
 # -- a device on a real websocket, engines as processes -------------------------------------
 
 
@@ -157,6 +215,28 @@ def number(frame: Frame) -> int:
     return int(PurpleDropEvent.FromString(frame.raw).hv_regulator.voltage)
 
 
+async def _collect(feed: NatsSource, into: list[Frame | Gap]) -> None:
+    async for item in feed:
+        into.append(item)
+
+
+def _engine(rules_file: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "--no-watch", str(rules_file)],
+        cwd=rules_file.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def _until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
+
+
 async def test_a_killed_reader_hands_the_device_over_and_consumers_see_one_gap(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
@@ -169,14 +249,69 @@ async def test_a_killed_reader_hands_the_device_over_and_consumers_see_one_gap(
             f"  dev: {{type: websocket, url: 'ws://127.0.0.1:{device.port}', publish_to: dev}}\n"
         )
         rules = load_rules([rules_file], env={})
-        cluster = rules.settings.cluster
-        assert cluster is not None
-        # The consumer: a nats source of this process, on its own connection.
-        listener = ClusterAdapter(cluster, name="listener")
+        assert rules.settings.cluster is not None
+        # The consumer: a nats source in this process, on its own connection to the site.
+        listener = ClusterAdapter(rules.settings.cluster, name="listener")
         await listener.link.open()
         await listener.streams.start(rules)
         feed = listener.streams.make_source(
-            "feed", rules.sources.get("dev").model_copy(), lambda: None  # type: ignore[arg-type, union-attr, return-value]
-        )
-        assert feed is None  # a publish_to source without lease bucket... see below
-        await listener.link.close()
+            "feed", load_rules([_nats_rules(tmp_path, rules_file)], env={}).sources["feed"],
+            lambda: None,  # type: ignore[arg-type, return-value]
+        )  # fmt: skip
+        assert isinstance(feed, NatsSource)
+        items: list[Frame | Gap] = []
+        reading = asyncio.ensure_future(_collect(feed, items))
+        first = _engine(rules_file, tmp_path / "first.log")
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            await _until(lambda: device.connections == 1, 30, "no engine connected to the device")
+            second = _engine(rules_file, tmp_path / "second.log")
+            await _until(lambda: len(items) > 40, 10, "no frames came through the stream")
+            await asyncio.sleep(1.5)  # the second engine is up by now, and stays away
+            assert device.connections == 1
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            killed = time.time()
+            await _until(lambda: device.connections == 2, 10, "nobody took the device over")
+            taken = time.time()
+            await _until(lambda: any(isinstance(i, Gap) for i in items) and
+                         isinstance(items[-1], Frame), 10, "no frames after the gap")  # fmt: skip
+            count = len(items)
+            await _until(lambda: len(items) > count + 20, 10, "frames stopped after the gap")
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(20) == 0
+        finally:
+            for process in (first, second):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+            await feed.aclose()
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+            await listener.link.close()
+    gaps = [i for i in items if isinstance(i, Gap)]
+    frames = [i for i in items if isinstance(i, Frame)]
+    assert len(gaps) == 1, gaps
+    (gap,) = gaps
+    before = [f for f in frames if f.time <= gap.start]
+    after = [f for f in frames if f.time >= gap.end]
+    assert len(before) + len(after) == len(frames)  # no frame inside the gap
+    assert before and after
+    numbers = [number(f) for f in frames]
+    assert numbers == sorted(set(numbers)), "a frame came twice or out of order"
+    # Without a hole but the one the gap says: frames follow one another up to it, and after.
+    assert [number(f) for f in before] == list(range(number(before[0]), number(before[-1]) + 1))
+    assert [number(f) for f in after] == list(range(number(after[0]), number(after[-1]) + 1))
+    # The gap runs from the killed engine's last frame to the new reader's connection.
+    assert gap.start == before[-1].time <= killed
+    assert killed < gap.end <= taken + 0.5 and gap.end <= after[0].time
+    assert "reads the source now" in gap.reason
+    assert [f.seq for f in frames] == list(range(len(frames)))  # numbered as a local source does
+
+
+def _nats_rules(tmp_path: Path, rules_file: Path) -> Path:
+    path = tmp_path / "feed" / "feed.yaml"
+    path.parent.mkdir()
+    path.write_text(rules_file.read_text() + "  feed: {type: nats, stream: dev}\n")
+    return path
