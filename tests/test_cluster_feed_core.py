@@ -41,12 +41,16 @@ def test_a_stamp_reads_back_as_itself_times_exactly() -> None:
     assert again.follows == (7, 2) and parse(again.headers()).follows == (7, 2)
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [None, {}, {"Cuecap-Item": "frame"}, {"Cuecap-Item": "nope", "Cuecap-Epoch": "1",
-     "Cuecap-Seq": "0", "Cuecap-Time": "1"}, {"Cuecap-Item": "frame", "Cuecap-Epoch": "x",
-     "Cuecap-Seq": "0", "Cuecap-Time": "1"}],  # fmt: skip
-)
+NOT_OURS = [
+    None,
+    {},
+    {"Cuecap-Item": "frame"},
+    {"Cuecap-Item": "nope", "Cuecap-Epoch": "1", "Cuecap-Seq": "0", "Cuecap-Time": "1"},
+    {"Cuecap-Item": "frame", "Cuecap-Epoch": "x", "Cuecap-Seq": "0", "Cuecap-Time": "1"},
+]
+
+
+@pytest.mark.parametrize("headers", NOT_OURS)
 def test_a_message_cuecap_did_not_publish_is_refused(headers: dict[str, str] | None) -> None:
     with pytest.raises(FeedError):
         parse(headers)
@@ -77,7 +81,10 @@ def test_a_clean_stop_ends_the_term_where_it_stopped() -> None:
     old, new = Stamper("e1"), Stamper("e2")
     stamps = [old.start(3, T), old.frame(T + 1), old.end(T + 1.5), new.start(4, T + 1.6)]
     out = take_all(FeedReader("remote", max_lag=5), stamps)
-    assert out == [T + 1, Gap("remote", T + 1.5, T + 1.6, "engine e2 reads the source now (was e1)")]
+    assert out == [
+        T + 1,
+        Gap("remote", T + 1.5, T + 1.6, "engine e2 reads the source now (was e1)"),
+    ]
 
 
 def test_the_same_engine_taking_its_lapsed_lease_again_goes_on_without_a_gap() -> None:

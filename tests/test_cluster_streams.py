@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,14 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats
 from websockets.asyncio.server import ServerConnection, serve
 
 from engine.cluster.devserver import NatsServer
 from engine.cluster.fanout import LedSource
 from engine.cluster.feed import NatsSource
 from engine.cluster.site import ClusterAdapter
-from engine.core.clock import SYSTEM_CLOCK
 from engine.core.frame import Frame, Gap
 from engine.proto.purpledrop_pb2 import PurpleDropEvent
 from engine.recording.open import open_reader

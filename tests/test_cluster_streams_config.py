@@ -50,8 +50,7 @@ def test_without_a_cluster_or_with_an_unknown_stream_the_rules_say_where(tmp_pat
     )
     assert errors == [
         f"{f}:2:38: publish_to needs settings: cluster: (a site's NATS server, docs/cluster.md)",
-        f"{f}:3:18: a nats source needs settings: cluster: (a site's NATS server, "
-        "docs/cluster.md)",
+        f"{f}:3:18: a nats source needs settings: cluster: (a site's NATS server, docs/cluster.md)",
     ]
     f, errors = errors_of(
         tmp_path,
@@ -65,8 +64,7 @@ def test_without_a_cluster_or_with_an_unknown_stream_the_rules_say_where(tmp_pat
         """,
     )
     assert errors[1:] == [
-        f"{f}:5:62: stream 'dev' is already published by source 'a'; each source publishes "
-        "its own",
+        f"{f}:5:62: stream 'dev' is already published by source 'a'; each source publishes its own",
         f"{f}:6:32: unknown stream 'deev' (known streams: dev); a source of the rule files "
         "publishes it with publish_to:",
     ]
@@ -81,4 +79,6 @@ def test_without_a_cluster_or_with_an_unknown_stream_the_rules_say_where(tmp_pat
           bad: {type: nats, stream: 'two words'}
         """,
     )
-    assert errors == [f"{f}:4:29: stream: string should match pattern '^[A-Za-z0-9][A-Za-z0-9_-]*$'"]
+    assert errors == [
+        f"{f}:4:29: stream: string should match pattern '^[A-Za-z0-9][A-Za-z0-9_-]*$'"
+    ]

@@ -193,6 +193,12 @@ class LedSource:
     def leading(self) -> bool:
         return self.lease.holding
 
+    @property
+    def connected(self) -> bool:
+        """Reading the device here (the status page): False while another engine leads."""
+        inner = self._inner
+        return inner is not None and self._connected_in_term and getattr(inner, "connected", True)
+
     def __aiter__(self) -> AsyncIterator[Frame | Gap]:
         if self._stream is None:
             self._stream = self._run()

@@ -70,6 +70,7 @@ class NatsSource:
         self.reader = FeedReader(name, max_lag)
         self.next_sequence: int | None = None  # the stream sequence to go on from
         self.subscriptions = 0
+        self._subscribed = False
         self._fresh = False  # the server came back: a new consumer, to be safe
         self._closing = asyncio.Event()
         self._stream: AsyncGenerator[Frame | Gap] | None = None
@@ -83,6 +84,11 @@ class NatsSource:
         if self._stream is None:
             self._stream = self._run()
         return self._stream
+
+    @property
+    def connected(self) -> bool:
+        """Reading the stream (the status page): the server is there and a consumer is set."""
+        return self._subscribed and self.link.connected.is_set()
 
     def _reconnected(self) -> None:
         self._fresh = True
@@ -144,6 +150,7 @@ class NatsSource:
                 if await self._closed_within(0.25):
                     return
                 continue
+            self._subscribed = True
             if not announced:
                 announced = True
                 self.notify(SourceConnected(time=now(), source=name))
@@ -164,6 +171,7 @@ class NatsSource:
                     if messages:
                         await asyncio.sleep(0)
             finally:
+                self._subscribed = False
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
             if await self._closed_within(0.05):
