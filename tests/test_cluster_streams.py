@@ -155,7 +155,7 @@ async def test_losing_the_server_the_reader_records_on_and_late_frames_are_a_gap
         assert patient.stats.gaps == []
         # The impatient one says it lost the outage: one gap across it, frames on both sides.
         (gap,) = late.stats.gaps
-        assert gap.start < stopped + 0.2 and gap.end > restarted - 0.2
+        assert gap.start < stopped + 0.2 and gap.end > restarted - 0.5  # max_lag
         assert "late" in gap.reason
         assert late.stats.frames > 0
 

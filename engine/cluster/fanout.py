@@ -24,6 +24,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -39,6 +40,8 @@ from engine.sources.base import Source, SourceStats
 log = logging.getLogger("engine.cluster")
 
 HEADER_ROOM = 512  # bytes a message's headers take, at most, beside its payload
+WINDOW = 256  # messages sent ahead of their acknowledgements
+ACK_WAIT = 2.0  # seconds the oldest may go unacknowledged before the window is sent again
 
 
 @dataclass
@@ -65,13 +68,15 @@ class Publisher:
         self.declare = declare
         self.limit = limit  # bytes
         self.stats = PublisherStats()
-        self._items: deque[tuple[bytes, dict[str, str]]] = deque()
+        self._items: deque[tuple[bytes, dict[str, str]]] = deque()  # not sent yet
+        self._inflight: deque[tuple[bytes, dict[str, str]]] = deque()  # sent, not acknowledged
+        self._futures: deque[asyncio.Future[Any]] = deque()  # their acknowledgements
         self._bytes = 0
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._inflight)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.subject)
@@ -84,8 +89,8 @@ class Publisher:
             return
         self._items.append((data, stamp.headers()))
         self._bytes += size
-        while self._bytes > self.limit and len(self._items) > 1:
-            old, _ = self._items.popleft()
+        while self._bytes > self.limit and self._items:
+            old, _ = self._items.popleft()  # the oldest not already on its way
             self._bytes -= len(old) + HEADER_ROOM
             self.stats.dropped += 1
         self._ready.set()
@@ -95,11 +100,10 @@ class Publisher:
         dropped = len(self._items)
         self.stats.dropped += dropped
         self._items.clear()
-        self._bytes = 0
+        self._bytes = sum(len(data) + HEADER_ROOM for data, _ in self._inflight)
         return dropped
 
     async def _run(self) -> None:
-        js = self.link.js
         declared = self.declare is None
         while True:
             if not declared and self.declare is not None:
@@ -111,39 +115,56 @@ class Publisher:
                     await asyncio.sleep(0.2)
                     continue
                 declared = True
-            if not self._items:
+            if not self._items and not self._inflight:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
             await self.link.connected.wait()
-            data, headers = self._items[0]
             try:
-                await js.publish(self.subject, data, headers=headers, timeout=2.0)
+                await self._send_window()
             except asyncio.CancelledError:
                 raise
-            except (nats.js.errors.ServiceUnavailableError, nats.js.errors.ServerError) as exc:
+            except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as exc:
+                # Not acknowledged: sent again, in order (Nats-Msg-Id makes copies harmless).
                 log.debug("%s: publishing failed (%s); again soon", self.subject, exc)
+                self._items.extendleft(reversed(self._inflight))
+                self._inflight.clear()
                 await asyncio.sleep(0.2)
-                continue
-            except nats.js.errors.APIError as exc:
-                log.warning("%s: a message refused: %s", self.subject, exc)
-                self.stats.refused += 1
-            except (nats.errors.Error, OSError) as exc:
-                # Not acknowledged: sent again (its Nats-Msg-Id makes a copy harmless).
-                log.debug("%s: publishing failed (%s); again soon", self.subject, exc)
-                await asyncio.sleep(0.2)
-                continue
-            else:
-                self.stats.sent += 1
-            if self._items and self._items[0][0] is data:
-                self._items.popleft()
-                self._bytes -= len(data) + HEADER_ROOM
+
+    async def _send_window(self) -> None:
+        """Send up to ``WINDOW`` ahead of the acknowledgements, then take the oldest ack."""
+        js = self.link.js
+        futures = self._futures
+        while self._items and len(self._inflight) < WINDOW:
+            item = self._items.popleft()
+            self._inflight.append(item)
+            data, headers = item
+            futures.append(await js.publish_async(self.subject, data, headers=headers))
+        if not self._inflight:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(futures[0]), ACK_WAIT)
+        except nats.js.errors.APIError as exc:
+            if isinstance(exc, nats.js.errors.ServiceUnavailableError | nats.js.errors.ServerError):
+                raise  # JetStream busy or restarting: the window goes again
+            log.warning("%s: a message refused: %s", self.subject, exc)
+            self.stats.refused += 1
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            futures.clear()
+            raise
+        else:
+            self.stats.sent += 1
+        futures.popleft()
+        data, _ = self._inflight.popleft()
+        self._bytes -= len(data) + HEADER_ROOM
 
     async def flush(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for the queue to empty, then stop sending."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while self._items and self.link.connected.is_set():
+                while len(self) and self.link.connected.is_set():
                     await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
