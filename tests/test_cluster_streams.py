@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 import sys
@@ -233,7 +234,7 @@ async def _until(check: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_a_killed_reader_hands_the_device_over_and_consumers_see_one_gap(
+async def test_a_killed_or_stopped_reader_hands_the_device_over_consumers_see_a_gap(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
     async with Device() as device:
@@ -257,14 +258,30 @@ async def test_a_killed_reader_hands_the_device_over_and_consumers_see_one_gap(
         assert isinstance(feed, NatsSource)
         items: list[Frame | Gap] = []
         reading = asyncio.ensure_future(_collect(feed, items))
-        first = _engine(rules_file, tmp_path / "first.log")
-        second: subprocess.Popen[bytes] | None = None
+        started: list[str] = []
+
+        async def on_started(msg: Any) -> None:
+            started.append(msg.headers["Cuecap-Engine"])
+
+        assert listener.link.nc is not None
+        await listener.link.nc.subscribe("cuecap.lab.events.engine.started", cb=on_started)
+        engines = {}
+        for i in range(3):
+            process = _engine(rules_file, tmp_path / f"engine-{i}.log")
+            engines[process.pid] = process
+
+        async def reader() -> subprocess.Popen[bytes]:
+            """The engine holding the device's lease, as the lease says."""
+            assert listener.streams.leases is not None
+            entry = await listener.streams.leases.get("dev")
+            name = json.loads(entry.value or b"{}")["engine"]
+            return engines[int(name.rsplit("-", 1)[1])]
+
         try:
-            await _until(lambda: device.connections == 1, 30, "no engine connected to the device")
-            second = _engine(rules_file, tmp_path / "second.log")
+            await _until(lambda: len(started) == 3, 30, "the engines did not start")
             await _until(lambda: len(items) > 40, 10, "no frames came through the stream")
-            await asyncio.sleep(1.5)  # the second engine is up by now, and stays away
-            assert device.connections == 1
+            assert device.connections == 1  # the others stay away from the device
+            first = await reader()
             first.send_signal(signal.SIGKILL)
             first.wait()
             killed = time.time()
@@ -274,11 +291,21 @@ async def test_a_killed_reader_hands_the_device_over_and_consumers_see_one_gap(
                          isinstance(items[-1], Frame), 10, "no frames after the gap")  # fmt: skip
             count = len(items)
             await _until(lambda: len(items) > count + 20, 10, "frames stopped after the gap")
+            # A clean stop hands the device over at once: the lease is released, not lapsed.
+            second = await reader()
+            assert second is not first
             second.send_signal(signal.SIGTERM)
             assert second.wait(20) == 0
+            stopped = time.time()
+            await _until(lambda: device.connections == 3, 10, "nobody took the device over")
+            count = len(items)
+            await _until(lambda: len(items) > count + 20, 10, "frames stopped after the stop")
+            third = await reader()
+            third.send_signal(signal.SIGTERM)
+            assert third.wait(20) == 0
         finally:
-            for process in (first, second):
-                if process is not None and process.poll() is None:
+            for process in engines.values():
+                if process.poll() is None:
                     process.kill()
                     process.wait()
             await feed.aclose()
@@ -288,21 +315,27 @@ async def test_a_killed_reader_hands_the_device_over_and_consumers_see_one_gap(
             await listener.link.close()
     gaps = [i for i in items if isinstance(i, Gap)]
     frames = [i for i in items if isinstance(i, Frame)]
-    assert len(gaps) == 1, gaps
-    (gap,) = gaps
-    before = [f for f in frames if f.time <= gap.start]
-    after = [f for f in frames if f.time >= gap.end]
-    assert len(before) + len(after) == len(frames)  # no frame inside the gap
-    assert before and after
+    assert len(gaps) == 2, gaps
+    killed_gap, handed_gap = gaps
+    stretches = [
+        [f for f in frames if f.time <= killed_gap.start],
+        [f for f in frames if killed_gap.end <= f.time <= handed_gap.start],
+        [f for f in frames if f.time >= handed_gap.end],
+    ]
+    assert sum(map(len, stretches)) == len(frames)  # no frame inside a gap
     numbers = [number(f) for f in frames]
     assert numbers == sorted(set(numbers)), "a frame came twice or out of order"
-    # Without a hole but the one the gap says: frames follow one another up to it, and after.
-    assert [number(f) for f in before] == list(range(number(before[0]), number(before[-1]) + 1))
-    assert [number(f) for f in after] == list(range(number(after[0]), number(after[-1]) + 1))
-    # The gap runs from the killed engine's last frame to the new reader's connection.
-    assert gap.start == before[-1].time <= killed
-    assert killed < gap.end <= taken + 0.5 and gap.end <= after[0].time
-    assert "reads the source now" in gap.reason
+    # Without a hole but the ones the gaps say: frames follow one another between them.
+    for stretch in stretches:
+        assert len(stretch) > 20
+        assert [number(f) for f in stretch] == list(range(number(stretch[0]),
+                                                          number(stretch[-1]) + 1))  # fmt: skip
+    # The first gap runs from the killed engine's last frame to the new reader's connection.
+    assert killed_gap.start == stretches[0][-1].time <= killed
+    assert killed < killed_gap.end <= taken + 0.5 and killed_gap.end <= stretches[1][0].time
+    # The second from the clean stop (after its last frame) to the next reader's connection.
+    assert stretches[1][-1].time <= handed_gap.start <= stopped < handed_gap.end
+    assert all("reads the source now" in gap.reason for gap in gaps)
     assert [f.seq for f in frames] == list(range(len(frames)))  # numbered as a local source does
 
 

@@ -33,7 +33,7 @@ def test_published_sources_and_their_consumers_load(tmp_path: Path) -> None:
     )
     rules = load_rules([path], env={})
     remote = rules.sources["remote"]
-    assert isinstance(remote, NatsSourceConfig) and remote.max_lag == 2 and remote.batch == 256
+    assert isinstance(remote, NatsSourceConfig) and remote.max_lag == 2 and remote.batch == 64
     cluster = rules.settings.cluster
     assert cluster is not None and cluster.lease == 5
     assert cluster.streams.max_age == 120 and cluster.streams.max_bytes == 1024**3

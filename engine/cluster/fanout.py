@@ -204,6 +204,7 @@ class LedSource:
         self._local_gap: Gap | None = None
         self._connected_in_term = False
         self._beater: asyncio.Task[None] | None = None
+        self._closings: set[asyncio.Task[None]] = set()
         lease.on_change = self._lease_changed
 
     def __repr__(self) -> str:
@@ -239,8 +240,9 @@ class LedSource:
             if dropped:
                 log.warning("source %s: %d items not published (another engine leads)",
                             self.name, dropped)  # fmt: skip
-            inner = self._inner
-            asyncio.get_running_loop().create_task(inner.aclose())
+            closing = asyncio.get_running_loop().create_task(self._inner.aclose())
+            self._closings.add(closing)  # kept: a task nobody holds may be collected mid-way
+            closing.add_done_callback(self._closings.discard)
         self._changed.set()
 
     # -- reading -----------------------------------------------------------------------

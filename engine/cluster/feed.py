@@ -54,7 +54,7 @@ class NatsSource:
         *,
         clock: Clock,
         max_lag: float,
-        batch: int = 256,
+        batch: int = 64,
         schema: Schema = PURPLEDROP,
         declare: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
