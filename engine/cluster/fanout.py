@@ -132,33 +132,43 @@ class Publisher:
                 await asyncio.sleep(0.2)
 
     async def _send_window(self) -> None:
-        """Send up to ``WINDOW`` ahead of the acknowledgements, then take the oldest ack."""
+        """Send up to ``WINDOW`` ahead of the acknowledgements; take those that came, in order."""
         js = self.link.js
-        futures = self._futures
-        while self._items and len(self._inflight) < WINDOW:
+        futures, inflight = self._futures, self._inflight
+        while self._items and len(inflight) < WINDOW:
             item = self._items.popleft()
-            self._inflight.append(item)
-            data, headers = item
-            futures.append(await js.publish_async(self.subject, data, headers=headers))
-        if not self._inflight:
+            inflight.append(item)
+            futures.append(await js.publish_async(self.subject, item[0], headers=item[1]))
+        if not futures:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(futures[0]), ACK_WAIT)
-        except nats.js.errors.APIError as exc:
+        done, _ = await asyncio.wait((futures[0],), timeout=ACK_WAIT)
+        if not done:  # the oldest had no answer in ACK_WAIT: lost with its connection
+            self._abandon()
+            raise TimeoutError(f"no acknowledgement in {ACK_WAIT:g} s")
+        while futures and futures[0].done():
+            future = futures[0]
+            exc = TimeoutError("cancelled") if future.cancelled() else future.exception()
             if isinstance(exc, nats.js.errors.ServiceUnavailableError | nats.js.errors.ServerError):
-                raise  # JetStream busy or restarting: the window goes again
-            log.warning("%s: a message refused: %s", self.subject, exc)
-            self.stats.refused += 1
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            futures.clear()
-            raise
-        else:
-            self.stats.sent += 1
-        futures.popleft()
-        data, _ = self._inflight.popleft()
-        self._bytes -= len(data) + HEADER_ROOM
+                break  # JetStream busy or restarting: this one and those after go again
+            if isinstance(exc, nats.js.errors.APIError):
+                log.warning("%s: a message refused: %s", self.subject, exc)
+                self.stats.refused += 1
+            elif exc is not None:
+                break
+            else:
+                self.stats.sent += 1
+            futures.popleft()
+            data, _ = inflight.popleft()
+            self._bytes -= len(data) + HEADER_ROOM
+        if futures and futures[0].done():  # it failed: it and those after go again
+            error = futures[0].exception() if not futures[0].cancelled() else None
+            self._abandon()
+            raise error or TimeoutError("cancelled")
+
+    def _abandon(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._futures.clear()
 
     async def flush(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for the queue to empty, then stop sending."""
