@@ -161,6 +161,63 @@ async def test_losing_the_server_the_reader_records_on_and_late_frames_are_a_gap
         assert late.stats.frames > 0
 
 
+async def test_a_reader_cut_off_finds_its_lease_taken_stops_and_reads_again_later(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    rules = site_rules(
+        tmp_path,
+        nats_server,
+        "sources:\n"
+        "  sim: {type: simulator, seed: 2, fps: 20, image_size: [32, 32], idle: [0.5, 1],"
+        " first_burst_delay: 0.2, publish_to: sim}\n"
+        "  remote: {type: nats, stream: sim}\n",
+    )
+    site = [
+        Engine(rules, recordings=tmp_path / f"rec{i}",
+               adapters=[ClusterAdapter(rules.settings.cluster, name=f"e{i}")])  # type: ignore[arg-type]
+        for i in range(2)
+    ]  # fmt: skip
+    runs = [asyncio.ensure_future(engine.run(20.0)) for engine in site]
+    sources: list[LedSource] = []
+    try:
+        await _until(lambda: all("sim" in e.sources for e in site), 10, "engines did not start")
+        sources = [e.sources["sim"] for e in site]  # type: ignore[misc]
+        await _until(lambda: any(s.stats.frames > 20 for s in sources), 10, "nobody read it")
+        first, second = sorted(sources, key=lambda s: -s.stats.frames)
+        # Cut the reader off from its lease (as a partition would): it lapses, the other
+        # engine takes it and reads; the first one does not know yet and reads on.
+        task = first.lease._task
+        assert task is not None
+        task.cancel()
+        await _until(lambda: second.stats.frames > 20, 10, "the lease was not taken over")
+        assert first.connected
+        first.lease.start()  # back: it finds the lease taken and stops reading
+        await _until(lambda: not first.connected, 10, "the cut-off reader went on reading")
+        left = time.time()
+        frames = first.stats.frames
+        await asyncio.sleep(0.5)
+        assert first.stats.frames == frames
+        stopping = site[sources.index(second)]
+        stopping.request_stop("test")  # a clean stop hands the lease back at once
+        await runs[sources.index(second)]
+        await _until(lambda: first.stats.frames > frames + 20, 10, "it did not read again")
+    finally:
+        for engine in site:
+            engine.request_stop("test")
+        await asyncio.gather(*runs)
+    # Locally, the stretch read by the other engine is one gap, as a reconnect would be.
+    (gap,) = first.stats.gaps
+    assert gap.start <= left and gap.end > left + 0.5
+    assert gap.reason == "read by another engine of the site"
+    # The stream: the cut-off reader's late frames were dropped (an older epoch), never twice.
+    engine = site[sources.index(first)]
+    remote = engine.known_sources()["remote"]
+    assert isinstance(remote, NatsSource)
+    assert remote.reader.stats.stale > 0
+    assert len(remote.stats.gaps) == 2  # the other engine took over; this one again
+    assert remote.stats.frames > 60
+
+
 # -- a device on a real websocket, engines as processes -------------------------------------
 
 

@@ -240,7 +240,8 @@ class LedSource:
 
     def _lease_changed(self) -> None:
         lease = self.lease
-        if lease.holding and self._inner is not None and self.stamper.epoch != lease.epoch:
+        reading = self._inner is not None and self._connected_in_term
+        if lease.holding and reading and self.stamper.epoch != lease.epoch:
             # Taken again after it lapsed, without a break in reading: the term goes on.
             self._send(b"", self.stamper.start(lease.epoch, self.clock.time(), goes_on=True))
         if not lease.holding and self._inner is not None:

@@ -102,6 +102,8 @@ class ClusterAdapter:
     # -- SourceMaker: publish_to: sources read by one engine, type: nats read from the stream --
 
     def make_source(self, name: str, config: Any, build: Callable[[], Source]) -> Source | None:
+        if self._engine is not None:  # a reload builds its sources under the new rules
+            self.streams.rules = self._engine.rules
         return self.streams.make_source(name, config, build)
 
     # -- Adapter -----------------------------------------------------------------------

@@ -36,20 +36,17 @@ class SiteStreams:
     def __init__(self, link: Link, clock: Clock) -> None:
         self.link = link
         self.clock = clock
-        self.rules: RuleSet | None = None  # the engine's, kept up to date on reload
+        self.rules: RuleSet | None = None  # the engine's (the adapter sets them on reload)
         self.leases: KeyValue | None = None
         self.sources: dict[str, LedSource | NatsSource] = {}
         self._declared: set[str] = set()
 
     async def start(self, rules: RuleSet) -> None:
         self.rules = rules
-        if any(_stream_of(c) is not None or getattr(c, "type", None) == "nats"
-               for c in rules.sources.values()):  # fmt: skip
-            self.leases = await self.link.js.create_key_value(
-                KeyValueConfig(
-                    bucket=self.link.names.lease_bucket, history=1, storage=StorageType.FILE
-                )
-            )
+        # Always, even without publish_to: sources yet: a reload may bring the first one.
+        self.leases = await self.link.js.create_key_value(
+            KeyValueConfig(bucket=self.link.names.lease_bucket, history=1, storage=StorageType.FILE)
+        )
 
     async def declare(self, stream: str) -> None:
         """The stream of ``publish_to: stream``, with the site's limits (once per engine)."""
