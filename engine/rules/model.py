@@ -316,7 +316,13 @@ class NatsSourceConfig(_Model):
         description="Frames that come more than this long after they were received are not "
         "delivered: a gap instead (after the server was away).",
     )
-    batch: int = Field(256, ge=1, le=10_000, description="Most messages held in memory at a time.")
+    batch: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Most messages held in memory at a time (each up to the server's "
+        "max_payload, 1 MiB by default).",
+    )
 
 
 SourceConfig = Annotated[
