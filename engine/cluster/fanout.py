@@ -29,6 +29,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 
+from engine.cluster.errors import ClusterError
 from engine.cluster.feedcore import Stamp, Stamper
 from engine.cluster.lease import Lease
 from engine.cluster.link import Link
@@ -144,10 +145,10 @@ class Publisher:
         done, _ = await asyncio.wait((futures[0],), timeout=ACK_WAIT)
         if not done:  # the oldest had no answer in ACK_WAIT: lost with its connection
             self._abandon()
-            raise TimeoutError(f"no acknowledgement in {ACK_WAIT:g} s")
+            raise ClusterError(f"{self.subject}: no acknowledgement in {ACK_WAIT:g} s")
         while futures and futures[0].done():
             future = futures[0]
-            exc = TimeoutError("cancelled") if future.cancelled() else future.exception()
+            exc = ClusterError("cancelled") if future.cancelled() else future.exception()
             if isinstance(exc, nats.js.errors.ServiceUnavailableError | nats.js.errors.ServerError):
                 break  # JetStream busy or restarting: this one and those after go again
             if isinstance(exc, nats.js.errors.APIError):
@@ -163,7 +164,7 @@ class Publisher:
         if futures and futures[0].done():  # it failed: it and those after go again
             error = futures[0].exception() if not futures[0].cancelled() else None
             self._abandon()
-            raise error or TimeoutError("cancelled")
+            raise error or ClusterError(f"{self.subject}: a publish was cancelled")
 
     def _abandon(self) -> None:
         for future in self._futures:
