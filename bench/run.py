@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = (
     "ingest", "recorder", "rules", "shots", "footprint", "startup", "streams", "lateness", "soak",
-    "logtools", "sim_world", "mcap_format", "http_page", "cluster",
+    "logtools", "sim_world", "mcap_format", "http_page", "cluster", "fanout",
 )  # fmt: skip
 
 

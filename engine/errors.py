@@ -51,6 +51,8 @@ The tree (module of each class in brackets)::
      │                                      says if another may help) [notify.targets]
      ├── ClusterError(ConnectionError)      a NATS server that cannot be reached or refuses
      │                                      what the cluster needs [cluster.errors]
+     ├── FeedError(ValueError)              a message in a source's stream not published by
+     │                                      cuecap [cluster.feedcore]
      ├── RecorderStateError(RuntimeError)   a recorder asked what its state forbids
      │                                      [recorder.decisions]
      ├── GraphError(RuntimeError)           a state graph that cannot be drawn [recorder.graph]

@@ -23,7 +23,7 @@ def blocks(kind: str) -> list[str]:
 
 
 def test_the_settings_load_and_name_the_variables_of_the_credentials(tmp_path: Path) -> None:
-    (yaml_block,) = blocks("yaml")
+    yaml_block, _ = blocks("yaml")
     path = tmp_path / "site.yaml"
     path.write_text(yaml_block + "rules:\n  t:\n    when: {type: schedule, every: 1s}\n"
                     "    do: {type: log, message: t}\n")  # fmt: skip
@@ -33,6 +33,21 @@ def test_the_settings_load_and_name_the_variables_of_the_credentials(tmp_path: P
     assert (cluster.user_env, cluster.password_env) == ("NATS_USER", "NATS_PASSWORD")
     assert cluster.ack_wait == 30 and cluster.duplicate_window == 120
     assert cluster.tls is not None and cluster.tls.ca == "/etc/cuecap/nats-ca.pem"
+    assert cluster.lease == 5 and cluster.streams.max_age == 600
+    assert (cluster.streams.max_bytes, cluster.streams.queue) == (1024**3, 64 * 1024**2)
+
+
+def test_the_fanned_out_sources_load_with_the_settings(tmp_path: Path) -> None:
+    from engine.rules.model import NatsSourceConfig, WebSocketSourceConfig
+
+    settings, streams = blocks("yaml")
+    path = tmp_path / "site.yaml"
+    path.write_text(settings + streams)
+    rules = load_rules([path], env={"NATS_USER": "engine", "NATS_PASSWORD": "pw"})
+    lab, remote = rules.sources["lab"], rules.sources["lab-remote"]
+    assert isinstance(lab, WebSocketSourceConfig) and lab.publish_to == "lab"
+    assert isinstance(remote, NatsSourceConfig) and remote.stream == "lab"
+    assert remote.max_lag == 5 and rules.recorders["moves"].source == "lab-remote"
 
 
 def _local(command: str, store: Path, port: int) -> list[str]:

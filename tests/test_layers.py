@@ -22,6 +22,7 @@ PURE = [
     "engine/events.py",
     "engine/errors.py",
     "engine/cluster/decide.py",
+    "engine/cluster/feedcore.py",
     "engine/cluster/names.py",
     "engine/cluster/roster.py",
     "engine/core/winpaths.py",

@@ -126,7 +126,7 @@ def test_every_error_of_a_file_is_reported_at_once_with_its_position(tmp_path: P
     assert recorder_error.startswith(f"{f}:7:5: unknown key 'pre_rol' (expected one of: activity, ")
     assert recorder_error.endswith("; did you mean 'pre_roll'?)")
     assert errors == [
-        f"{f}:3:14: unknown type 'websockt' (expected one of: websocket, replay, simulator)",
+        f"{f}:3:14: unknown type 'websockt' (expected one of: websocket, replay, simulator, nats)",
         f"{f}:11:5: unknown key 'whn' (expected one of: cooldown, description, do, enabled, max, "
         "mode, when; did you mean 'when'?)",
         f"{f}:12:10: max: expected a valid integer, unable to parse string as an integer, got 'many'",

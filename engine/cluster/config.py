@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from engine.core.secrets import EnvName
-from engine.core.units import Duration
+from engine.core.units import ByteSize, Duration
 
 _SITE = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # a NATS subject token and a stream-name part
 
@@ -33,6 +33,23 @@ class TlsConfig(_Model):
     ca: str | None = Field(None, description="CA certificate file (default: the system's).")
     cert: str | None = Field(None, description="Client certificate file (mutual TLS).")
     key: str | None = Field(None, description="Client key file (with cert).")
+
+
+class StreamLimits(_Model):
+    """Bounds of the streams sources publish into (``publish_to:``), the same for each."""
+
+    max_age: Duration = Field(
+        600.0, gt=0, description="The server keeps a stream's frames this long (default 10 min)."
+    )
+    max_bytes: ByteSize = Field(
+        1024**3, gt=0, description="...and at most this many bytes of it, the oldest going first."
+    )
+    queue: ByteSize = Field(
+        64 * 1024**2,
+        gt=0,
+        description="Most bytes the reading engine keeps to publish while the server is away; "
+        "beyond, the oldest are dropped (counted, and a gap for the consumers).",
+    )
 
 
 class ClusterConfig(_Model):
@@ -67,6 +84,16 @@ class ClusterConfig(_Model):
         10_000, ge=1, description="Most events and firings kept while the server is away."
     )
     connect_timeout: Duration = Field(5.0, gt=0, description="Seconds per connection attempt.")
+    lease: Duration = Field(
+        5.0,
+        ge=1,
+        le=3600,
+        description="A published source's reader lease: its engine renews it every third of "
+        "this; another engine takes the source over once it lapses.",
+    )
+    streams: StreamLimits = Field(
+        default_factory=StreamLimits, description="Bounds of the streams of publish_to: sources."
+    )
 
     @field_validator("nats")
     @classmethod

@@ -79,3 +79,17 @@ class Names:
     def event_subject(self, kind: str) -> str:
         """``cuecap.<site>.events.recording.started``: the kind's dots become subject tokens."""
         return f"{PREFIX}.{self.site}.events.{kind}"
+
+    # -- streams fanned out (publish_to: / type: nats) --------------------------------
+
+    @property
+    def lease_bucket(self) -> str:
+        """Who reads each published source: one key per source, held by one engine."""
+        return f"cuecap_{self.site}_leases"
+
+    def feed_stream(self, stream: str) -> str:
+        """The JetStream stream of ``publish_to: stream`` (a name of letters, digits, _ and -)."""
+        return f"CUECAP_{self.site.upper().replace('-', '_')}_FEED_{stream}"
+
+    def feed_subject(self, stream: str) -> str:
+        return f"{PREFIX}.{self.site}.feeds.{stream}"

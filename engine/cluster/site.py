@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.cluster.config import ClusterConfig
@@ -29,12 +29,14 @@ from engine.cluster.names import ENGINE_HEADER, Names
 from engine.cluster.presence import Presence, build_record, rules_digest
 from engine.cluster.roster import EngineRecord, EngineState, RunningFire, SiteStatus, site_status
 from engine.cluster.shots import ClusterShots, FiringScope, current_firing
+from engine.cluster.streams import SiteStreams
 from engine.core.clock import SYSTEM_CLOCK, Clock
 from engine.events import EngineStopping, Event, ReloadApplied, discard
 
 if TYPE_CHECKING:
     from engine.rules.loader import RuleSet
     from engine.runtime.engine import Engine
+    from engine.sources.base import Source
 
 log = logging.getLogger("engine.cluster")
 
@@ -71,6 +73,7 @@ class ClusterAdapter:
         self.names = Names(config.name)
         self.firings = Firings(self.link, {}, self._run, now=clock.time)
         self.shots: ClusterShots | None = None
+        self.streams = SiteStreams(self.link, clock)
         self._local: Any = None
         self._engine: Engine | None = None
         self._unsubscribe: Any = None
@@ -96,11 +99,19 @@ class ClusterAdapter:
         finally:
             current_firing.reset(scope)
 
+    # -- SourceMaker: publish_to: sources read by one engine, type: nats read from the stream --
+
+    def make_source(self, name: str, config: Any, build: Callable[[], Source]) -> Source | None:
+        if self._engine is not None:  # a reload builds its sources under the new rules
+            self.streams.rules = self._engine.rules
+        return self.streams.make_source(name, config, build)
+
     # -- Adapter -----------------------------------------------------------------------
 
     async def start(self, engine: Engine) -> None:
         self._engine = engine
         await self.link.open()
+        await self.streams.start(engine.rules)
         # Shots first: a fire taken from the queue must find the site's shot gate in place.
         if engine.rules.cameras and not engine.dry_run:
             await self._start_shots(engine)

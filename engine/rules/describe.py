@@ -23,6 +23,7 @@ from engine.rules.model import (
     LogAction,
     MessageTrigger,
     MqttTrigger,
+    NatsSourceConfig,
     PublishAction,
     RecordAction,
     ReplaySourceConfig,
@@ -170,6 +171,14 @@ def mqtt_text(settings: MqttSettings) -> str:
 
 
 def source_text(config: SourceConfig) -> str:
+    if isinstance(config, NatsSourceConfig):
+        return f"stream {config.stream} of the site (published by the engine reading it)"
+    published = f", published to stream {config.publish_to}" if config.publish_to else ""
+    return _device_text(config) + published
+
+
+def _device_text(config: SourceConfig) -> str:
+    assert not isinstance(config, NatsSourceConfig)
     if isinstance(config, WebSocketSourceConfig):
         text = f"websocket {_shown_url(config.url)}"
         if config.schema_ is not None:

@@ -32,6 +32,7 @@ from engine.rules.model import (
     LogAction,
     MessageTrigger,
     MqttTrigger,
+    NatsSourceConfig,
     PublishAction,
     RecordAction,
     ReplaySourceConfig,
@@ -356,6 +357,7 @@ def _check_references(m: _Merger, settings: Settings, env: Mapping[str, str]) ->
                 f"recording {config.path!r} does not exist (relative paths start at the "
                 "folder cuecap runs in)",
             )
+    _check_streams(m)
     for name, camera in m.cameras.items():
         if isinstance(camera, StreamCameraConfig) and camera.source not in sources:
             m.error(m.where("cameras", name, "source"), _known("source", camera.source, sources))
@@ -448,6 +450,36 @@ def _check_windows_paths(m: _Merger, settings: Settings) -> None:
             m.error(
                 doc.positions.location(path), f"{'.'.join(path[1:])}: {as_written(value)} {text}"
             )
+
+
+def _check_streams(m: _Merger) -> None:
+    """publish_to: and type: nats need the site's server, and name streams that exist once."""
+    clustered = "cluster" in m.settings_declared
+    published: dict[str, str] = {}  # stream -> the source publishing it
+    for name, config in m.sources.items():
+        stream = getattr(config, "publish_to", None)
+        if stream is None:
+            continue
+        where = m.where("sources", name, "publish_to")
+        if not clustered:
+            m.error(where, "publish_to needs settings: cluster: (a site's NATS server, "
+                    "docs/cluster.md)")  # fmt: skip
+        elif stream in published:
+            m.error(where, f"stream {stream!r} is already published by source "
+                    f"{published[stream]!r}; each source publishes its own")  # fmt: skip
+        else:
+            published[stream] = name
+    # A source whose definition has errors may be the one publishing: said once, there.
+    broken = {n for (section, n) in m.origins if section == "sources"} - set(m.sources)
+    for name, config in m.sources.items():
+        if not isinstance(config, NatsSourceConfig):
+            continue
+        if not clustered:
+            m.error(m.where("sources", name, "type"), "a nats source needs settings: cluster: "
+                    "(a site's NATS server, docs/cluster.md)")  # fmt: skip
+        elif config.stream not in published and not broken:
+            m.error(m.where("sources", name, "stream"), _known("stream", config.stream, published)
+                    + "; a source of the rule files publishes it with publish_to:")  # fmt: skip
 
 
 def _templates(action: Any) -> list[tuple[tuple[str | int, ...], str]]:

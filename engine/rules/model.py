@@ -60,6 +60,7 @@ from engine.sim.world import OPTIONS, SimConfig
 from engine.sources.backoff import DEFAULT_INITIAL, DEFAULT_JITTER, DEFAULT_MAXIMUM
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+STREAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # a subject token and a stream-name part
 MAX_NAME = 100
 _NAME = re.compile(NAME_PATTERN)
 
@@ -211,6 +212,13 @@ class WebSocketSourceConfig(_Model):
     max_retries: int | None = Field(
         None, ge=1, description="Give up after this many failed attempts in a row (null: never)."
     )
+    publish_to: str | None = Field(
+        None,
+        pattern=STREAM_PATTERN,
+        max_length=64,
+        description="With settings.cluster: one engine of the site reads the source and "
+        "publishes it into this stream, for type: nats sources elsewhere.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -234,6 +242,13 @@ class ReplaySourceConfig(_Model):
     speed: float | None = Field(
         1.0, gt=0, description="1: original pace; 10: ten times faster; null: as fast as possible."
     )
+    publish_to: str | None = Field(
+        None,
+        pattern=STREAM_PATTERN,
+        max_length=64,
+        description="With settings.cluster: one engine of the site reads the source and "
+        "publishes it into this stream, for type: nats sources elsewhere.",
+    )
 
 
 class _SimulatorBase(_Model):
@@ -249,6 +264,13 @@ class _SimulatorBase(_Model):
         fps: float  # one of the fields _simulator_model adds per simulator option
     speed: float | None = Field(
         1.0, gt=0, description="1: real time; 10: ten times faster; null: as fast as possible."
+    )
+    publish_to: str | None = Field(
+        None,
+        pattern=STREAM_PATTERN,
+        max_length=64,
+        description="With settings.cluster: one engine of the site reads the source and "
+        "publishes it into this stream, for type: nats sources elsewhere.",
     )
 
     @model_validator(mode="after")
@@ -281,8 +303,30 @@ else:
     SimulatorSourceConfig = _simulator_model()
 
 
+class NatsSourceConfig(_Model):
+    """A source another engine of the site reads and publishes (``publish_to:``), from NATS."""
+
+    type: Literal["nats"]
+    stream: str = Field(
+        pattern=STREAM_PATTERN, max_length=64, description="The publish_to: name of the source."
+    )
+    max_lag: Duration = Field(
+        5.0,
+        gt=0,
+        description="Frames that come more than this long after they were received are not "
+        "delivered: a gap instead (after the server was away).",
+    )
+    batch: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="Most messages held in memory at a time (each up to the server's "
+        "max_payload, 1 MiB by default).",
+    )
+
+
 SourceConfig = Annotated[
-    WebSocketSourceConfig | ReplaySourceConfig | SimulatorSourceConfig,
+    WebSocketSourceConfig | ReplaySourceConfig | SimulatorSourceConfig | NatsSourceConfig,
     Field(discriminator="type"),
 ]
 

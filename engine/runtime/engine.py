@@ -102,6 +102,17 @@ class FiringSink(Protocol):
     def schedule_fired(self, rule: str, index: int, time: float) -> bool: ...
 
 
+@runtime_checkable
+class SourceMaker(Protocol):
+    """An adapter that makes some sources itself (a cluster: which engine reads a device).
+
+    ``make_source`` returns the source to run for ``config``, or None to leave it to
+    the engine; ``build()`` makes the source as the engine would.
+    """
+
+    def make_source(self, name: str, config: Any, build: Callable[[], Source]) -> Source | None: ...
+
+
 class Engine:
     """Runs a ``RuleSet``: ``summary = await Engine(rules).run(duration=20)``.
 
@@ -268,7 +279,15 @@ class Engine:
         return service
 
     def _build_source(self, name: str, config: Any) -> Source:
-        return build_source(name, config, self.clock, virtual=not self.time.paced)
+        def build() -> Source:
+            return build_source(name, config, self.clock, virtual=not self.time.paced)
+
+        for adapter in self.adapters:
+            if isinstance(adapter, SourceMaker):
+                made = adapter.make_source(name, config, build)
+                if made is not None:
+                    return made
+        return build()
 
     def _start_source(self, name: str, source: Source) -> None:
         source.notify = self.emit

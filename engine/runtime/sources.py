@@ -54,6 +54,10 @@ def build_source(name: str, config: Any, clock: Clock, *, virtual: bool = False)
         world = SimWorld(config.seed, **config.world_options())
         speed = config.speed or math.inf
         return SimulatorSource(world, name=name, clock=clock, paced=not virtual, speed=speed)
+    if getattr(config, "type", None) == "nats":
+        raise UnsupportedType(
+            f"source {name!r}: a nats source is read through settings.cluster (the site's server)"
+        )
     raise UnsupportedType(
         f"source {name!r}: unknown source type {getattr(config, 'type', config)!r}"
     )
