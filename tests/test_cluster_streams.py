@@ -76,16 +76,26 @@ async def test_another_engine_records_the_same_frames_times_and_pre_roll(
         f"recorders:\n  here: {{source: sim, {recorder[1:]}\n"
         f"  there: {{source: remote, {recorder[1:]}\n",
     )
+    adapters = [ClusterAdapter(rules.settings.cluster, name=f"e{i}") for i in range(2)]  # type: ignore[arg-type]
     site = [
-        Engine(
-            rules,
-            recordings=tmp_path / f"rec{i}",
-            adapters=[ClusterAdapter(rules.settings.cluster, name=f"e{i}")],  # type: ignore[arg-type]
-        )
-        for i in range(2)
+        Engine(rules, recordings=tmp_path / f"rec{i}", adapters=[adapter])
+        for i, adapter in enumerate(adapters)
     ]
+    leads: list[tuple[tuple[str, ...], ...]] = []  # what each engine's site record says it leads
+
+    async def sample() -> None:
+        while True:
+            leads.append(tuple(adapter.leads() for adapter in adapters))
+            await asyncio.sleep(0.1)
+
+    sampler = asyncio.create_task(sample())
     await asyncio.gather(*(engine.run(3.5) for engine in site))
+    sampler.cancel()
     leader, other = leader_of(site, "sim")
+    mine = "e0" if leader is site[0] else "e1"
+    assert all(sum(bool(x) for x in sample) <= 1 for sample in leads)  # never two readers
+    expected = (("sim",), ()) if mine == "e0" else ((), ("sim",))
+    assert expected in leads  # the site record names the engine reading the device
     assert other.known_sources()["sim"].stats.frames == 0  # it never connected to the device
     local = recorded(leader, "here")
     assert len(leader.recorders["here"].segments) == 2  # two bursts, two segments

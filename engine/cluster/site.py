@@ -163,8 +163,8 @@ class ClusterAdapter:
     # -- the site's view --------------------------------------------------------------
 
     def leads(self) -> tuple[str, ...]:
-        """Sources whose stream this engine publishes for the site (none: not built yet)."""
-        return ()
+        """Sources whose stream this engine publishes for the site: it holds their lease."""
+        return self.streams.leads()
 
     def _record(self, state: EngineState) -> EngineRecord:
         engine = self._engine

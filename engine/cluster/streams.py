@@ -88,6 +88,16 @@ class SiteStreams:
         self.sources[name] = made
         return made
 
+    def leads(self) -> tuple[str, ...]:
+        """The ``publish_to:`` sources this engine reads now (it holds their lease)."""
+        return tuple(
+            sorted(
+                name
+                for name, source in self.sources.items()
+                if isinstance(source, LedSource) and source.lease.holding
+            )
+        )
+
     def _schema_of(self, stream: str) -> Schema:
         """The schema of the source publishing ``stream``: its frames decode the same here."""
         rules = self.rules
