@@ -150,7 +150,7 @@ async def delay(reader: Link, consumer: Link, frames: int) -> list[float]:
     return sorted(delays)
 
 
-async def main(frames: int) -> None:
+async def run(frames: int) -> None:
     print(f"load average {os.getloadavg()[0]:.2f}; {frames} frames per run")
     with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder)) as server:
         config = ClusterConfig(nats=[server.url], name="bench")
@@ -179,9 +179,14 @@ async def main(frames: int) -> None:
             await consumer.close()
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    args = parser.parse_args()
-    asyncio.run(main(2_000 if args.quick else args.frames))
+    args = parser.parse_args(argv)
+    asyncio.run(run(2_000 if args.quick else args.frames))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ Each benchmark compares cuecap side by side against its baseline in the same
 run and prints its own table and ratios. ``--quick`` makes each one short
 (a smoke run that checks they all still work, not a measurement).
 
-    python bench/run.py [--quick] [NAME ...]     # NAME: see BENCHES
+    python bench/run.py [--quick] [--out FILE] [NAME ...]     # NAME: see BENCHES
 
 Every figure with a target also goes to ``bench/results.json`` (machine-readable).
 """
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHES)}")
     parser.add_argument("--quick", action="store_true", help="short smoke runs")
+    parser.add_argument(
+        "--out", type=Path, default=HERE / "results.json", help="the results file to write"
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHES))
     if unknown:
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"({name}: {time.perf_counter() - started:.1f} s)", flush=True)
     import results
 
-    out = HERE / "results.json"
+    out = args.out
     results.write(out, quick=args.quick)
     print(f"\nresults: {out}")
     missed = [r for r in results.RESULTS if r["met"] is False]
