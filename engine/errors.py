@@ -53,6 +53,8 @@ The tree (module of each class in brackets)::
      │                                      what the cluster needs [cluster.errors]
      ├── FeedError(ValueError)              a message in a source's stream not published by
      │                                      cuecap [cluster.feedcore]
+     ├── PayloadError(ValueError)           JSON from the NATS server too big, too deep or
+     │                                      not JSON [cluster.payload]
      ├── RecorderStateError(RuntimeError)   a recorder asked what its state forbids
      │                                      [recorder.decisions]
      ├── GraphError(RuntimeError)           a state graph that cannot be drawn [recorder.graph]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cluster.feedcore import FeedError, FeedReader, ItemKind, Stamp, Stamper, parse
+from engine.cluster.feedcore import (
+    MAX_HEADER,
+    FeedError,
+    FeedReader,
+    ItemKind,
+    Stamp,
+    Stamper,
+    parse,
+)
 from engine.core.frame import Gap
 
 T = 1_700_000_000.0
@@ -48,6 +56,31 @@ NOT_OURS = [
     {"Cuecap-Item": "nope", "Cuecap-Epoch": "1", "Cuecap-Seq": "0", "Cuecap-Time": "1"},
     {"Cuecap-Item": "frame", "Cuecap-Epoch": "x", "Cuecap-Seq": "0", "Cuecap-Time": "1"},
 ]
+OURS = {"Cuecap-Item": "gap", "Cuecap-Epoch": "1", "Cuecap-Seq": "0", "Cuecap-Time": "1",
+        "Cuecap-Gap-Start": "0.5"}  # fmt: skip
+# Headers a server may hand over that parse as numbers but are none a publisher writes: each
+# would poison the reader (a NaN or infinite time sticks in its "last known" moment for good,
+# a negative or huge number makes every later item a duplicate or a loss of billions).
+GARBLED = [
+    {**OURS, "Cuecap-Time": "nan"},
+    {**OURS, "Cuecap-Time": "inf"},
+    {**OURS, "Cuecap-Gap-Start": "-inf"},
+    {**OURS, "Cuecap-Seq": "-1"},
+    {**OURS, "Cuecap-Epoch": "-3"},
+    {**OURS, "Cuecap-Seq": "9" * 40},
+    {**OURS, "Cuecap-Follows": "-1:2"},
+    {**OURS, "Cuecap-Follows": "1"},
+    {**OURS, "Cuecap-Time": "1" * 5000},
+    {**OURS, "Cuecap-Reason": "x" * (MAX_HEADER + 1)},
+    {**OURS, "Cuecap-Engine": "e" * (MAX_HEADER + 1)},
+]
+
+
+@pytest.mark.parametrize("headers", GARBLED)
+def test_garbled_numbers_and_huge_headers_are_refused_not_taken(headers: dict[str, str]) -> None:
+    parse(OURS)  # the same headers with nothing garbled are taken
+    with pytest.raises(FeedError, match="Cuecap-"):
+        parse(headers)
 
 
 @pytest.mark.parametrize("headers", NOT_OURS)

@@ -91,6 +91,9 @@ def test_a_record_stays_within_its_bound_and_says_it_was_cut() -> None:
         (json.dumps({**json.loads(encode(record("e0"))), "state": "dancing"}).encode(), "'state'"),
         (json.dumps({**json.loads(encode(record("e0"))), "pid": "many"}).encode(), "'pid'"),
         (b" " * (MAX_RECORD + 1), "at most"),
+        (b"[" * 5000, "nested"),  # within the size bound, deeper than Python's stack
+        (b'{"v": 1, "rules": ' + b"[" * 2000 + b"]" * 2000 + b"}", "nested"),
+        (b'{"v": 1, "seen": NaN}', "NaN"),
     ],
 )
 def test_a_bad_record_is_refused_saying_what_is_wrong(data: bytes, why: str) -> None:

@@ -411,3 +411,52 @@ def _nats_rules(tmp_path: Path, rules_file: Path) -> Path:
     path.parent.mkdir()
     path.write_text(rules_file.read_text() + "  feed: {type: nats, stream: dev}\n")
     return path
+
+
+async def test_hostile_messages_in_a_stream_are_counted_and_the_good_ones_still_come(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """Anyone on the server can publish into a source's stream: what is not ours is refused."""
+    rules = site_rules(tmp_path, nats_server, "sources:\n  dev: {type: simulator, publish_to: dev}\n"
+                       "  feed: {type: nats, stream: dev}\n")  # fmt: skip
+    assert rules.settings.cluster is not None
+    adapter = ClusterAdapter(rules.settings.cluster, name="reader")
+    await adapter.link.open()
+    try:
+        await adapter.streams.start(rules)
+        feed = adapter.streams.make_source("feed", rules.sources["feed"], lambda: None)  # type: ignore[arg-type, return-value]
+        assert isinstance(feed, NatsSource)
+        items: list[Frame | Gap] = []
+        reading = asyncio.ensure_future(_collect(feed, items))
+        await _until(lambda: feed.connected, 5.0, "the source never subscribed")
+        nc, subject = adapter.link.nc, adapter.link.names.feed_subject("dev")
+        assert nc is not None
+        now = time.time()
+
+        def ours(kind: str, seq: int, **extra: str) -> dict[str, str]:
+            return {"Cuecap-Item": kind, "Cuecap-Engine": "e9", "Cuecap-Epoch": "1",
+                    "Cuecap-Seq": str(seq), "Cuecap-Time": repr(now), **extra}  # fmt: skip
+
+        hostile = [
+            None,
+            {"Cuecap-Item": "frame"},
+            ours("frame", 1, **{"Cuecap-Time": "nan"}),
+            ours("frame", 1, **{"Cuecap-Time": "inf"}),
+            ours("frame", -5),
+            ours("frame", 1, **{"Cuecap-Seq": "9" * 4000}),
+            ours("gap", 1, **{"Cuecap-Reason": "r" * 100_000, "Cuecap-Gap-Start": "0"}),
+        ]
+        await nc.publish(subject, b"", headers=ours("start", 0))
+        for headers in hostile:
+            await nc.publish(subject, b"\x00" * 1000, headers=headers)
+        await nc.publish(subject, PurpleDropEvent().SerializeToString(), headers=ours("frame", 1))
+        await nc.flush()
+        await _until(lambda: any(isinstance(i, Frame) for i in items), 5.0, "no frame came")
+        await feed.aclose()
+        await reading
+        (frame,) = items  # the garbage made no gap, no frame, and did not end the source
+        assert isinstance(frame, Frame) and frame.time == now
+        assert feed.stats.invalid == len(hostile)
+        assert feed.reader.stats.lost == 0 and feed.reader.last_time == now
+    finally:
+        await adapter.link.close()

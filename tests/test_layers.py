@@ -24,6 +24,7 @@ PURE = [
     "engine/cluster/decide.py",
     "engine/cluster/feedcore.py",
     "engine/cluster/names.py",
+    "engine/cluster/payload.py",
     "engine/cluster/roster.py",
     "engine/core/winpaths.py",
     "engine/core/clock.py",

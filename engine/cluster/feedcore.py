@@ -29,6 +29,7 @@ they are dropped and counted. Pure: no clock, no I/O.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ GAP_START = "Cuecap-Gap-Start"
 REASON = "Cuecap-Reason"
 FOLLOWS = "Cuecap-Follows"
 MSG_ID = "Nats-Msg-Id"
+MAX_HEADER = 200  # characters of one header value: a name, a reason, a number
 
 
 class FeedError(CuecapError, ValueError):
@@ -88,28 +90,60 @@ class Stamp:
         return out
 
 
+MAX_NUMBER = 2**63 - 1  # an epoch (a KV revision) or a term's item number never exceeds it
+
+
 def parse(headers: Mapping[str, str] | None) -> Stamp:
-    """The stamp of a message; ``FeedError`` says what is missing or wrong."""
+    """The stamp of a message; ``FeedError`` says what is missing or wrong.
+
+    The one place a stream's headers are read: every value is checked here
+    (at most ``MAX_HEADER`` characters, numbers whole and within
+    ``0..MAX_NUMBER``, times finite), so the reader never keeps a NaN or
+    infinite time as its last known moment, nor counts a negative or
+    absurd number as billions of lost items.
+    """
     if not headers:
         raise FeedError("a message without headers")
+    for name, value in headers.items():
+        if len(value) > MAX_HEADER:
+            raise FeedError(f"a message whose header {name} is {len(value)} characters long "
+                            f"(at most {MAX_HEADER})")  # fmt: skip
     try:
         kind = ItemKind(headers[ITEM])
         follows = None
         if FOLLOWS in headers:
-            epoch, _, seq = headers[FOLLOWS].partition(":")
-            follows = (int(epoch), int(seq))
+            epoch, colon, seq = headers[FOLLOWS].partition(":")
+            if not colon:
+                raise FeedError(f"a message whose {FOLLOWS} {headers[FOLLOWS]!r} is not epoch:seq")
+            follows = (_number(FOLLOWS, epoch), _number(FOLLOWS, seq))
         return Stamp(
             kind,
             headers.get(ENGINE, ""),
-            int(headers[EPOCH]),
-            int(headers[SEQ]),
-            float(headers[TIME]),
-            float(headers.get(GAP_START, "0")),
+            _number(EPOCH, headers[EPOCH]),
+            _number(SEQ, headers[SEQ]),
+            _time(TIME, headers[TIME]),
+            _time(GAP_START, headers.get(GAP_START, "0")),
             headers.get(REASON, ""),
             follows,
         )
+    except FeedError:
+        raise
     except (KeyError, ValueError) as exc:
         raise FeedError(f"a message whose headers are not a cuecap stream's: {exc}") from None
+
+
+def _number(header: str, text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_NUMBER:
+        raise FeedError(f"a message whose {header} {text!r} is not from 0 to {MAX_NUMBER}")
+    return value
+
+
+def _time(header: str, text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise FeedError(f"a message whose {header} {text!r} is not a finite time")
+    return value
 
 
 class Stamper:

@@ -31,6 +31,7 @@ from nats.js.kv import KeyValue
 from engine.cluster.decide import RECENT, Delivery, Mode, RulePolicy, Verdict, decide
 from engine.cluster.link import Link, Outgoing
 from engine.cluster.names import instant_text, token
+from engine.cluster.payload import loads
 
 log = logging.getLogger("engine.cluster")
 
@@ -174,7 +175,7 @@ class Firings:
 
     async def _handle(self, rule: str, msg: Msg) -> None:
         try:
-            body = json.loads(msg.data)
+            body = loads(msg.data)
             instant, index = float(body["instant"]), int(body["index"])
         except (ValueError, KeyError, TypeError):
             log.warning("firings %s: a message that is no firing; dropped", rule)
@@ -276,7 +277,7 @@ class Firings:
     async def _seen(self, msg: Msg) -> None:
         """restart mode: a newer fire of a rule running here cancels the running one."""
         try:
-            body = json.loads(msg.data)
+            body = loads(msg.data)
             rule, instant = str(body["rule"]), float(body["instant"])
         except (ValueError, KeyError, TypeError):
             return
@@ -331,7 +332,7 @@ async def _record(kv: KeyValue, key: str) -> tuple[_RuleRecord, int | None]:
     except nats.js.errors.KeyNotFoundError:
         return _RuleRecord(), None
     try:
-        value = json.loads(entry.value or b"{}")
+        value = loads(entry.value)
         record = _RuleRecord(
             [float(v) for v in value.get("accepted", ())],
             [(float(a), float(b)) for a, b in value.get("runs", ())],

@@ -38,6 +38,7 @@ from nats.js.kv import KeyValue
 
 from engine.cluster.link import Link
 from engine.cluster.names import token
+from engine.cluster.payload import loads
 
 log = logging.getLogger("engine.cluster")
 
@@ -172,6 +173,6 @@ class Lease:
 
 def _engine_of(value: bytes | None) -> str:
     try:
-        return str(json.loads(value or b"{}").get("engine", ""))
+        return str(loads(value).get("engine", ""))
     except (ValueError, AttributeError):
         return ""

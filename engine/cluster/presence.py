@@ -21,7 +21,6 @@ import contextlib
 import functools
 import hashlib
 import itertools
-import json
 import logging
 import math
 import os
@@ -42,6 +41,7 @@ from engine.cluster.config import ClusterConfig
 from engine.cluster.errors import ClusterError
 from engine.cluster.link import Link
 from engine.cluster.names import ENGINE_HEADER, Names, token
+from engine.cluster.payload import loads
 from engine.cluster.roster import (
     MAX_ENGINES,
     MAX_RECORD,
@@ -285,7 +285,7 @@ class Presence:
     async def _fired(self, msg: Msg) -> None:
         engine = (msg.headers or {}).get(ENGINE_HEADER, "")
         try:
-            event = Event.from_json(json.loads(msg.data))
+            event = Event.from_json(loads(msg.data))
         except (ValueError, EventFormatError):
             return
         if isinstance(event, RuleFired):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import TypeAdapter, ValidationError
 
 from engine.cluster.errors import ClusterError
+from engine.cluster.payload import PayloadError, loads
 from engine.errors import UnknownName
 from engine.events import RuleFired
 
@@ -240,9 +240,9 @@ def decode(data: bytes) -> EngineRecord:
     if len(data) > MAX_RECORD:
         raise ClusterError(f"an engine record of {len(data)} bytes (at most {MAX_RECORD})")
     try:
-        head = json.loads(data)
-    except ValueError as exc:
-        raise ClusterError(f"an engine record that is not JSON: {exc}") from None
+        head = loads(data, limit=MAX_RECORD, empty=b"")
+    except PayloadError as exc:
+        raise ClusterError(f"an engine record that cannot be read: {exc}") from None
     if not isinstance(head, dict) or head.get("v") != RECORD_VERSION:
         version = head.get("v") if isinstance(head, dict) else None
         raise ClusterError(f"an engine record of version {version!r} (this cuecap reads "

@@ -41,6 +41,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from engine.cluster.link import Link
 from engine.cluster.names import token
+from engine.cluster.payload import loads
 from engine.events import Event, ShotErrored, ShotSaved
 from engine.shots.policy import RetryPolicy
 from engine.shots.service import ShotService, new_guid, to_epoch
@@ -228,14 +229,14 @@ class ClusterShots:
         assert kv is not None
         with contextlib.suppress(nats.js.errors.KeyNotFoundError, nats.errors.Error):
             entry = await kv.get(token(guid))
-            record = json.loads(entry.value or b"{}")
+            record = loads(entry.value)
             if record.get("state") in ("success", "error"):
                 return _status_from(record, self.now())
         return None
 
     async def _status_in(self, msg: Msg) -> None:
         try:
-            record = json.loads(msg.data)
+            record = loads(msg.data)
             tracker = self._callbacks.get(str(record["guid"]))
         except (ValueError, KeyError, TypeError):
             return
@@ -311,7 +312,7 @@ class ClusterShots:
 
     async def _take(self, camera: str, msg: Msg) -> None:
         try:
-            request = json.loads(msg.data)
+            request = loads(msg.data)
             guid = str(request["guid"])
         except (ValueError, KeyError, TypeError):
             await msg.term()
@@ -579,7 +580,7 @@ async def _record(kv: Any, key: str) -> tuple[dict[str, Any], int | None]:
     except nats.js.errors.KeyNotFoundError:
         return {}, None
     try:
-        value = json.loads(entry.value or b"{}")
+        value = loads(entry.value)
     except ValueError:
         value = {}
     return (value if isinstance(value, dict) else {}), entry.revision

@@ -13,7 +13,6 @@ long a killed engine's fire took to run elsewhere.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from nats.aio.msg import Msg
 from engine.cluster.devserver import NatsServer
 from engine.cluster.errors import ClusterError
 from engine.cluster.names import instant_text
+from engine.cluster.payload import loads
 from engine.shots.testing import HttpCameraServer
 
 SITE = "chaos"
@@ -156,7 +156,7 @@ class LocalSite:
 
     async def _on_event(self, msg: Msg) -> None:
         try:
-            body = json.loads(msg.data)
+            body = loads(msg.data)
         except ValueError:
             return
         engine = (msg.headers or {}).get("Cuecap-Engine", "")
