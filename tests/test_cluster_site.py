@@ -349,3 +349,33 @@ def test_losing_the_server_is_said_and_the_site_comes_back_with_it(
         assert back.warnings == ()
         assert back.engine_named("e0").link.disconnects == 1
         assert back.engine_named("e1").link.connected
+
+
+async def _read_with_garbage(server: NatsServer, rules_file: Path) -> SiteStatus:
+    from engine.cluster.presence import bucket_config, read_site
+
+    nc = await nats.connect(server.url)
+    try:
+        kv = await nc.jetstream().create_key_value(bucket_config(Names("lab")))
+        await kv.put("deep", b"[" * 5000)  # within the record's bound, deeper than Python's stack
+        await kv.put("nan", b'{"v": 1, "seen": NaN}')
+        await kv.put("text", b"not json at all")
+    finally:
+        await nc.close()
+    config = load_rules([rules_file], env={}).settings.cluster
+    assert config is not None
+    return await read_site(config, now=time.time)
+
+
+def test_records_in_the_bucket_that_are_garbage_are_reported_and_the_site_still_shows(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """Any client of the server can write the engines bucket: its garbage is said, not fatal."""
+    rules_file = tmp_path / "site.yaml"
+    rules_file.write_text(f"settings:\n  cluster: {{nats: {nats_server.url}, name: lab}}\n")
+    status = asyncio.run(_read_with_garbage(nats_server, rules_file))
+    assert status.engines == ()
+    deep, nan, text = status.warnings
+    assert deep.startswith("a record cannot be read (deep):") and "nested deeper" in deep
+    assert nan.startswith("a record cannot be read (nan):") and "NaN" in nan
+    assert text.startswith("a record cannot be read (text):") and "not JSON" in text
