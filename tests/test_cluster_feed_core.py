@@ -155,6 +155,22 @@ def test_frames_older_than_max_lag_are_skipped_as_one_gap() -> None:
     assert reader.stats.late == 2
 
 
+def test_a_long_late_and_lossy_stretch_is_one_gap_with_one_reason_of_each_kind() -> None:
+    """Each reason is kept once per hole: a reader far behind a lossy stream stays bounded."""
+    s = Stamper("e1")
+    reader = FeedReader("remote", max_lag=0.5)
+    assert take_all(reader, [s.start(3, T), s.frame(T + 1)]) == [T + 1]
+    stale: list[Stamp] = []
+    for i in range(1000):  # every other item lost on the way, and what comes is late
+        s.frame(T + 1 + i / 1000)
+        stale.append(s.frame(T + 1 + i / 1000))
+    assert take_all(reader, stale, now=T + 60) == []
+    (gap, _) = take_all(reader, [s.frame(T + 60)], now=T + 60)
+    assert gap == Gap("remote", T + 1, T + 60,
+                      "1000 item(s) lost on the way; late: items came more than 0.5 s after")  # fmt: skip
+    assert reader.stats.lost == 1000 and reader.stats.late == 1000
+
+
 def test_what_came_before_the_consumer_started_is_no_gap() -> None:
     s = Stamper("e1")
     s.start(3, T)

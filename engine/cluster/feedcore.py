@@ -202,7 +202,10 @@ class FeedReader:
         self.engine = ""
         self.last_time: float | None = None  # the last moment the stream is known complete
         self.stats = ReaderStats()
-        self._pending: list[str] = []  # why there is a hole the next item closes
+        # Why there is a hole the next item closes: one reason per kind ("lost", "late",
+        # "engine"), so a long stretch of late and lossy items stays one short sentence.
+        self._pending: dict[str, str] = {}
+        self._hole_lost = 0  # items lost within the hole (its "lost" reason counts them)
 
     def take(self, stamp: Stamp, now: float) -> tuple[Gap | None, bool]:
         stats = self.stats
@@ -218,19 +221,16 @@ class FeedReader:
                 if stamp.kind is not ItemKind.START or stamp.follows != (epoch, self.next_seq):
                     self._note_takeover(stamp)
             elif stamp.seq > self.next_seq:
-                missing = stamp.seq - self.next_seq
-                stats.lost += missing
-                self._pending.append(f"{missing} item(s) lost on the way")
+                self._lost(stamp.seq - self.next_seq)
         self.epoch, self.next_seq, self.engine = stamp.epoch, stamp.seq + 1, stamp.engine
         if now - stamp.time > self.max_lag:
             stats.late += 1
-            if not self._pending or not self._pending[-1].startswith("late:"):
-                self._pending.append(f"late: items came more than {self.max_lag:g} s after")
+            self._pending.setdefault("late", f"late: items came more than {self.max_lag:g} s after")
             return None, False
         gap = None
         last = self.last_time
         if self._pending and last is not None:
-            reasons = "; ".join(self._pending)
+            reasons = "; ".join(self._pending.values())
             start = last
             if stamp.kind is ItemKind.GAP:
                 start = min(start, stamp.gap_start)
@@ -239,15 +239,22 @@ class FeedReader:
         elif stamp.kind is ItemKind.GAP and last is not None:
             gap = Gap(self.source, stamp.gap_start, stamp.time, stamp.reason)
         self._pending.clear()
+        self._hole_lost = 0
         self.last_time = stamp.time if last is None else max(last, stamp.time)
         return gap, stamp.kind is ItemKind.FRAME
 
     def _note_takeover(self, stamp: Stamp) -> None:
         if stamp.engine and stamp.engine != self.engine:
-            self._pending.append(f"engine {stamp.engine} reads the source now (was {self.engine})")
+            self._pending["engine"] = (
+                f"engine {stamp.engine} reads the source now (was {self.engine})"
+            )
         else:
-            self._pending.append(f"engine {stamp.engine} began reading the source again")
+            self._pending["engine"] = f"engine {stamp.engine} began reading the source again"
         if stamp.kind is not ItemKind.START or stamp.seq != 0:
-            self.stats.lost += stamp.seq
-            if stamp.seq:
-                self._pending.append(f"{stamp.seq} item(s) lost on the way")
+            self._lost(stamp.seq)
+
+    def _lost(self, missing: int) -> None:
+        self.stats.lost += missing
+        if missing:
+            self._hole_lost += missing
+            self._pending["lost"] = f"{self._hole_lost} item(s) lost on the way"
