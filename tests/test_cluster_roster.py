@@ -94,6 +94,7 @@ def test_a_record_stays_within_its_bound_and_says_it_was_cut() -> None:
         (b"[" * 5000, "nested"),  # within the size bound, deeper than Python's stack
         (b'{"v": 1, "rules": ' + b"[" * 2000 + b"]" * 2000 + b"}", "nested"),
         (b'{"v": 1, "seen": NaN}', "NaN"),
+        (b'{"v": 1, "seen": 1e999}', "finite"),
     ],
 )
 def test_a_bad_record_is_refused_saying_what_is_wrong(data: bytes, why: str) -> None:
@@ -139,6 +140,11 @@ def test_the_site_shows_live_engines_by_name_and_its_newest_fires_first() -> Non
 def test_a_fire_of_the_site_comes_from_the_rule_fired_event() -> None:
     fired = RuleFired(time=NOW, rule="tick", trigger="schedule", event="", detail="delivery 2")
     assert firing_of("e1", fired) == SiteFiring("e1", "tick", NOW, "schedule", "delivery 2")
+    # Any client can publish a fire with a header and texts as long as a message: each is cut,
+    # so the site's last fires stay as small as its records.
+    huge = RuleFired(time=NOW, rule="r" * 10**5, trigger="t" * 10**5, event="", detail="d" * 10**5)
+    kept = firing_of("e" * 10**5, huge)
+    assert [len(text) for text in (kept.engine, kept.rule, kept.trigger, kept.detail)] == [200] * 4
 
 
 def test_the_table_has_one_line_per_engine_then_the_warnings() -> None:

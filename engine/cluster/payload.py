@@ -4,7 +4,7 @@ Records, leases, firings, shot requests and events come from a server any
 client of the site can write to, so their bytes are outside input: at most
 ``limit`` bytes, nested no deeper than Python's stack allows (``json``
 raises ``RecursionError`` past that, which no caller expects of bad input),
-and no ``NaN`` or ``Infinity`` (JSON has none; Python's reader would take
+and no ``NaN``, ``Infinity`` or ``1e999`` (JSON has no such numbers; Python's reader would take
 them and a time that is not finite poisons every comparison after it).
 Every refusal is a ``PayloadError``, a ``ValueError``, which each reader
 already counts or reports as a message that is not what cuecap wrote.
@@ -14,6 +14,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from engine.errors import CuecapError
@@ -29,6 +30,13 @@ def _no_constant(name: str) -> Any:
     raise PayloadError(f"{name}, which is no JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 is valid JSON, read as infinity
+        raise PayloadError(f"{text[:20]}, a number too big to be finite")
+    return value
+
+
 def loads(data: bytes | None, *, limit: int = MAX_PAYLOAD, empty: bytes = b"{}") -> Any:
     """``data`` decoded (``empty`` when there are none); ``PayloadError`` says what is wrong."""
     if not data:
@@ -36,7 +44,7 @@ def loads(data: bytes | None, *, limit: int = MAX_PAYLOAD, empty: bytes = b"{}")
     if len(data) > limit:
         raise PayloadError(f"{len(data)} bytes (at most {limit})")
     try:
-        return json.loads(data, parse_constant=_no_constant)
+        return json.loads(data, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise PayloadError("nested deeper than cuecap reads") from None
     except PayloadError:

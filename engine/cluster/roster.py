@@ -259,7 +259,8 @@ def decode(data: bytes) -> EngineRecord:
 
 
 def firing_of(engine: str, fired: RuleFired) -> SiteFiring:
-    return SiteFiring(engine, _text(fired.rule), fired.time, fired.trigger, _text(fired.detail))
+    return SiteFiring(_text(engine), _text(fired.rule), fired.time, _text(fired.trigger),
+                      _text(fired.detail))  # fmt: skip
 
 
 def live(records: Iterable[EngineRecord], now: float) -> list[EngineRecord]:
