@@ -76,6 +76,15 @@ GARBLED = [
 ]
 
 
+def test_what_cuecap_publishes_its_consumers_take_long_names_and_reasons_cut() -> None:
+    s = Stamper("h" * 253 + "-4194304")  # the longest host name, and a process id
+    assert parse(s.start(1, T).headers()).engine == s.engine
+    long = Gap("dev", T, T + 1, "x" * 5000)  # an exception's text, say
+    back = parse(s.gap(long).headers())
+    assert len(back.reason) == MAX_HEADER and back.reason.startswith("xxx")
+    assert len(parse(Stamper("e" * 5000).beat(T).headers()).engine) == MAX_HEADER
+
+
 @pytest.mark.parametrize("headers", GARBLED)
 def test_garbled_numbers_and_huge_headers_are_refused_not_taken(headers: dict[str, str]) -> None:
     parse(OURS)  # the same headers with nothing garbled are taken

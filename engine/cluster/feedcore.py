@@ -45,7 +45,9 @@ GAP_START = "Cuecap-Gap-Start"
 REASON = "Cuecap-Reason"
 FOLLOWS = "Cuecap-Follows"
 MSG_ID = "Nats-Msg-Id"
-MAX_HEADER = 200  # characters of one header value: a name, a reason, a number
+# Characters of one header value: a number, a reason, an engine name (a host name of up to
+# 253 characters and a process id fit). The publishing side cuts what is longer.
+MAX_HEADER = 300
 
 
 class FeedError(CuecapError, ValueError):
@@ -146,11 +148,16 @@ def _time(header: str, text: str) -> float:
     return value
 
 
+def _cut(text: str) -> str:
+    """A text within ``MAX_HEADER``: what cuecap publishes, its consumers take."""
+    return text if len(text) <= MAX_HEADER else text[: MAX_HEADER - 1] + "…"
+
+
 class Stamper:
     """The publishing side: numbers the items of each reading term."""
 
     def __init__(self, engine: str) -> None:
-        self.engine = engine
+        self.engine = _cut(engine)
         self.epoch = 0
         self.seq = 0  # the next item's number
         self.active = False
@@ -170,7 +177,7 @@ class Stamper:
         return self._stamp(ItemKind.FRAME, time)
 
     def gap(self, gap: Gap) -> Stamp:
-        return self._stamp(ItemKind.GAP, gap.end, gap_start=gap.start, reason=gap.reason)
+        return self._stamp(ItemKind.GAP, gap.end, gap_start=gap.start, reason=_cut(gap.reason))
 
     def beat(self, time: float) -> Stamp:
         return self._stamp(ItemKind.BEAT, time)
