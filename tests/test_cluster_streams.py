@@ -460,3 +460,35 @@ async def test_hostile_messages_in_a_stream_are_counted_and_the_good_ones_still_
         assert feed.reader.stats.lost == 0 and feed.reader.last_time == now
     finally:
         await adapter.link.close()
+
+
+async def test_an_engine_stopping_while_it_takes_the_lease_still_releases_it(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """Stopped mid-write, the lease it just took is released, not left to lapse a ttl later."""
+    import nats.js.errors
+
+    from engine.cluster.lease import Lease
+
+    rules = site_rules(
+        tmp_path, nats_server, "sources:\n  dev: {type: simulator, publish_to: dev}\n"
+    )
+    assert rules.settings.cluster is not None
+    adapter = ClusterAdapter(rules.settings.cluster, name="taker")
+    await adapter.link.open()
+    try:
+        await adapter.streams.start(rules)
+        kv = adapter.streams.leases
+        assert kv is not None
+        lease = Lease(adapter.link, kv, "dev", ttl=60.0)
+        lease.start()
+        await asyncio.sleep(0)  # its first write is on the wire, its answer not read yet
+        await lease.stop()
+        assert not lease.holding
+        try:
+            entry = await kv.get("dev")
+        except nats.js.errors.KeyNotFoundError:
+            entry = None  # released: the next engine takes it at once
+        assert entry is None, f"the lease is still held by {entry.value!r}"
+    finally:
+        await adapter.link.close()

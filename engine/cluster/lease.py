@@ -44,6 +44,7 @@ log = logging.getLogger("engine.cluster")
 
 _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _TTL = "Nats-TTL"
+STOP_WAIT = 2.5  # seconds a write under way may still take when the lease stops (its timeout)
 
 
 class Lease:
@@ -72,6 +73,7 @@ class Lease:
         self._quiet_until = 0.0  # loop time before which this engine does not try to take it
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._wake = asyncio.Event()  # set by stop(): no further round
         self._subject = f"$KV.{kv._name}.{self.key}"  # the bucket's own subject prefix
         link.on_reconnect.append(self._reconnected)
 
@@ -97,7 +99,8 @@ class Lease:
                 raise
             except Exception as exc:  # the server away: the holder goes on holding
                 log.debug("lease %s: %s", self.source, exc)
-            await asyncio.sleep(self.period)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.period)
 
     async def step(self) -> None:
         """Renew the lease, or try to take it; ``on_change`` when holding or epoch changed."""
@@ -159,10 +162,17 @@ class Lease:
     async def stop(self) -> None:
         """Stop renewing; a lease held is released so another engine takes over at once."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
+        self._wake.set()
+        task = self._task
+        if task is not None:
+            # A round under way is let finish, not cancelled: a write the server has taken
+            # would otherwise leave the lease held by nobody who knows it, for a whole ttl.
+            if self.link.connected.is_set():
+                with contextlib.suppress(TimeoutError, Exception):
+                    await asyncio.wait_for(asyncio.shield(task), STOP_WAIT)
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task
         if self.holding and self.link.connected.is_set():
             with contextlib.suppress(Exception):
                 await self.kv.delete(self.key, last=self._revision)
