@@ -155,6 +155,17 @@ def test_the_extensions_semantics(expression: str, expected: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("expression", "expected"),
+    [("!!'a'", "a"), ("--'a'", "a"), ("!!1", 1), ("--[1]", [1]), ("----1u", 1), ("!!!!true", True),
+     ("- -1", 1), ("---1", -1), ("--1.5", 1.5), ("!!!true", False)],
+)  # fmt: skip
+def test_an_even_run_of_unary_operators_is_dropped(expression: str, expected: Any) -> None:
+    """CEL's parser drops ``!!`` and ``--`` (the operand whatever its type): ``!!1`` is 1."""
+    assert _extension(expression, {}) == ("value", expected)
+    assert _compiled(expression, {}) == ("value", expected)
+
+
+@pytest.mark.parametrize(
     "expression",
     ["1 + 1.0", "1u + 1", "1 / 0", "1 % 0", "9223372036854775807 + 1", "0u - 1u", "1.5 % 1.0",
      "1 || 2", "1 ? 2 : 3", "[1, 2][2]", "'a' in 'abc'", "-1u", "1.0 < 0.0 / 0.0"],

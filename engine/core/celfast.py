@@ -542,12 +542,14 @@ class _Parser:
         return node
 
     def unary(self) -> Compiled:
+        # CEL's parser drops an even run of ``!`` or ``-`` whatever the operand's type
+        # (``!!1`` is 1, ``--'a'`` is 'a'), so only the run's parity is applied.
         if self.peek() == "!":
             count = 0
             while self.peek() == "!":
                 self.take()
                 count += 1
-            return _repeat(_not, self.member(), count)
+            return _repeat(_not, self.member(), count % 2)
         if self.peek() == "-":
             count = 0
             while self.peek() == "-":
@@ -557,8 +559,8 @@ class _Parser:
             if kind in ("int", "double") and self.peek(1) not in (".", "["):
                 # CEL's grammar reads "-1" as one literal (so -9223372036854775808 fits).
                 value = self.literal(negative=True)
-                return _repeat(_neg, self.constant(value), count - 1)
-            return _repeat(_neg, self.member(), count)
+                return _repeat(_neg, self.constant(value), (count - 1) % 2)
+            return _repeat(_neg, self.member(), count % 2)
         return self.member()
 
     def member(self) -> Compiled:
