@@ -61,6 +61,24 @@ def test_bare_fields_with_a_message_type() -> None:
     assert c.evaluate(temps(99.0)) is False
 
 
+def test_a_bare_message_field_reads_like_its_full_path() -> None:
+    """``timestamp`` with a message type is that type's field: it loads, and an unset one
+    is an error on both paths, as ``active_capacitance.timestamp`` is (was a KeyError
+    at load, from the sample without it)."""
+    set_one = PurpleDropEvent()
+    set_one.active_capacitance.timestamp.seconds = 5
+    stamped = Frame(set_one.SerializeToString(), 1.0, 1, "pd")
+    for compiled in (True, False):
+        c = Condition("timestamp.seconds > 1", "active_capacitance")
+        full = Condition("active_capacitance.timestamp.seconds > 1")
+        if not compiled:
+            c.compiled = full.compiled = None
+        assert c.check(stamped) is full.check(stamped) is True
+        for condition in (c, full):
+            with pytest.raises(ConditionError, match="evaluation failed"):
+                condition.check(cap(1.0))
+
+
 def test_type_and_context_names_apply_to_every_frame() -> None:
     c = Condition('type == "electrode_state" || seq > 5')
     assert c.kinds is None

@@ -543,6 +543,8 @@ class Condition:
                 if text.startswith("Undefined variable or function"):
                     name = re.search(r"'([^']*)'", text)
                     what = name.group(1) if name else "?"
+                    if what in self._bare_fields:
+                        continue  # an unset message field of the sample: the data's error
                     pos = self.expression.find(what) if name else -1
                     message = f"unknown function {what!r}"
                     raise (
@@ -613,7 +615,8 @@ class Condition:
             own = variables[self._bare_owner]
             assert isinstance(own, dict)  # to_cel made it
             for name in self._bare_fields:
-                variables[name] = own[name]
+                if name in own:  # an unset message field is no key: reading it is an error
+                    variables[name] = own[name]
         for name in self._context:
             if name == "type":
                 variables[name] = kind or ""
