@@ -267,7 +267,7 @@ def to_cel(message: Message, fields: frozenset[str] | None = None) -> CelMessage
         value = getattr(message, name)
         if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
             if field.is_repeated:
-                out[name] = [to_cel(v) for v in value]
+                out[name] = _repeated_messages(field, value)
             elif message.HasField(name):  # so that has(x.timestamp) tells the truth
                 out[name] = to_cel(value)
         elif field.is_repeated:
@@ -275,6 +275,26 @@ def to_cel(message: Message, fields: frozenset[str] | None = None) -> CelMessage
         else:
             out[name] = value
     return out
+
+
+def _map_value(field: Any) -> Any:
+    """The value field of a map field's entries (None: not a map, a repeated message);
+    ``field`` is upb's FieldDescriptor or the stubs' one."""
+    entry = field.message_type
+    if entry is None or not entry.GetOptions().map_entry:
+        return None
+    return entry.fields_by_name["value"]
+
+
+def _repeated_messages(field: Any, value: Any) -> CelValue:
+    """A repeated message field as CEL reads it: a list, or a map field's dict (its
+    container iterates its keys, not entries)."""
+    map_value = _map_value(field)
+    if map_value is None:
+        return [to_cel(v) for v in value]
+    if map_value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+        return {k: to_cel(v) for k, v in value.items()}
+    return dict(value.items())
 
 
 class Condition:
@@ -507,6 +527,14 @@ class Condition:
                     what = type_name(field) if field is not None else "message"
                     raise self._at(f"{owner} is a {what}, not a list; it cannot be indexed", pos)
                 repeated = False
+                map_value = _map_value(field) if field is not None else None
+                if map_value is not None:  # a map's [key] is its value, not an entry
+                    field = map_value
+                    current = (
+                        map_value.message_type
+                        if map_value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE
+                        else None
+                    )
                 continue
             if repeated:
                 raise self._at(
@@ -716,7 +744,7 @@ def _field_reader(field: FieldDescriptor) -> Callable[[Message], Any]:
     name = field.name
     if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
         if field.is_repeated:
-            return lambda m: [to_cel(v) for v in getattr(m, name)]
+            return lambda m: _repeated_messages(field, getattr(m, name))
         missing = f"no such key: {name!r}"
 
         def message(m: Message) -> Any:
@@ -830,31 +858,42 @@ def _fill(message: Message, depth: int) -> Message:
         oneof = field.containing_oneof
         if oneof is not None and message.WhichOneof(oneof.name) is not None:
             continue  # one member of a oneof is enough
-        value: bool | int | str | bytes
         if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
             if depth == 0:
                 continue
-            if field.is_repeated:
+            map_value = _map_value(field)
+            if map_value is not None:  # one entry
+                entries = getattr(message, field.name)
+                key = _sample(map_value.containing_type.fields_by_name["key"])
+                if map_value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+                    _fill(entries[key], depth - 1)
+                else:
+                    entries[key] = _sample(map_value)
+            elif field.is_repeated:
                 _fill(getattr(message, field.name).add(), depth - 1)
             else:
                 inner = getattr(message, field.name)
                 inner.SetInParent()
                 _fill(inner, depth - 1)
             continue
-        if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
-            value = b"x" if field.type == FieldDescriptor.TYPE_BYTES else "x"
-        elif field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
-            value = True
-        elif field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
-            assert field.enum_type is not None  # an enum field has its type
-            value = field.enum_type.values[-1].number
-        else:
-            value = 1
+        value = _sample(field)
         if field.is_repeated:
             getattr(message, field.name).append(value)
         else:
             setattr(message, field.name, value)
     return message
+
+
+def _sample(field: Any) -> bool | int | str | bytes:
+    """A set value for a scalar field: numbers 1, strings "x", an enum's last value."""
+    if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
+        return b"x" if field.type == FieldDescriptor.TYPE_BYTES else "x"
+    if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
+        return True
+    if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+        number: int = field.enum_type.values[-1].number
+        return number
+    return 1
 
 
 _Input = TypeVar("_Input")
