@@ -67,6 +67,18 @@ def test_on_receive_time_a_crash_loses_at_most_the_interval(tmp_path: Path) -> N
     recorder.close()
 
 
+def test_a_clock_stepped_back_still_flushes_on_the_next_tick(tmp_path: Path) -> None:
+    """Live, receive time is the wall clock, which NTP may step back: the next tick
+    flushes (it waited for the old time to come again: an hour's step, an hour unflushed)."""
+    recorder = _recorder(tmp_path, FlushClock.RECEIVE_TIME)
+    _feed(recorder, [10_000.0, 10_000.01])
+    _feed(recorder, [6_400.0, 6_400.01])  # the clock stepped back an hour
+    written = _on_disk(recorder)
+    recorder.tick(6_400.02)
+    assert _on_disk(recorder) > written
+    recorder.close()
+
+
 def test_when_told_receive_time_never_flushes_but_flush_does(tmp_path: Path) -> None:
     recorder = _recorder(tmp_path, FlushClock.WHEN_TOLD)
     _feed(recorder, [10.0 + i for i in range(100)])  # 100 s of receive time: 2000 intervals
