@@ -175,6 +175,17 @@ def test_errors_of_both(expression: str) -> None:
     assert _compiled(expression, {})[0] == "error"
 
 
+@pytest.mark.parametrize(
+    "expression", ["b[true]", "true in b", "b[1]", "1 in b", "0u in b", "b == c", "size(b)"]
+)
+def test_a_map_with_bool_keys_reads_as_the_extension_reads_it(expression: str) -> None:
+    """A protobuf ``map<bool, ...>`` has bool keys, which the extension takes as ints."""
+    env = {"b": {True: 1, False: 0}, "c": {1: 1, 0: 0}}
+    want, got = _extension(expression, env), _compiled(expression, env)
+    assert want[0] == got[0]
+    assert want[0] == "error" or _same(want[1], got[1])
+
+
 def test_a_long_expression_stays_on_the_extension() -> None:
     """Closures nest one level a token: past a bound, the extension keeps it (no
     RecursionError at run time for a chain within the 2000 characters allowed)."""

@@ -149,7 +149,7 @@ def _eq(a: Any, b: Any) -> bool:
         if len(a) != len(b):
             return False
         for key, value in a.items():
-            found, other = _lookup(b, key)
+            found, other = _lookup(b, int(key) if type(key) is bool else key)
             if not found or not _eq(value, other):
                 return False
         return True
@@ -328,7 +328,10 @@ def _not(a: Any) -> bool:
 
 
 def _lookup(m: dict[Any, Any], key: Any) -> tuple[bool, Any]:
-    """A map's value for ``key``, keys matched by CEL type and value (``1`` is not ``1u``)."""
+    """A map's value for ``key``, keys matched by CEL type and value (``1`` is not ``1u``).
+
+    A bool key of the data (a protobuf ``map<bool, ...>``) is an int to the extension,
+    so ``true`` does not find it and ``1`` does."""
     k = _kind(key)
     if k not in _KEYS:
         raise _fail(f"a {type(key).__name__} cannot be a map key")
@@ -337,7 +340,7 @@ def _lookup(m: dict[Any, Any], key: Any) -> tuple[bool, Any]:
             return True, m[key]
         return False, None
     for other, value in m.items():
-        if _kind(other) == k and other == key:
+        if (_INT if type(other) is bool else _kind(other)) == k and other == key:
             return True, value
     return False, None
 
