@@ -35,6 +35,7 @@ VALUES: list[Any] = [
     True, False, "", "a", "é", "abc", "k", b"", b"ab",
     [], [1, 2.5], [True, "a"], [[1]], [1, 2, 3], ["k", "j"],
     {}, {"k": 1, "j": "x"}, {"k": [1, 2]}, {"k": {"k": 2}}, {"k": 1.0},
+    {True: 1, False: 0}, {1: "k", 2**63: "j"}, {-1: [1]},  # protobuf maps' keys
     None,
 ]  # fmt: skip
 NAMES = ("a", "b", "c", "m", "l", "s")
@@ -52,8 +53,8 @@ def _expression(rng: random.Random, depth: int) -> str:
     form = rng.random()
     if form < 0.45:
         return f"({_expression(rng, d)} {rng.choice(BINARY)} {_expression(rng, d)})"
-    if form < 0.52:
-        return f"{rng.choice('!-')}{_atomic(rng, d)}"
+    if form < 0.52:  # runs of unary operators: CEL's parser drops an even one
+        return f"{rng.choice(('!', '-', '!!', '--', '---'))}{_atomic(rng, d)}"
     if form < 0.6:
         return f"({_expression(rng, d)} ? {_expression(rng, d)} : {_expression(rng, d)})"
     if form < 0.67:
