@@ -26,8 +26,9 @@ keeps a count and the last message (the first one is logged); ``check`` raises
 An expression is outside input, so its cost is bounded before CEL sees it: at
 most ``MAX_LENGTH`` characters, ``MAX_NESTING`` levels of brackets,
 ``MAX_MACRO_NESTING`` comprehension macros (``map``, ``all``...) inside one
-another and ``MAX_ITEMS`` items in a list or map literal, each refused with
-its column. Type errors (``calibrated + 'x'``) are found at load by running the
+another, ``MAX_ITEMS`` items in a list or map literal and no comprehension
+ranging over another's result (chained, they multiply sizes without bound),
+each refused with its column. Type errors (``calibrated + 'x'``) are found at load by running the
 expression over two sample messages (defaults, and every field set); a branch
 neither sample reaches is checked when it first runs. What is still too slow
 is caught at run time: an evaluation taking longer than ``BUDGET`` seconds
@@ -169,6 +170,12 @@ def _bounds(expression: str, tokens: list[_Token]) -> tuple[str, int] | None:
                 and tokens[i - 2].text == "."
             )
             if macro:
+                if _ranges_over_a_comprehension(tokens, i - 2):
+                    return (
+                        "a comprehension over another's result (each can multiply the "
+                        "size of what it ranges over: chained, they grow without bound)",
+                        tokens[i - 1].pos,
+                    )
                 macros += 1
                 if macros > MAX_MACRO_NESTING:
                     return (
@@ -189,6 +196,51 @@ def _bounds(expression: str, tokens: list[_Token]) -> tuple[str, int] | None:
             if items[-1] > MAX_ITEMS:
                 return f"a list or map literal of more than {MAX_ITEMS} items", tok.pos
     return None
+
+
+def _is_macro_call(tokens: list[_Token], i: int) -> bool:
+    """``tokens[i]`` names a comprehension macro called as a method (``.map(``)."""
+    return (
+        tokens[i].text in _MACROS
+        and i >= 1
+        and tokens[i - 1].text == "."
+        and i + 1 < len(tokens)
+        and tokens[i + 1].text == "("
+    )
+
+
+def _ranges_over_a_comprehension(tokens: list[_Token], dot: int) -> bool:
+    """Whether the receiver ending before ``tokens[dot]`` (the ``.`` of ``.map(``) holds
+    a comprehension: ``[[1]].map(l, l + l).map(l, l + l)...`` doubles per link, so a few
+    hundred characters would take all the memory at load. Walks the postfix
+    expression back: names, literals, ``.``, calls and ``[...]``/``(...)`` groups."""
+    j = dot - 1
+    while j >= 0:
+        text = tokens[j].text
+        if text in (")", "]", "}"):
+            depth = 0
+            while j >= 0:
+                if tokens[j].text in (")", "]", "}"):
+                    depth += 1
+                elif tokens[j].text in ("(", "[", "{"):
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j -= 1
+            j -= 1
+            if j >= 0 and tokens[j].kind == "ident":  # a call's name, or an indexed name
+                j -= 1
+        elif tokens[j].kind in ("ident", "number", "string"):
+            j -= 1
+        else:
+            break
+        if j >= 0 and tokens[j].text == ".":
+            j -= 1
+            continue
+        if j >= 0 and tokens[j].text in ("]", ")") and tokens[j + 1].text in ("[", "("):
+            continue  # x[0][1], f(a)(b): still the same receiver
+        break
+    return any(_is_macro_call(tokens, k) for k in range(j + 1, dot))
 
 
 @dataclass(frozen=True, slots=True)
