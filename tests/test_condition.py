@@ -246,6 +246,7 @@ def test_a_schema_with_map_fields(tmp_path: Path) -> None:
         "'a' in probe.tags && probe.tags['a'] == 7": (True, False),
         "size(probe.tags) == 1 && probe.by_id.size() == 1": (True, False),
         "probe.by_id[3].name == 'pump'": (True, None),  # None: no such key, an error
+        "has(probe.tags.a) && probe.tags.a == 7": (True, False),  # a key, selected
     }
     for expression, (on_tagged, on_untagged) in cases.items():
         for compiled in (True, False):

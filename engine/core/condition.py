@@ -588,6 +588,15 @@ class Condition:
                         else None
                     )
                 continue
+            map_value = _map_value(field) if repeated else None
+            if map_value is not None:  # a map's .key, as CEL selects a key (has(m.key) too)
+                field, repeated, owner = map_value, False, name
+                current = (
+                    map_value.message_type
+                    if map_value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE
+                    else None
+                )
+                continue
             if repeated:
                 raise self._at(
                     f"{owner} is a list; pick one element with [index] before .{name}", pos
