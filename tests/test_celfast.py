@@ -35,6 +35,7 @@ VALUES: list[Any] = [
     True, False, "", "a", "é", "abc", "k", b"", b"ab",
     [], [1, 2.5], [True, "a"], [[1]], [1, 2, 3], ["k", "j"],
     {}, {"k": 1, "j": "x"}, {"k": [1, 2]}, {"k": {"k": 2}}, {"k": 1.0},
+    {True: 1, False: 0}, {1: "k", 2**63: "j"}, {-1: [1]},  # protobuf maps' keys
     None,
 ]  # fmt: skip
 NAMES = ("a", "b", "c", "m", "l", "s")
@@ -52,8 +53,8 @@ def _expression(rng: random.Random, depth: int) -> str:
     form = rng.random()
     if form < 0.45:
         return f"({_expression(rng, d)} {rng.choice(BINARY)} {_expression(rng, d)})"
-    if form < 0.52:
-        return f"{rng.choice('!-')}{_atomic(rng, d)}"
+    if form < 0.52:  # runs of unary operators: CEL's parser drops an even one
+        return f"{rng.choice(('!', '-', '!!', '--', '---'))}{_atomic(rng, d)}"
     if form < 0.6:
         return f"({_expression(rng, d)} ? {_expression(rng, d)} : {_expression(rng, d)})"
     if form < 0.67:
@@ -155,6 +156,17 @@ def test_the_extensions_semantics(expression: str, expected: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("expression", "expected"),
+    [("!!'a'", "a"), ("--'a'", "a"), ("!!1", 1), ("--[1]", [1]), ("----1u", 1), ("!!!!true", True),
+     ("- -1", 1), ("---1", -1), ("--1.5", 1.5), ("!!!true", False)],
+)  # fmt: skip
+def test_an_even_run_of_unary_operators_is_dropped(expression: str, expected: Any) -> None:
+    """CEL's parser drops ``!!`` and ``--`` (the operand whatever its type): ``!!1`` is 1."""
+    assert _extension(expression, {}) == ("value", expected)
+    assert _compiled(expression, {}) == ("value", expected)
+
+
+@pytest.mark.parametrize(
     "expression",
     ["1 + 1.0", "1u + 1", "1 / 0", "1 % 0", "9223372036854775807 + 1", "0u - 1u", "1.5 % 1.0",
      "1 || 2", "1 ? 2 : 3", "[1, 2][2]", "'a' in 'abc'", "-1u", "1.0 < 0.0 / 0.0"],
@@ -162,6 +174,17 @@ def test_the_extensions_semantics(expression: str, expected: Any) -> None:
 def test_errors_of_both(expression: str) -> None:
     assert _extension(expression, {})[0] == "error"
     assert _compiled(expression, {})[0] == "error"
+
+
+@pytest.mark.parametrize(
+    "expression", ["b[true]", "true in b", "b[1]", "1 in b", "0u in b", "b == c", "size(b)"]
+)
+def test_a_map_with_bool_keys_reads_as_the_extension_reads_it(expression: str) -> None:
+    """A protobuf ``map<bool, ...>`` has bool keys, which the extension takes as ints."""
+    env = {"b": {True: 1, False: 0}, "c": {1: 1, 0: 0}}
+    want, got = _extension(expression, env), _compiled(expression, env)
+    assert want[0] == got[0]
+    assert want[0] == "error" or _same(want[1], got[1])
 
 
 def test_a_long_expression_stays_on_the_extension() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.core.condition import Condition, ConditionError
@@ -59,6 +61,24 @@ def test_bare_fields_with_a_message_type() -> None:
     c = Condition("calibrated > 3.5 && baseline == 0.0", "active_capacitance")
     assert c.evaluate(cap(4.0)) is True
     assert c.evaluate(temps(99.0)) is False
+
+
+def test_a_bare_message_field_reads_like_its_full_path() -> None:
+    """``timestamp`` with a message type is that type's field: it loads, and an unset one
+    is an error on both paths, as ``active_capacitance.timestamp`` is (was a KeyError
+    at load, from the sample without it)."""
+    set_one = PurpleDropEvent()
+    set_one.active_capacitance.timestamp.seconds = 5
+    stamped = Frame(set_one.SerializeToString(), 1.0, 1, "pd")
+    for compiled in (True, False):
+        c = Condition("timestamp.seconds > 1", "active_capacitance")
+        full = Condition("active_capacitance.timestamp.seconds > 1")
+        if not compiled:
+            c.compiled = full.compiled = None
+        assert c.check(stamped) is full.check(stamped) is True
+        for condition in (c, full):
+            with pytest.raises(ConditionError, match="evaluation failed"):
+                condition.check(cap(1.0))
 
 
 def test_type_and_context_names_apply_to_every_frame() -> None:
@@ -179,3 +199,65 @@ def test_has_tells_whether_a_message_field_is_set() -> None:
     assert c.evaluate(without) is False
     assert c.evaluate(Frame(event.SerializeToString(), 0.0, 2, "pd")) is True
     assert Condition("size(scan_capacitance.measurements) == 1").evaluate(without) is True
+
+
+MAPS_PROTO = """\
+syntax = "proto3";
+package maps;
+
+message Inner {
+  string name = 1;
+}
+
+message Probe {
+  double x = 1;
+  map<string, int64> tags = 2;
+  map<int32, Inner> by_id = 3;
+}
+
+message Event {
+  oneof body {
+    Probe probe = 1;
+  }
+}
+"""
+
+
+def test_a_schema_with_map_fields(tmp_path: Path) -> None:
+    """A map field reads as CEL's map on both paths (its container iterates keys, not
+    entries; the load-time sample was an AttributeError for any condition on the type)."""
+    from engine.core.frame import frame_class
+    from engine.schema_files import SchemaSpec, load_schema
+
+    proto = tmp_path / "maps.proto"
+    proto.write_text(MAPS_PROTO, encoding="utf-8")
+    schema = load_schema(SchemaSpec(message="maps.Event", proto=(str(proto),)))
+    event = schema.message_class()
+    event.probe.x = 2.0
+    event.probe.tags["a"] = 7
+    event.probe.by_id[3].name = "pump"
+    make = frame_class(schema)
+    tagged = make(event.SerializeToString(), 1.0, 1, "lab")
+    plain = schema.message_class()
+    plain.probe.x = 2.0
+    untagged = make(plain.SerializeToString(), 2.0, 2, "lab")
+    cases = {
+        "probe.x > 1.0": (True, True),
+        "'a' in probe.tags && probe.tags['a'] == 7": (True, False),
+        "size(probe.tags) == 1 && probe.by_id.size() == 1": (True, False),
+        "probe.by_id[3].name == 'pump'": (True, None),  # None: no such key, an error
+        "has(probe.tags.a) && probe.tags.a == 7": (True, False),  # a key, selected
+    }
+    for expression, (on_tagged, on_untagged) in cases.items():
+        for compiled in (True, False):
+            c = Condition(expression, schema=schema)
+            if not compiled:
+                c.compiled = None
+            assert c.check(tagged) is on_tagged, expression
+            if on_untagged is None:
+                with pytest.raises(ConditionError, match="evaluation failed"):
+                    c.check(untagged)
+            else:
+                assert c.check(untagged) is on_untagged, expression
+    with pytest.raises(ConditionError, match="by_id has no field 'nope'; its fields are: name"):
+        Condition("probe.by_id[3].nope == 'x'", schema=schema)

@@ -90,6 +90,11 @@ def _list(n: int) -> str:
             f"{_list(50)}.map(a, {_list(50)}.map(b, {_list(50)}.map(c, a + b + c))).size() > 0",
             f"more than {MAX_MACRO_NESTING} comprehensions",
         ),
+        # Each link doubles the lists: 30 of them (425 characters) took all the memory.
+        ("size([[1]]" + ".map(l, l + l)" * 30 + ") > 0", "a comprehension over another's"),
+        ("([[1]].map(l, l + l)).exists(l, size(l) > 1)", "a comprehension over another's"),
+        ("[[[1]].map(l, l + l)][0].all(l, size(l) > 1)", "a comprehension over another's"),
+        ("electrode_state.drive_groups.map(g, g.electrodes)[0].exists(e, e)", "over another's"),
     ],
 )
 def test_oversize_expressions_are_refused_before_cel_sees_them(
@@ -108,6 +113,10 @@ def test_oversize_expressions_are_refused_before_cel_sees_them(
 def test_within_the_bounds_is_fine() -> None:
     Condition(f"seq in {_list(MAX_ITEMS)}")
     Condition("electrode_state.drive_groups.all(g, g.electrodes.exists(e, e))")
+    # A comprehension's result may be used, only not ranged over again.
+    Condition("electrode_state.electrodes.filter(e, e).size() > 0")
+    Condition("electrode_state.drive_groups[0].electrodes.exists(e, e)")
+    Condition("electrode_state.electrodes.exists(e, e) && electrode_state.electrodes.all(e, e)")
 
 
 @pytest.mark.parametrize(

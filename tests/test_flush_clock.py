@@ -67,6 +67,18 @@ def test_on_receive_time_a_crash_loses_at_most_the_interval(tmp_path: Path) -> N
     recorder.close()
 
 
+def test_a_clock_stepped_back_still_flushes_on_the_next_tick(tmp_path: Path) -> None:
+    """Live, receive time is the wall clock, which NTP may step back: the next tick
+    flushes (it waited for the old time to come again: an hour's step, an hour unflushed)."""
+    recorder = _recorder(tmp_path, FlushClock.RECEIVE_TIME)
+    _feed(recorder, [10_000.0, 10_000.01])
+    _feed(recorder, [6_400.0, 6_400.01])  # the clock stepped back an hour
+    written = _on_disk(recorder)
+    recorder.tick(6_400.02)
+    assert _on_disk(recorder) > written
+    recorder.close()
+
+
 def test_when_told_receive_time_never_flushes_but_flush_does(tmp_path: Path) -> None:
     recorder = _recorder(tmp_path, FlushClock.WHEN_TOLD)
     _feed(recorder, [10.0 + i for i in range(100)])  # 100 s of receive time: 2000 intervals
@@ -142,3 +154,40 @@ def test_a_live_engine_leaves_flushing_to_receive_time(tmp_path: Path) -> None:
     engine = Engine(load_rules([path], env={}), clock=SystemClock())
     assert engine.time.flushes is FlushClock.RECEIVE_TIME
     assert engine._build_recorder("moves", engine.rules).flushes is FlushClock.RECEIVE_TIME
+
+
+class _Told:
+    """A recorder as the wall-clock flusher sees it: its interval, and when it was told."""
+
+    def __init__(self, flush_interval: float) -> None:
+        self.config = RecorderConfig.model_validate(
+            {"activity": [{"type": "message", "types": ["electrode_state"]}],
+             "flush_interval": flush_interval}
+        )  # fmt: skip
+        self.told = asyncio.Event()
+
+    def flush(self, now: float) -> None:
+        self.told.set()
+
+
+async def test_a_reload_s_new_or_changed_recorder_is_flushed_without_waiting() -> None:
+    """The flusher slept to the next due flush: a recorder a reload added (or changed,
+    under the same name) waited for an old one's hour. It is flushed on sight now."""
+    from engine.runtime.timebase import _flush_on_the_wall_clock
+
+    current: dict[str, _Told] = {"slow": _Told(3600.0), "moves": _Told(3600.0)}
+    looked = asyncio.Event()
+
+    def recorders() -> dict[str, _Told]:
+        looked.set()
+        return current
+
+    flusher = asyncio.create_task(_flush_on_the_wall_clock(recorders, lambda: 0.0, 0.01))
+    await asyncio.wait_for(looked.wait(), 10)  # seen: both scheduled an hour on
+    assert not current["moves"].told.is_set()
+    added, changed = _Told(3600.0), _Told(3600.0)
+    current["fast"] = added
+    current["moves"] = changed
+    await asyncio.wait_for(added.told.wait(), 10)
+    await asyncio.wait_for(changed.told.wait(), 10)
+    flusher.cancel()

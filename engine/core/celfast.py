@@ -149,7 +149,7 @@ def _eq(a: Any, b: Any) -> bool:
         if len(a) != len(b):
             return False
         for key, value in a.items():
-            found, other = _lookup(b, key)
+            found, other = _lookup(b, int(key) if type(key) is bool else key)
             if not found or not _eq(value, other):
                 return False
         return True
@@ -328,7 +328,10 @@ def _not(a: Any) -> bool:
 
 
 def _lookup(m: dict[Any, Any], key: Any) -> tuple[bool, Any]:
-    """A map's value for ``key``, keys matched by CEL type and value (``1`` is not ``1u``)."""
+    """A map's value for ``key``, keys matched by CEL type and value (``1`` is not ``1u``).
+
+    A bool key of the data (a protobuf ``map<bool, ...>``) is an int to the extension,
+    so ``true`` does not find it and ``1`` does."""
     k = _kind(key)
     if k not in _KEYS:
         raise _fail(f"a {type(key).__name__} cannot be a map key")
@@ -337,7 +340,7 @@ def _lookup(m: dict[Any, Any], key: Any) -> tuple[bool, Any]:
             return True, m[key]
         return False, None
     for other, value in m.items():
-        if _kind(other) == k and other == key:
+        if (_INT if type(other) is bool else _kind(other)) == k and other == key:
             return True, value
     return False, None
 
@@ -542,12 +545,14 @@ class _Parser:
         return node
 
     def unary(self) -> Compiled:
+        # CEL's parser drops an even run of ``!`` or ``-`` whatever the operand's type
+        # (``!!1`` is 1, ``--'a'`` is 'a'), so only the run's parity is applied.
         if self.peek() == "!":
             count = 0
             while self.peek() == "!":
                 self.take()
                 count += 1
-            return _repeat(_not, self.member(), count)
+            return _repeat(_not, self.member(), count % 2)
         if self.peek() == "-":
             count = 0
             while self.peek() == "-":
@@ -557,8 +562,8 @@ class _Parser:
             if kind in ("int", "double") and self.peek(1) not in (".", "["):
                 # CEL's grammar reads "-1" as one literal (so -9223372036854775808 fits).
                 value = self.literal(negative=True)
-                return _repeat(_neg, self.constant(value), count - 1)
-            return _repeat(_neg, self.member(), count)
+                return _repeat(_neg, self.constant(value), (count - 1) % 2)
+            return _repeat(_neg, self.member(), count % 2)
         return self.member()
 
     def member(self) -> Compiled:

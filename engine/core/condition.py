@@ -26,8 +26,9 @@ keeps a count and the last message (the first one is logged); ``check`` raises
 An expression is outside input, so its cost is bounded before CEL sees it: at
 most ``MAX_LENGTH`` characters, ``MAX_NESTING`` levels of brackets,
 ``MAX_MACRO_NESTING`` comprehension macros (``map``, ``all``...) inside one
-another and ``MAX_ITEMS`` items in a list or map literal, each refused with
-its column. Type errors (``calibrated + 'x'``) are found at load by running the
+another, ``MAX_ITEMS`` items in a list or map literal and no comprehension
+ranging over another's result (chained, they multiply sizes without bound),
+each refused with its column. Type errors (``calibrated + 'x'``) are found at load by running the
 expression over two sample messages (defaults, and every field set); a branch
 neither sample reaches is checked when it first runs. What is still too slow
 is caught at run time: an evaluation taking longer than ``BUDGET`` seconds
@@ -169,6 +170,12 @@ def _bounds(expression: str, tokens: list[_Token]) -> tuple[str, int] | None:
                 and tokens[i - 2].text == "."
             )
             if macro:
+                if _ranges_over_a_comprehension(tokens, i - 2):
+                    return (
+                        "a comprehension over another's result (each can multiply the "
+                        "size of what it ranges over: chained, they grow without bound)",
+                        tokens[i - 1].pos,
+                    )
                 macros += 1
                 if macros > MAX_MACRO_NESTING:
                     return (
@@ -189,6 +196,51 @@ def _bounds(expression: str, tokens: list[_Token]) -> tuple[str, int] | None:
             if items[-1] > MAX_ITEMS:
                 return f"a list or map literal of more than {MAX_ITEMS} items", tok.pos
     return None
+
+
+def _is_macro_call(tokens: list[_Token], i: int) -> bool:
+    """``tokens[i]`` names a comprehension macro called as a method (``.map(``)."""
+    return (
+        tokens[i].text in _MACROS
+        and i >= 1
+        and tokens[i - 1].text == "."
+        and i + 1 < len(tokens)
+        and tokens[i + 1].text == "("
+    )
+
+
+def _ranges_over_a_comprehension(tokens: list[_Token], dot: int) -> bool:
+    """Whether the receiver ending before ``tokens[dot]`` (the ``.`` of ``.map(``) holds
+    a comprehension: ``[[1]].map(l, l + l).map(l, l + l)...`` doubles per link, so a few
+    hundred characters would take all the memory at load. Walks the postfix
+    expression back: names, literals, ``.``, calls and ``[...]``/``(...)`` groups."""
+    j = dot - 1
+    while j >= 0:
+        text = tokens[j].text
+        if text in (")", "]", "}"):
+            depth = 0
+            while j >= 0:
+                if tokens[j].text in (")", "]", "}"):
+                    depth += 1
+                elif tokens[j].text in ("(", "[", "{"):
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j -= 1
+            j -= 1
+            if j >= 0 and tokens[j].kind == "ident":  # a call's name, or an indexed name
+                j -= 1
+        elif tokens[j].kind in ("ident", "number", "string"):
+            j -= 1
+        else:
+            break
+        if j >= 0 and tokens[j].text == ".":
+            j -= 1
+            continue
+        if j >= 0 and tokens[j].text in ("]", ")") and tokens[j + 1].text in ("[", "("):
+            continue  # x[0][1], f(a)(b): still the same receiver
+        break
+    return any(_is_macro_call(tokens, k) for k in range(j + 1, dot))
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +319,7 @@ def to_cel(message: Message, fields: frozenset[str] | None = None) -> CelMessage
         value = getattr(message, name)
         if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
             if field.is_repeated:
-                out[name] = [to_cel(v) for v in value]
+                out[name] = _repeated_messages(field, value)
             elif message.HasField(name):  # so that has(x.timestamp) tells the truth
                 out[name] = to_cel(value)
         elif field.is_repeated:
@@ -275,6 +327,26 @@ def to_cel(message: Message, fields: frozenset[str] | None = None) -> CelMessage
         else:
             out[name] = value
     return out
+
+
+def _map_value(field: Any) -> Any:
+    """The value field of a map field's entries (None: not a map, a repeated message);
+    ``field`` is upb's FieldDescriptor or the stubs' one."""
+    entry = field.message_type
+    if entry is None or not entry.GetOptions().map_entry:
+        return None
+    return entry.fields_by_name["value"]
+
+
+def _repeated_messages(field: Any, value: Any) -> CelValue:
+    """A repeated message field as CEL reads it: a list, or a map field's dict (its
+    container iterates its keys, not entries)."""
+    map_value = _map_value(field)
+    if map_value is None:
+        return [to_cel(v) for v in value]
+    if map_value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+        return {k: to_cel(v) for k, v in value.items()}
+    return dict(value.items())
 
 
 class Condition:
@@ -507,6 +579,23 @@ class Condition:
                     what = type_name(field) if field is not None else "message"
                     raise self._at(f"{owner} is a {what}, not a list; it cannot be indexed", pos)
                 repeated = False
+                map_value = _map_value(field) if field is not None else None
+                if map_value is not None:  # a map's [key] is its value, not an entry
+                    field = map_value
+                    current = (
+                        map_value.message_type
+                        if map_value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE
+                        else None
+                    )
+                continue
+            map_value = _map_value(field) if repeated else None
+            if map_value is not None:  # a map's .key, as CEL selects a key (has(m.key) too)
+                field, repeated, owner = map_value, False, name
+                current = (
+                    map_value.message_type
+                    if map_value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE
+                    else None
+                )
                 continue
             if repeated:
                 raise self._at(
@@ -543,6 +632,8 @@ class Condition:
                 if text.startswith("Undefined variable or function"):
                     name = re.search(r"'([^']*)'", text)
                     what = name.group(1) if name else "?"
+                    if what in self._bare_fields:
+                        continue  # an unset message field of the sample: the data's error
                     pos = self.expression.find(what) if name else -1
                     message = f"unknown function {what!r}"
                     raise (
@@ -613,7 +704,8 @@ class Condition:
             own = variables[self._bare_owner]
             assert isinstance(own, dict)  # to_cel made it
             for name in self._bare_fields:
-                variables[name] = own[name]
+                if name in own:  # an unset message field is no key: reading it is an error
+                    variables[name] = own[name]
         for name in self._context:
             if name == "type":
                 variables[name] = kind or ""
@@ -713,7 +805,7 @@ def _field_reader(field: FieldDescriptor) -> Callable[[Message], Any]:
     name = field.name
     if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
         if field.is_repeated:
-            return lambda m: [to_cel(v) for v in getattr(m, name)]
+            return lambda m: _repeated_messages(field, getattr(m, name))
         missing = f"no such key: {name!r}"
 
         def message(m: Message) -> Any:
@@ -827,31 +919,42 @@ def _fill(message: Message, depth: int) -> Message:
         oneof = field.containing_oneof
         if oneof is not None and message.WhichOneof(oneof.name) is not None:
             continue  # one member of a oneof is enough
-        value: bool | int | str | bytes
         if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
             if depth == 0:
                 continue
-            if field.is_repeated:
+            map_value = _map_value(field)
+            if map_value is not None:  # one entry
+                entries = getattr(message, field.name)
+                key = _sample(map_value.containing_type.fields_by_name["key"])
+                if map_value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+                    _fill(entries[key], depth - 1)
+                else:
+                    entries[key] = _sample(map_value)
+            elif field.is_repeated:
                 _fill(getattr(message, field.name).add(), depth - 1)
             else:
                 inner = getattr(message, field.name)
                 inner.SetInParent()
                 _fill(inner, depth - 1)
             continue
-        if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
-            value = b"x" if field.type == FieldDescriptor.TYPE_BYTES else "x"
-        elif field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
-            value = True
-        elif field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
-            assert field.enum_type is not None  # an enum field has its type
-            value = field.enum_type.values[-1].number
-        else:
-            value = 1
+        value = _sample(field)
         if field.is_repeated:
             getattr(message, field.name).append(value)
         else:
             setattr(message, field.name, value)
     return message
+
+
+def _sample(field: Any) -> bool | int | str | bytes:
+    """A set value for a scalar field: numbers 1, strings "x", an enum's last value."""
+    if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
+        return b"x" if field.type == FieldDescriptor.TYPE_BYTES else "x"
+    if field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
+        return True
+    if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+        number: int = field.enum_type.values[-1].number
+        return number
+    return 1
 
 
 _Input = TypeVar("_Input")

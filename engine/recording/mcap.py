@@ -264,12 +264,15 @@ class McapRecordingWriter:
             raise RecordingError(f"{self.path}: flush failed: {exc.strerror or exc}") from None
         if now is not None:
             self._last_flush = now
-            if self._last_manifest is None or now - self._last_manifest >= self.manifest_interval:
+            last = self._last_manifest
+            if last is None or not 0 <= now - last < self.manifest_interval:
                 self._last_manifest = now
                 self._write_manifest()
 
     def maybe_flush(self, now: float) -> None:
-        if self._last_flush is None or now - self._last_flush >= self.flush_interval:
+        # A clock stepped back (live, receive time is the wall clock) flushes too, or the
+        # writer would wait for the old time to come again.
+        if self._last_flush is None or not 0 <= now - self._last_flush < self.flush_interval:
             self.flush(now)
 
     def _sync(self) -> Manifest:

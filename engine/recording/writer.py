@@ -303,13 +303,16 @@ class RecordingWriter:
             self._last_flush = now
             if self._last_time is not None:  # before the first record, write() sets it up
                 self._flush_at = now + self.flush_interval
-            if self._last_manifest is None or now - self._last_manifest >= self.manifest_interval:
+            last = self._last_manifest
+            if last is None or not 0 <= now - last < self.manifest_interval:
                 self._last_manifest = now
                 self._write_manifest()
 
     def maybe_flush(self, now: float) -> None:
         """Flush if ``flush_interval`` has passed since the last flush (timer hook)."""
-        if self._last_flush is None or now - self._last_flush >= self.flush_interval:
+        # A clock stepped back (live, receive time is the wall clock) flushes too, or the
+        # writer would wait for the old time to come again.
+        if self._last_flush is None or not 0 <= now - self._last_flush < self.flush_interval:
             self.flush(now)
 
     def _write_manifest(self) -> None:

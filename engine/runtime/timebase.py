@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import tzinfo
 from typing import Any, Protocol
@@ -56,28 +57,40 @@ class Flushable(Protocol):
 
 
 async def _flush_on_the_wall_clock(
-    recorders: Callable[[], Mapping[str, Flushable]], now: Callable[[], float]
+    recorders: Callable[[], Mapping[str, Flushable]],
+    now: Callable[[], float],
+    look_every: float = _IDLE_FLUSH_CHECK,
 ) -> None:
     """Each recorder flushed every ``flush_interval`` of wall time, whatever ``now`` says.
 
     The asyncio loop's clock is the wall clock whatever the engine's clock is, so
     a crash loses at most that much wall time, as live; the stream runs in
-    between (sources yield to the loop every ``YIELD_EVERY`` items).
+    between (sources yield to the loop every ``YIELD_EVERY`` items). It looks at
+    least every ``look_every`` seconds, and flushes a recorder it has not seen
+    (a reload's new or changed one) at once: sleeping to the next due flush, an
+    old recorder's long interval, would leave a new one unflushed that long.
     """
     loop = asyncio.get_running_loop()
-    due: dict[str, float] = {}  # by recorder: the loop time of its next flush
+    due: dict[str, tuple[Flushable, float]] = {}  # by name: the recorder, its next flush
+    started = False  # the recorders of the first look came with the run, not a reload
     while True:
         wall = loop.time()
         current = dict(recorders())
         for name in due.keys() - current.keys():  # gone with a reload
             del due[name]
         for name, recorder in current.items():
-            interval = recorder.config.flush_interval
-            if wall >= due.setdefault(name, wall + interval):
+            seen = due.get(name)
+            if seen is None or seen[0] is not recorder:
+                if started:  # a reload's: it may have written since it came
+                    recorder.flush(now())
+                due[name] = (recorder, wall + recorder.config.flush_interval)
+            elif wall >= seen[1]:
                 recorder.flush(now())
-                due[name] = wall + interval
-        soonest = min(due.values(), default=wall + _IDLE_FLUSH_CHECK)
-        await asyncio.sleep(max(soonest - loop.time(), _MIN_FLUSH_SLEEP))
+                due[name] = (recorder, wall + recorder.config.flush_interval)
+        started = True
+        soonest = min((at for _, at in due.values()), default=math.inf)
+        wake = min(soonest, wall + look_every)
+        await asyncio.sleep(max(wake - loop.time(), _MIN_FLUSH_SLEEP))
 
 
 class _Stopped(Exception):
