@@ -189,3 +189,11 @@ def test_what_came_before_the_consumer_started_is_no_gap() -> None:
     out = take_all(reader, [s.gap(Gap("dev", T + 1, T + 2, "dropped")), s.frame(T + 3)])
     assert out == [T + 3]
     assert ItemKind("beat") is ItemKind.BEAT
+
+
+def test_a_lease_holder_name_from_the_server_is_cut_for_the_log() -> None:
+    from engine.cluster.feedcore import MAX_HEADER
+    from engine.cluster.lease import _engine_of
+
+    assert _engine_of(b'{"engine": "' + b"e" * 100_000 + b'"}') == "e" * MAX_HEADER
+    assert _engine_of(b"[[[") == "" and _engine_of(None) == ""

@@ -302,7 +302,7 @@ class LedSource:
                     gap = self._local_gap
                     if gap is not None:
                         self._local_gap = None
-                        stats.gaps.append(gap)
+                        stats.note_gap(gap)
                         stats.reconnects += 1
                         yield gap
                     if isinstance(item, Frame):
@@ -312,7 +312,7 @@ class LedSource:
                             stats.invalid += 1
                         self._send(item.raw, self.stamper.frame(item.time))
                     else:
-                        stats.gaps.append(item)
+                        stats.note_gap(item)
                         stats.reconnects += 1
                         self._send(b"", self.stamper.gap(item))
                     yield item

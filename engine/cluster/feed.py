@@ -194,7 +194,7 @@ class NatsSource:
         gap, deliver = self.reader.take(stamp, self.clock.time())
         out: list[Frame | Gap] = []
         if gap is not None:
-            stats.gaps.append(gap)
+            stats.note_gap(gap)
             stats.reconnects += 1
             out.append(gap)
         if deliver:

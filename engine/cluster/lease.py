@@ -36,6 +36,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.kv import KeyValue
 
+from engine.cluster.feedcore import MAX_HEADER
 from engine.cluster.link import Link
 from engine.cluster.names import token
 from engine.cluster.payload import loads
@@ -183,6 +184,7 @@ class Lease:
 
 def _engine_of(value: bytes | None) -> str:
     try:
-        return str(loads(value).get("engine", ""))
+        # What another writer put there goes into our log lines: cut as a header is.
+        return str(loads(value).get("engine", ""))[:MAX_HEADER]
     except (ValueError, AttributeError):
         return ""

@@ -321,7 +321,7 @@ def build_status(engine: Engine, history: RunHistory, rates: Rates) -> EngineSta
                 bytes=stats.bytes,
                 invalid=stats.invalid,
                 reconnects=stats.reconnects,
-                gaps=len(stats.gaps),
+                gaps=stats.gap_count,
                 last_gap=f"{gap.end - gap.start:.1f} s ({gap.reason})" if gap is not None else "",
                 frame_rate=round(frame_rate, 2),
                 byte_rate=round(byte_rate, 1),

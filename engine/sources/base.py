@@ -10,15 +10,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from engine.core.frame import Frame, Gap
 from engine.events import Emit
 
+T = TypeVar("T")
+KEPT = 1000  # the newest gaps and errors a source keeps; the counts cover them all
+
 
 @dataclass
 class SourceStats:
-    """Counters a source keeps; ``cuecap`` prints them in its summaries."""
+    """Counters a source keeps; ``cuecap`` prints them in its summaries.
+
+    An engine left running for weeks, or a stream that loses every other
+    message, must not grow a list per gap: ``gaps`` and ``errors`` keep the
+    newest ``KEPT``, while ``gap_count`` and ``gap_seconds`` count every gap.
+    """
 
     frames: int = 0
     bytes: int = 0
@@ -26,6 +34,22 @@ class SourceStats:
     reconnects: int = 0
     gaps: list[Gap] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    gap_count: int = 0
+    gap_seconds: float = 0.0
+
+    def note_gap(self, gap: Gap) -> None:
+        self.gap_count += 1
+        self.gap_seconds += gap.duration
+        _keep(self.gaps, gap)
+
+    def note_error(self, message: str) -> None:
+        _keep(self.errors, message)
+
+
+def _keep(items: list[T], item: T) -> None:
+    items.append(item)
+    if len(items) > KEPT:
+        del items[0]
 
 
 class Source(Protocol):

@@ -119,7 +119,7 @@ class LogSource:
         return frame
 
     def _deliver_gap(self, gap: Gap) -> Gap:
-        self.stats.gaps.append(gap)
+        self.stats.note_gap(gap)
         if self.speed is None:
             self._follow(gap.end)
             return gap
@@ -160,7 +160,7 @@ class LogSource:
                 f"{self.path}: the last record is cut short ({reader.truncated_bytes} bytes "
                 "ignored)"
             )
-            self.stats.errors.append(message)
+            self.stats.note_error(message)
             log.warning("%s", message)
         if reader.index_problem and reader.estimated_times:
             log.warning(

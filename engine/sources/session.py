@@ -52,9 +52,11 @@ class RecordingSummary:
     stop_reason: str
     reconnects: int = 0
     invalid: int = 0
-    gaps: list[Gap] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)  # the newest (SourceStats.KEPT)
     error: str | None = None
     manifest: Manifest | None = None
+    gap_count: int | None = None  # every gap, also those ``gaps`` no longer holds
+    gap_seconds: float | None = None
 
     @classmethod
     def of(
@@ -79,6 +81,8 @@ class RecordingSummary:
             reconnects=stats.reconnects,
             invalid=stats.invalid,
             gaps=list(stats.gaps),
+            gap_count=stats.gap_count,
+            gap_seconds=stats.gap_seconds,
             error=error,
             manifest=manifest,
         )
@@ -124,9 +128,12 @@ class RecordingSummary:
             f"  {kind:<{width}}  {count}"
             for kind, count in sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))
         )
-        lost = sum(gap.duration for gap in self.gaps)
+        count = len(self.gaps) if self.gap_count is None else self.gap_count
+        lost = (
+            sum(gap.duration for gap in self.gaps) if self.gap_seconds is None else self.gap_seconds
+        )
         out.append(
-            f"reconnects: {self.reconnects}, gaps: {len(self.gaps)} ({lost:.1f} s without data), "
+            f"reconnects: {self.reconnects}, gaps: {count} ({lost:.1f} s without data), "
             f"invalid frames: {self.invalid}"
         )
         if self.error:

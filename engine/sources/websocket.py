@@ -391,7 +391,7 @@ class WebSocketSource:
                 f"{self.uri}: a message exceeded max_size ({self.max_size} bytes); "
                 f"raise it ({self.max_size_setting})"
             )
-            self.stats.errors.append(message)
+            self.stats.note_error(message)
             log.error("%s", message)
         log.warning("%s: connection lost (%s); reconnecting", self.name, self._drop_reason)
 
@@ -431,7 +431,7 @@ class WebSocketSource:
                 start = self._dropped_at if self._dropped_at is not None else now
                 gap = Gap(self.name, start, now, self._drop_reason)
                 self.stats.reconnects += 1
-                self.stats.gaps.append(gap)
+                self.stats.note_gap(gap)
                 log.warning(
                     "%s: reconnected after %.3f s (reconnect #%d)",
                     self.name,
@@ -447,7 +447,7 @@ class WebSocketSource:
 
     def _give_up(self, why: str, cause: BaseException | None = None) -> None:
         message = f"{self.uri}: {why}"
-        self.stats.errors.append(message)
+        self.stats.note_error(message)
         log.error("%s", message)
         raise SourceUnavailable(message) from cause
 
