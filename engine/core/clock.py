@@ -70,6 +70,15 @@ elapsed: Callable[[], float] = time.perf_counter
 cpu_elapsed: Callable[[], float] = time.thread_time
 
 
+def due(last: float | None, now: float, interval: float) -> bool:
+    """Whether a step done at ``last`` (``None``: never) is due again at ``now``.
+
+    A clock stepped back (live, receive time is the wall clock) makes it due
+    too: otherwise the step would wait for the old time to come again.
+    """
+    return last is None or not 0 <= now - last < interval
+
+
 class FlushClock(Enum):
     """What a segment's ``flush_interval`` is counted in: it bounds what a crash loses.
 

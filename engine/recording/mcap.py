@@ -43,6 +43,7 @@ from mcap.records import Schema as McapSchema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, IndexType, Writer
 
+from engine.core.clock import due
 from engine.core.frame import Frame, Gap, frame_class
 from engine.core.schema import PURPLEDROP, Schema, SchemaError, from_descriptor_set
 from engine.recording.format import MCAP_MAGIC, RecordingError, check_readable
@@ -264,15 +265,12 @@ class McapRecordingWriter:
             raise RecordingError(f"{self.path}: flush failed: {exc.strerror or exc}") from None
         if now is not None:
             self._last_flush = now
-            last = self._last_manifest
-            if last is None or not 0 <= now - last < self.manifest_interval:
+            if due(self._last_manifest, now, self.manifest_interval):
                 self._last_manifest = now
                 self._write_manifest()
 
     def maybe_flush(self, now: float) -> None:
-        # A clock stepped back (live, receive time is the wall clock) flushes too, or the
-        # writer would wait for the old time to come again.
-        if self._last_flush is None or not 0 <= now - self._last_flush < self.flush_interval:
+        if due(self._last_flush, now, self.flush_interval):
             self.flush(now)
 
     def _sync(self) -> Manifest:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.core.clock import due
 from engine.core.frame import Frame, Gap, peek_kind
 from engine.core.schema import PURPLEDROP, Schema
 from engine.recording.format import (
@@ -303,16 +304,13 @@ class RecordingWriter:
             self._last_flush = now
             if self._last_time is not None:  # before the first record, write() sets it up
                 self._flush_at = now + self.flush_interval
-            last = self._last_manifest
-            if last is None or not 0 <= now - last < self.manifest_interval:
+            if due(self._last_manifest, now, self.manifest_interval):
                 self._last_manifest = now
                 self._write_manifest()
 
     def maybe_flush(self, now: float) -> None:
         """Flush if ``flush_interval`` has passed since the last flush (timer hook)."""
-        # A clock stepped back (live, receive time is the wall clock) flushes too, or the
-        # writer would wait for the old time to come again.
-        if self._last_flush is None or not 0 <= now - self._last_flush < self.flush_interval:
+        if due(self._last_flush, now, self.flush_interval):
             self.flush(now)
 
     def _write_manifest(self) -> None:
