@@ -35,7 +35,7 @@ from engine.core.clock import Clock
 from engine.core.frame import Frame, Gap, frame_class
 from engine.core.schema import PURPLEDROP, Schema
 from engine.events import Emit, SourceConnected, discard
-from engine.sources.base import SourceStats
+from engine.sources.base import SourceStats, unless_closed
 
 log = logging.getLogger("engine.cluster")
 
@@ -113,17 +113,8 @@ class NatsSource:
 
     async def _fetch(self, sub: Any) -> list[Msg] | None:
         """The next messages, [] when none came; None when closed meanwhile."""
-        fetching = asyncio.ensure_future(sub.fetch(self.batch, timeout=FETCH_WAIT))
-        closing = asyncio.ensure_future(self._closing.wait())
-        try:
-            await asyncio.wait({fetching, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-            if not fetching.done():
-                fetching.cancel()
-                with contextlib.suppress(BaseException):
-                    await fetching
-        if fetching.cancelled():
+        fetching = await unless_closed(sub.fetch(self.batch, timeout=FETCH_WAIT), self._closing)
+        if fetching is None:
             return None
         exc = fetching.exception()
         if isinstance(exc, (nats.errors.TimeoutError, TimeoutError)):

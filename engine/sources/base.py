@@ -8,7 +8,9 @@ receive times from the clock it was given.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -84,3 +86,22 @@ class Pourable(Protocol):
         on_gap: Callable[[Gap], object],
         limit: int | None = None,
     ) -> bool: ...
+
+
+async def unless_closed(step: Awaitable[T], closing: asyncio.Event) -> asyncio.Future[T] | None:
+    """Await ``step`` unless ``closing`` is set first: its finished future, or None.
+
+    A source's ``aclose()`` must interrupt a connection attempt or a fetch that
+    may wait for seconds; the step is cancelled (and awaited) when closing wins.
+    """
+    task = asyncio.ensure_future(step)
+    closed = asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    return None if task.cancelled() else task

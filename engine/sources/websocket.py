@@ -40,7 +40,7 @@ from engine.core.schema import PURPLEDROP, Schema
 from engine.errors import CuecapError, InvalidArgument
 from engine.events import Emit, SourceConnected, discard
 from engine.sources.backoff import Backoff
-from engine.sources.base import SourceStats
+from engine.sources.base import SourceStats, unless_closed
 
 log = logging.getLogger(__name__)
 
@@ -453,17 +453,8 @@ class WebSocketSource:
 
     async def _open(self) -> ClientConnection | None:
         """One connection attempt that ``aclose()`` can interrupt (returns None then)."""
-        attempt = asyncio.ensure_future(connect(self.uri, **self._connect_kwargs))
-        closing = asyncio.ensure_future(self._closing.wait())
-        try:
-            await asyncio.wait({attempt, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-            if not attempt.done():
-                attempt.cancel()
-                with contextlib.suppress(BaseException):
-                    await attempt
-        if attempt.cancelled():
+        attempt = await unless_closed(connect(self.uri, **self._connect_kwargs), self._closing)
+        if attempt is None:
             return None
         ws = attempt.result()
         if self._closing.is_set():
