@@ -25,7 +25,6 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
 from engine.cluster.decide import RECENT, Delivery, Mode, RulePolicy, Verdict, decide
@@ -126,20 +125,15 @@ class Firings:
             self._watch = await self.link.nc.subscribe(self.link.names.firings, cb=self._seen)
 
     async def _declare(self, rule: str) -> str:
-        names, config = self.link.names, self.link.config
-        policy = self.policies[rule]
+        names = self.link.names
         durable = names.firing_consumer(rule)
-        consumer = ConsumerConfig(
-            name=durable,
-            durable_name=durable,
-            filter_subject=names.firing_subject(rule),
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=config.ack_wait,
-            max_ack_pending=policy.slots,
+        await self.link.work_queue(
+            names.firing_stream,
+            durable,
+            names.firing_subject(rule),
+            in_flight=self.policies[rule].slots,
             max_deliver=MAX_DELIVER,
         )
-        await self.link.js.add_consumer(names.firing_stream, consumer)
         return durable
 
     async def _consume(self, rule: str) -> None:

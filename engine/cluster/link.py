@@ -28,6 +28,9 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
@@ -238,6 +241,27 @@ class Link:
         except nats.js.errors.BadRequestError:
             # Declared before with other limits (an older cuecap, or changed settings).
             await self.js.update_stream(config)
+
+    async def work_queue(
+        self, stream: str, durable: str, subject: str, *, in_flight: int, max_deliver: int
+    ) -> None:
+        """Declare (or resize) the durable work-queue consumer ``durable`` of ``stream``.
+
+        Fires and shots are taken the same way: explicit acks, an engine silent
+        for ``ack_wait`` loses what it holds, and ``in_flight`` (the consumer's
+        max-ack-pending) bounds what the whole site holds at once.
+        """
+        consumer = ConsumerConfig(
+            name=durable,
+            durable_name=durable,
+            filter_subject=subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.config.ack_wait,
+            max_ack_pending=in_flight,
+            max_deliver=max_deliver,
+        )
+        await self.js.add_consumer(stream, consumer)
 
     # -- connection state --------------------------------------------------------
 

@@ -37,7 +37,6 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from engine.cluster.link import Link
 from engine.cluster.names import token
@@ -260,19 +259,15 @@ class ClusterShots:
         return int(getattr(self.cameras[camera], "max_in_flight", None) or self.pool_size)
 
     async def _consume(self, camera: str) -> None:
-        names, config = self.link.names, self.link.config
+        names = self.link.names
         durable = names.shot_consumer(camera)
-        consumer = ConsumerConfig(
-            name=durable,
-            durable_name=durable,
-            filter_subject=names.shot_subject(camera),
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=config.ack_wait,
-            max_ack_pending=self.limit(camera),
+        await self.link.work_queue(
+            names.shot_stream,
+            durable,
+            names.shot_subject(camera),
+            in_flight=self.limit(camera),
             max_deliver=-1,  # tries are counted here, not by deliveries
         )
-        await self.link.js.add_consumer(names.shot_stream, consumer)
         sub = await self.link.js.pull_subscribe_bind(durable=durable, stream=names.shot_stream)
         self._loops.append(
             asyncio.get_running_loop().create_task(self._loop(camera, sub), name=f"shots {camera}")
